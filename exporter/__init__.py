@@ -1,0 +1,1 @@
+"""The TTS Sentinel exporter: logs, probes, GPU and trends as Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Log sources, the tailer, pattern scanning and their metrics."""

@@ -1,0 +1,1 @@
+"""The TTS Sentinel receiver: Alertmanager webhook → policy → actuator → journal → verification."""

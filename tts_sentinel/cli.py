@@ -1,0 +1,65 @@
+"""`tts-sentinel`: one program, one subcommand per job.
+
+Each subcommand lives in the module that does the work; that module exposes
+`add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
+their subcommand runs, so `--help` stays fast and a broken optional part cannot
+take the others down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tts_sentinel import __version__
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "exporter": ("exporter.main", "run the Prometheus exporter (/metrics, /probe, /healthz)"),
+    "receiver": ("receiver.main", "run the Alertmanager webhook receiver (/alerts, /actions)"),
+    "triage": ("exporter.triage", "what happened in the last N minutes, and its root cause"),
+    "probe": ("exporter.probes.cli", "run one probe module once and print the verdict"),
+    "baseline": ("exporter.baseline", "record L3 templates and reference audio from a healthy service"),
+    "mine": ("exporter.mining", "mine log templates to find new anomaly patterns"),
+    "simulate": ("simulator.main", "run the stand-in TTS service with fault injection"),
+    "demo": ("tts_sentinel.demo", "run the whole stack on loopback"),
+    "drill": ("tts_sentinel.drill", "inject a fault into a running demo and watch it heal"),
+    "actions": ("receiver.actions_cli", "show the remediation journal"),
+    "check-config": ("tts_sentinel.config", "validate a config file"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="tts-sentinel", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tts-sentinel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Arguments are added lazily, only for the subcommand being run.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        args = parser.parse_args(argv)  # prints help, version or the error
+        parser.print_help()
+        return 2
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    sub = argparse.ArgumentParser(prog=f"tts-sentinel {name}", description=COMMANDS[name][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,6 +87,26 @@ class _Errors:
     reported: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class KnownGeneration:
+    """A rotated generation already accounted for: what it looked like when we last saw it."""
+
+    fp_len: int
+    fp: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A plain rotated file next to the log, as one scan saw it."""
+
+    ident: Identity
+    path: Path
+    size: int
+    mtime_ns: int
+
+
 class RotatingFileSource:
     """One log file by path; call `poll()` repeatedly from a single thread."""
 
@@ -106,7 +126,7 @@ class RotatingFileSource:
         self.cur: FollowedFile | None = None
         self.draining: list[FollowedFile] = []
         # Plain rotated generations already accounted for (read, or there before we started).
-        self.known: set[Identity] = set()
+        self.known: dict[Identity, KnownGeneration] = {}
         # Unknown generations that look like a copy of the followed file: decided on a later poll.
         self._held: dict[Identity, float] = {}
         self._stop = stop_event or threading.Event()
@@ -130,7 +150,6 @@ class RotatingFileSource:
 
     def state(self) -> dict[str, Any]:
         """What to save so a restart resumes here (see `saved` in the constructor)."""
-        known = sorted(self.known | {f.ident for f in self.draining})
         cur = None
         if self.cur is not None:
             c = self.cur
@@ -138,7 +157,8 @@ class RotatingFileSource:
                 "dev": c.ident[0], "ino": c.ident[1], "offset": c.consumed(),
                 "fp_len": c.fp_len, "fp": c.fp, "discarding": c.assembler.discarding,
             }
-        return {"path": str(self.path), "cur": cur, "known": [list(k) for k in known]}
+        known = [[*ident, k.fp_len, k.fp, k.size, k.mtime_ns] for ident, k in sorted(self.known.items())]
+        return {"path": str(self.path), "cur": cur, "known": known}
 
     def finish_rotated(self) -> None:
         """Read rotated files still open to their end and close them (nothing would resume them)."""
@@ -158,68 +178,81 @@ class RotatingFileSource:
 
     def _start(self) -> None:
         self._started = True
-        saved = self._saved or {}
-        self.known = {tuple(k) for k in saved.get("known", []) if isinstance(k, list) and len(k) == 2}
-        cur = saved.get("cur")
+        saved = self._saved
         if not saved:
-            # First start: like `tail -F`, the rotated generations are history, the live file is
-            # read from its end unless start_at says otherwise.
-            self.known = {self._ident(p) for p in self._generations()} - {None}  # type: ignore[misc]
-            f = self._open_path()
+            # First start: like `tail -F`, the rotated generations are history and the live file
+            # is read from its end, unless start_at says otherwise.
+            for g in self._generations():
+                self._remember_unopened(g)
+            f = self._open(self.path)
             if f is not None:
                 if self.opt.start_at == "end":
                     f.pos = os.fstat(f.fd).st_size
                 self._refresh_fp(f)
                 self.cur = f
             return
-        if not isinstance(cur, dict):
+        for item in saved.get("known", []):
+            try:
+                dev, ino, fp_len, fp, size, mtime_ns = item
+                known = KnownGeneration(int(fp_len), str(fp), int(size), int(mtime_ns))
+                self.known[(int(dev), int(ino))] = known
+            except (TypeError, ValueError):
+                continue  # a damaged entry only costs re-reading that generation
+        cur = saved.get("cur")
+        if isinstance(cur, dict):
+            self._resume(cur)
+        # When the followed file is gone (deleted or compressed), whatever sits at the path is new.
+
+    def _resume(self, cur: dict[str, Any]) -> None:
+        """Find the file we followed (maybe renamed while we were down) and continue at its offset."""
+        try:
+            ident = (int(cur["dev"]), int(cur["ino"]))
+            offset = int(cur.get("offset", 0))
+            fp_len = int(cur.get("fp_len", 0))
+            fp = str(cur.get("fp", ""))
+        except (KeyError, TypeError, ValueError):
+            log.warning("log %s: saved offset is damaged; reading the log from its start.", self.name)
             return
-        ident = (int(cur.get("dev", -1)), int(cur.get("ino", -1)))
-        self.known.add(ident)
-        for candidate in [self.path, *self._generations()]:
+        for candidate in [self.path, *(g.path for g in self._generations())]:
             if self._ident(candidate) != ident:
                 continue
             f = self._open(candidate)
             if f is None or f.ident != ident:
                 continue
-            fp_len = int(cur.get("fp_len", 0))
             size = os.fstat(f.fd).st_size
-            offset = int(cur.get("offset", 0))
-            same_start = _fingerprint_prefix(f.fd, fp_len) == cur.get("fp", "") if fp_len else True
+            same_start = _fingerprint_prefix(f.fd, fp_len) == fp if fp_len else True
             if not same_start or offset > size:
                 # The saved offset does not belong to this content: it was truncated or rewritten
-                # while we were down. Start over rather than trust a wrong offset.
+                # while we were down. Never trust it; finish the copy if logrotate made one.
                 log.warning(
-                    "%s: saved offset %d does not fit the file (size %d, first bytes %s); reading it from 0.",
-                    candidate, offset, size, "same" if same_start else "changed",
+                    "log %s: saved offset %d does not fit %s (size %d, first bytes %s); reading it from 0.",
+                    self.name, offset, candidate, size, "same" if same_start else "changed",
                 )
                 self.counter.truncations.inc()
-                self._read_copy_of_saved(cur, offset)
+                self._finish_copy_of(fp_len, fp, offset)
                 offset = 0
             f.pos = offset
             f.assembler.discarding = bool(cur.get("discarding")) and offset > 0
             self._refresh_fp(f)
             if candidate == self.path:
                 self.cur = f
-            else:  # rotated while we were down: finish it, the path is a new file
+            else:  # rotated while we were down: finish it; the path is a new file
+                self.counter.rotations.inc()
                 f.drain_until = time.monotonic() + self.opt.rotate_wait_seconds
                 self.draining.append(f)
-                self.counter.rotations.inc()
             return
-        # The file we followed is gone (deleted or compressed): whatever sits at the path is new.
 
-    def _read_copy_of_saved(self, cur: dict[str, Any], offset: int) -> None:
-        """After a copytruncate while we were down: finish the copy from the saved offset."""
-        fp_len = int(cur.get("fp_len", 0))
-        for p in self._generations():
-            ident = self._ident(p)
-            if ident is None or ident in self.known:
+    def _finish_copy_of(self, fp_len: int, fp: str, offset: int) -> None:
+        """After a copytruncate while we were down: read the copy from the saved offset."""
+        if not fp_len:
+            return
+        for g in self._generations():
+            if self._is_known(g) or g.size < offset:
                 continue
-            f = self._open(p)
+            f = self._open(g.path)
             if f is None:
                 continue
-            same = fp_len and _fingerprint_prefix(f.fd, fp_len) == cur.get("fp")
-            if same and os.fstat(f.fd).st_size >= offset:
+            if _fingerprint_prefix(f.fd, fp_len) == fp:
                 f.pos = offset
                 self._read(f, to_end=True)
                 self._finish(f)
@@ -242,8 +275,7 @@ class RotatingFileSource:
         if cur is not None and not truncated:
             self._read(cur)
         path_ident = self._ident(self.path)
-        generations = {self._ident(p): p for p in self._generations()}
-        generations.pop(None, None)  # type: ignore[call-overload]
+        generations = self._generations()
         self._read_new_generations(generations, truncated, now)
         if truncated and cur is not None:
             self.counter.truncations.inc()
@@ -255,14 +287,14 @@ class RotatingFileSource:
             self._release_or_drain(cur, path_ident, now)
         if path_ident is not None and (self.cur is None or self.cur.ident != path_ident):
             if path_ident not in {f.ident for f in self.draining}:
-                f = self._open_path()
+                f = self._open(self.path)
                 if f is not None:
-                    if self.cur is not None:  # still open because the path was briefly missing
-                        self._drain(self.cur, now)
                     self.cur = f
                     self._read(f)
-        # Forget generations that no longer exist so a reused inode is not mistaken for one we read.
-        self.known &= set(generations) | {f.ident for f in self.draining}
+        # Forget generations that no longer exist: the list stays short, and a reused inode number
+        # cannot be mistaken for a file we read.
+        present = {g.ident for g in generations}
+        self.known = {i: k for i, k in self.known.items() if i in present}
         self._update_lag()
 
     def _release_or_drain(self, cur: FollowedFile, path_ident: Identity | None, now: float) -> None:
@@ -276,7 +308,7 @@ class RotatingFileSource:
         if cur.gone_since is None:
             cur.gone_since = now
         if st.st_nlink == 0 and now - cur.gone_since >= self.opt.rotate_wait_seconds:
-            self._read(cur)
+            self._read(cur, to_end=True)
             self._finish(cur)
             self.counter.rotations.inc()
             self.cur = None
@@ -285,7 +317,6 @@ class RotatingFileSource:
         self.counter.rotations.inc()
         f.drain_until = now + self.opt.rotate_wait_seconds
         self.draining.append(f)
-        self.known.add(f.ident)
         if self.cur is f:
             self.cur = None
 
@@ -295,35 +326,45 @@ class RotatingFileSource:
             return True
         return bool(f.fp_len) and _fingerprint_prefix(f.fd, f.fp_len) != f.fp
 
-    def _read_new_generations(self, generations: dict[Identity, Path], truncated: bool, now: float) -> None:
-        """Read rotated generations we have never seen: whole, or from our offset when a copy of ours."""
+    def _is_known(self, g: Generation) -> bool:
+        k = self.known.get(g.ident)
+        return k is not None and k.size == g.size and k.mtime_ns == g.mtime_ns
+
+    def _read_new_generations(self, generations: list[Generation], truncated: bool, now: float) -> None:
+        """Read the generations that changed since we accounted for them, or that we never saw.
+
+        A never-seen generation that starts like the followed file is a copytruncate copy: it is
+        read from our offset. A known generation that grew got late writes: read from its old end.
+        """
         followed = {f.ident for f in self.draining}
         if self.cur is not None:
             followed.add(self.cur.ident)
-        new = [(i, p) for i, p in generations.items() if i not in self.known and i not in followed]
-        if not new:
+        changed = [g for g in generations if g.ident not in followed and not self._is_known(g)]
+        if not changed:
             self._held.clear()
             return
-        new.sort(key=lambda item: self._mtime(item[1]))
-        for ident, p in new:
-            f = self._open(p)
+        for g in sorted(changed, key=lambda g: g.mtime_ns):
+            f = self._open(g.path)
             if f is None:
                 continue
+            k = self.known.get(g.ident)
             cur = self.cur
-            if cur is not None and cur.fp_len and _fingerprint_prefix(f.fd, cur.fp_len) == cur.fp:
-                # Starts like the followed file: a copytruncate copy. Read it from where we are,
-                # once the followed file is truncated; until then it may be a copy in progress.
-                first_seen = self._held.setdefault(ident, now)
+            same_file = k is not None and (not k.fp_len or _fingerprint_prefix(f.fd, k.fp_len) == k.fp)
+            if k is not None and same_file and g.size >= k.size:
+                f.pos = k.size  # the same file, appended to after we finished it
+            elif cur is not None and cur.fp_len and _fingerprint_prefix(f.fd, cur.fp_len) == cur.fp:
+                # Starts like the followed file: a copytruncate copy. Read it from where we are, once
+                # the followed file is truncated; until then it may be a copy in progress.
+                first_seen = self._held.setdefault(g.ident, now)
                 if not truncated and now - first_seen < self.opt.rotate_wait_seconds:
                     os.close(f.fd)
                     continue
                 if truncated:
                     f.pos = cur.consumed()
                     f.assembler.discarding = cur.assembler.discarding
-            self._held.pop(ident, None)
+            self._held.pop(g.ident, None)
             self._read(f, to_end=True)
             self._finish(f)
-            self.known.add(ident)
 
     # ----- reading ----------------------------------------------------------------
 
@@ -347,13 +388,31 @@ class RotatingFileSource:
             self._refresh_fp(f)
 
     def _finish(self, f: FollowedFile) -> None:
-        """The file will get no more lines: count a last line without newline, close it."""
+        """The file will get no more lines: count a last line without newline, remember it, close it."""
         self.counter.feed(f.assembler.flush())
-        self.known.add(f.ident)
+        try:
+            st = os.fstat(f.fd)
+            if st.st_nlink:
+                self._refresh_fp(f)
+                self.known[f.ident] = KnownGeneration(f.fp_len, f.fp, f.pos, st.st_mtime_ns)
+        except OSError:
+            pass
         try:
             os.close(f.fd)
         except OSError:
             pass
+
+    def _remember_unopened(self, g: Generation) -> None:
+        """Account for a generation as it is now, without counting its lines (history at first start)."""
+        f = self._open(g.path)
+        if f is None:
+            return
+        try:
+            fp_len, fp = _fingerprint(f.fd, self.opt.fingerprint_bytes)
+            st = os.fstat(f.fd)
+            self.known[g.ident] = KnownGeneration(fp_len, fp, st.st_size, st.st_mtime_ns)
+        finally:
+            os.close(f.fd)
 
     def _refresh_fp(self, f: FollowedFile) -> None:
         f.fp_len, f.fp = _fingerprint(f.fd, self.opt.fingerprint_bytes)
@@ -370,8 +429,16 @@ class RotatingFileSource:
 
     # ----- files ------------------------------------------------------------------
 
-    def _generations(self) -> list[Path]:
-        return rotated_generations(self.path, compressed=False)
+    def _generations(self) -> list[Generation]:
+        out = []
+        for p in rotated_generations(self.path, compressed=False):
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            if stat_mod.S_ISREG(st.st_mode):
+                out.append(Generation((st.st_dev, st.st_ino), p, st.st_size, st.st_mtime_ns))
+        return out
 
     @staticmethod
     def _ident(path: Path) -> Identity | None:
@@ -382,16 +449,6 @@ class RotatingFileSource:
         if not stat_mod.S_ISREG(st.st_mode):
             return None
         return (st.st_dev, st.st_ino)
-
-    @staticmethod
-    def _mtime(path: Path) -> int:
-        try:
-            return os.stat(path).st_mtime_ns
-        except OSError:
-            return 0
-
-    def _open_path(self) -> FollowedFile | None:
-        return self._open(self.path)
 
     def _open(self, path: Path) -> FollowedFile | None:
         """Open `path` for reading; an error is counted and reported once, and retried next poll."""

@@ -274,7 +274,7 @@ class RotatingFileSource:
         truncated = cur is not None and self._is_truncated(cur)
         if cur is not None and not truncated:
             self._read(cur)
-        path_ident = self._ident(self.path)
+        path_ident = self._path_ident()
         generations = self._generations()
         self._read_new_generations(generations, truncated, now)
         if truncated and cur is not None:
@@ -439,6 +439,20 @@ class RotatingFileSource:
             if stat_mod.S_ISREG(st.st_mode):
                 out.append(Generation((st.st_dev, st.st_ino), p, st.st_size, st.st_mtime_ns))
         return out
+
+    def _path_ident(self) -> Identity | None:
+        """Identity of the file at the configured path; None when missing or unusable (reported)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._poll_error = f"cannot stat {self.path}: {exc.strerror or exc}"
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            self._poll_error = f"{self.path} is not a regular file; point the config at the log file itself"
+            return None
+        return (st.st_dev, st.st_ino)
 
     @staticmethod
     def _ident(path: Path) -> Identity | None:

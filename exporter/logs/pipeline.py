@@ -73,6 +73,9 @@ class LogPipeline:
         if self._thread is not None:
             return
         self._stop.clear()
+        with self._lock:
+            for src in self.files:
+                src.prime()
         for c in self.commands:
             c.start()
         self._thread = threading.Thread(target=self._run, name="log-pipeline", daemon=True)

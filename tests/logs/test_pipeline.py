@@ -111,3 +111,58 @@ def test_background_thread_counts_and_restart_resumes_exactly(
     second.stop()
     assert value(registry2, "tts_log_pattern_matches_total", log="inference", pattern="cuda_oom") == 4
     assert value(registry2, "tts_log_lines_total", log="inference") == 4
+
+
+def test_writer_still_appending_to_the_renamed_file_is_read_until_rotate_wait(
+    make_config, new_pipeline, value, logdir
+):
+    pipeline, registry = new_pipeline(make_config(rotate_wait_seconds=3600))
+    log = logdir / "webui.log"
+    with open(log, "ab", buffering=0) as old_fd:
+        old_fd.write(INFO)
+        pipeline.poll_once()
+        os.rename(log, logdir / "webui.log.1")
+        append(log, INFO)  # the new file
+        pipeline.poll_once()
+        old_fd.write(OOM)  # the service has not reopened its log yet
+        pipeline.poll_once()
+    assert value(registry, "tts_log_lines_total", log="webui") == 3
+    assert value(registry, "tts_log_pattern_matches_total", log="webui", pattern="cuda_oom") == 1
+
+
+def test_concurrent_writer_with_rotations_loses_and_repeats_nothing(make_config, new_pipeline, value, logdir):
+    import shutil
+    import threading
+
+    pipeline, registry = new_pipeline(make_config(poll_interval_seconds=0.005, rotate_wait_seconds=0.05))
+    pipeline.start()
+    written = {"webui": 0, "inference": 0}
+
+    def writer(name: str, copytruncate: bool) -> None:
+        path = logdir / f"{name}.log"
+        for gen in range(12):
+            with open(path, "ab") as f:
+                for _ in range(400):
+                    written[name] += 1
+                    f.write(b"2024-06-15 14:22:03,102 [INFO] line %d\n" % written[name])
+                    if written[name] % 50 == 0:
+                        f.flush()
+            rotated = logdir / f"{name}.log.{gen}"
+            if copytruncate:
+                shutil.copyfile(path, rotated)
+                with open(path, "r+b") as f:
+                    f.truncate(0)
+            else:
+                os.rename(path, rotated)
+
+    threads = [threading.Thread(target=writer, args=(n, n == "inference")) for n in written]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, n in written.items():
+        assert wait_for(lambda name=name, n=n: value(registry, "tts_log_lines_total", log=name) >= n)
+    time.sleep(0.2)  # a double count would show up now
+    pipeline.stop()
+    for name, n in written.items():
+        assert value(registry, "tts_log_lines_total", log=name) == n, name

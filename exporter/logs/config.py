@@ -110,22 +110,12 @@ def _default_cause_rules() -> list[CauseRuleConfig]:
     # From the seed (§2.2/§2.3): an OOM is the root of the silence, underflow and unicode errors that
     # follow it; a load timeout leaves nothing to synthesise with; an invalid-unicode error puts
     # preprocessing into protection mode, after which every request is silent.
+    oom = ["cuda_oom", "torch_cuda_oom", "torch_oom_error"]
+    after_oom = ["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead", "orchestrator_crashed"]
     return [
-        CauseRuleConfig(
-            cause="cuda_oom",
-            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
-            within_seconds=30,
-        ),
-        CauseRuleConfig(
-            cause="torch_cuda_oom",
-            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
-            within_seconds=30,
-        ),
-        CauseRuleConfig(
-            cause="torch_oom_error",
-            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
-            within_seconds=30,
-        ),
+        # The same OOM shows up in several layers (our log line, the torch traceback): the first is root.
+        *(CauseRuleConfig(cause=o, effects=[x for x in oom if x != o] + after_oom, within_seconds=30)
+          for o in oom),
         CauseRuleConfig(cause="model_load_timeout", effects=["audio_silent"], within_seconds=120),
         CauseRuleConfig(cause="invalid_unicode", effects=["audio_silent"], within_seconds=60),
         CauseRuleConfig(cause="engine_dead", effects=["audio_silent", "stream_underflow"], within_seconds=30),

@@ -86,3 +86,12 @@ def test_hung_web_front_is_healed_by_exactly_one_light_restart(stack):
     FIGURES.write_text(json.dumps({"fault": "hang", "alert_seconds": round(result.alert_seconds, 1),
                                    "action_seconds": round(result.action_seconds, 1),
                                    "green_seconds": round(result.green_seconds, 1)}))
+
+
+def test_every_dashboard_query_is_valid_promql(stack):
+    dashboard = json.loads((Path(__file__).parents[2] / "dashboards" / "tts-sentinel.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs
+    for expr in exprs:
+        r = httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr})
+        assert r.status_code == 200 and r.json()["status"] == "success", (expr, r.text)

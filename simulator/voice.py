@@ -134,4 +134,9 @@ def synthesize(
     wave += 0.02 * rng.standard_normal(len(wave))  # breath noise
     out = wave * env
     peak = float(np.max(np.abs(out))) or 1.0
-    return (0.5 * out / peak).astype(np.float64)
+    out = 0.5 * out / peak
+    # A room-noise floor (~ -66 dBFS) keeps pauses from being exact zeros, except the first
+    # 40 ms: real codecs pad the start with a short exact-zero gap, which L2 must tolerate.
+    out += 0.0005 * rng.standard_normal(len(out))
+    out[: int(0.04 * sample_rate)] = 0.0
+    return out

@@ -52,23 +52,23 @@ class ProbeCollector(Collector):
                                      labels=["probe"])
         stamp = GaugeMetricFamily("tts_probe_last_run_timestamp_seconds",
                                   "Unix time of the last run of the probe.", labels=["probe"])
-        gauges: dict[str, GaugeMetricFamily] = {}
+        gauges: dict[str, tuple[GaugeMetricFamily, list[str]]] = {}
         for module, (result, seconds, when) in sorted(last.items()):
             success.add_metric([module], 1.0 if result.success else 0.0)
             duration.add_metric([module], seconds)
             stamp.add_metric([module], when)
             for m in result.gauges:
                 labels = {"probe": module, **m.labels}
-                family = gauges.get(m.name)
-                if family is None:
-                    family = gauges[m.name] = GaugeMetricFamily(m.name, m.help, labels=list(labels))
-                family.add_metric([labels[k] for k in family._labelnames], m.value)
+                if m.name not in gauges:
+                    gauges[m.name] = (GaugeMetricFamily(m.name, m.help, labels=list(labels)), list(labels))
+                family, names = gauges[m.name]
+                family.add_metric([labels.get(k, "") for k in names], m.value)
         failed = CounterMetricFamily("tts_probe_failures_total", "Probe runs that failed, by reason.",
                                      labels=["probe", "reason"])
         for (module, reason), value in sorted(failures.items()):
             failed.add_metric([module, reason], value)
         yield from (success, duration, stamp, failed)
-        yield from gauges.values()
+        yield from (family for family, _ in gauges.values())
         by_name: dict[str, CounterMetricFamily] = {}
         for (name, labels), value in sorted(counts.items()):
             family = by_name.get(name)

@@ -30,3 +30,18 @@ def openai_sim(tmp_path) -> Iterator[InProcessSimulator]:
     """vLLM-Omni-protocol simulator with a bearer token."""
     with make_simulator(tmp_path, protocol="openai", api_key="tok") as s:
         yield s
+
+
+@pytest.fixture
+def make_sim(tmp_path) -> Iterator:
+    """Factory: a running simulator with config overrides, shut down after the test."""
+    running: list[InProcessSimulator] = []
+
+    def make(**overrides) -> InProcessSimulator:
+        s = make_simulator(tmp_path, **overrides).__enter__()
+        running.append(s)
+        return s
+
+    yield make
+    for s in running:
+        s.__exit__(None, None, None)

@@ -25,7 +25,7 @@ SPEAKER_F0 = {
 STYLES = {
     "neutral": (0.0, -2.0, 1.0, 1.0),
     "happy": (2.0, 4.0, 1.4, 1.25),    # higher, rising, livelier, faster
-    "serious": (-3.0, -3.0, 0.6, 0.8),  # lower, falling, flatter, slower
+    "serious": (-3.0, -3.0, 0.8, 0.8),  # lower, falling, flatter, slower
 }
 _HAPPY = re.compile(r"开心|高兴|快乐|愉快|happy|cheerful|joyful|excited", re.IGNORECASE)
 _SERIOUS = re.compile(r"严肃|庄重|沉重|serious|solemn|grave|stern", re.IGNORECASE)
@@ -69,6 +69,11 @@ def _units(text: str) -> list[_Unit]:
     return units or [_Unit()]
 
 
+def _seed(key: str) -> int:
+    """A stable RNG seed (hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+
+
 def speaker_f0(speaker: str) -> float:
     """Base F0 of a speaker in Hz."""
     if speaker in SPEAKER_F0:
@@ -85,8 +90,10 @@ def synthesize(
     monotone: bool = False,
 ) -> np.ndarray:
     """Float samples (peak 0.5) for `text`; `monotone` flattens the F0 to the speaker's base."""
-    seed = int.from_bytes(hashlib.sha256(f"{speaker}\0{style}\0{text}".encode()).digest()[:8], "little")
-    rng = np.random.default_rng(seed)
+    # Intonation follows the text and style (as tones do in Mandarin); timing and loudness vary
+    # with the speaker, so another voice of the same text has the same contour, stretched.
+    rng = np.random.default_rng(_seed(f"{style}\0{text}"))
+    voice_rng = np.random.default_rng(_seed(f"{speaker}\0{style}\0{text}"))
     shift, trend, tone_range, speed = STYLES.get(style, STYLES["neutral"])
     base = speaker_f0(speaker) * 2 ** (shift / 12)
     units = _units(text)
@@ -103,14 +110,14 @@ def synthesize(
             f0_parts.append(np.full(n, base))
             env_parts.append(np.zeros(n))
             continue
-        n = int(SYLLABLE_SECONDS / speed * rng.uniform(0.85, 1.15) * sample_rate)
+        n = int(SYLLABLE_SECONDS / speed * voice_rng.uniform(0.85, 1.15) * sample_rate)
         t = np.linspace(0.0, 1.0, n, endpoint=False)
         progress = k / max(1, n_syl - 1)
-        start, end = rng.uniform(-2.5, 2.5, size=2) * tone_range
+        start, end = rng.uniform(-4.0, 4.0, size=2) * tone_range
         semis = trend * progress + start + (end - start) * t
         f0_parts.append(base * 2 ** (semis / 12))
         # Attack in the first 15 %, decay over the last 35 %: a syllable-shaped envelope.
-        env = np.minimum(1.0, np.minimum(t / 0.15, (1.0 - t) / 0.35)) ** 1.5 * rng.uniform(0.6, 1.0)
+        env = np.minimum(1.0, np.minimum(t / 0.15, (1.0 - t) / 0.35)) ** 1.5 * voice_rng.uniform(0.6, 1.0)
         env_parts.append(env)
         gap = int(0.025 / speed * sample_rate)
         f0_parts.append(np.full(gap, base))
@@ -131,12 +138,12 @@ def synthesize(
         # Harmonics above ~4 kHz would alias for high voices; drop them where they would.
         amp = np.where(h * f0 < 0.45 * sample_rate, 1.0 / h**1.1, 0.0)
         wave += amp * np.sin(h * phase)
-    wave += 0.02 * rng.standard_normal(len(wave))  # breath noise
+    wave += 0.02 * voice_rng.standard_normal(len(wave))  # breath noise
     out = wave * env
     peak = float(np.max(np.abs(out))) or 1.0
     out = 0.5 * out / peak
     # A room-noise floor (~ -66 dBFS) keeps pauses from being exact zeros, except the first
     # 40 ms: real codecs pad the start with a short exact-zero gap, which L2 must tolerate.
-    out += 0.0005 * rng.standard_normal(len(out))
+    out += 0.0005 * voice_rng.standard_normal(len(out))
     out[: int(0.04 * sample_rate)] = 0.0
     return out

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -78,3 +79,12 @@ class ProbeCollector(Collector):
                 )
             family.add_metric([v for _, v in labels], value)
         yield from by_name.values()
+
+
+def single_run_exposition(module: str, reasons: tuple[str, ...], result: ProbeResult, seconds: float) -> bytes:
+    """Prometheus text of one run in a fresh registry (blackbox_exporter's /probe answer)."""
+    registry = CollectorRegistry()
+    collector = ProbeCollector({module: reasons})
+    collector.record(module, result, seconds)
+    registry.register(collector)
+    return generate_latest(registry)

@@ -200,11 +200,15 @@ class ProbesConfig(_Strict):
             raise ValueError(f"module names {sorted(clash)} are built in; give the extra module another name")
         return self
 
-    def enabled_modules(self) -> dict[str, Any]:
-        """Module name -> its config, for every enabled module."""
+    def all_modules(self) -> dict[str, Any]:
+        """Module name -> its config, enabled or not (`tts-sentinel probe` may run any)."""
         named: dict[str, Any] = {
             "health": self.health, "synthesis": self.synthesis,
             "semantic": self.semantic, "quality": self.quality,
         }
         named.update(self.modules)
-        return {name: cfg for name, cfg in named.items() if cfg.enabled}
+        return named
+
+    def enabled_modules(self) -> dict[str, Any]:
+        """Module name -> its config, for every enabled module (the scheduled ones)."""
+        return {name: cfg for name, cfg in self.all_modules().items() if cfg.enabled}

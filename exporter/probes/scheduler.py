@@ -11,9 +11,9 @@ import threading
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-from exporter.probes.collector import ProbeCollector
+from exporter.probes.collector import ProbeCollector, single_run_exposition
 from exporter.probes.config import ProbesConfig
 from exporter.probes.prober import Prober, ProbeResult
 from exporter.probes.registry import prober_for
@@ -70,11 +70,7 @@ class ProbeScheduler:
         if module not in self._modules:
             raise KeyError(module)
         result, seconds = self.run_once(module)
-        registry = CollectorRegistry()
-        collector = ProbeCollector({module: self._modules[module][0].reasons})
-        collector.record(module, result, seconds)
-        registry.register(collector)
-        return result.success, generate_latest(registry)
+        return result.success, single_run_exposition(module, self._modules[module][0].reasons, result, seconds)
 
     def _loop(self, module: str) -> None:
         interval = self._modules[module][1].interval_seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -324,3 +325,56 @@ def make_receiver(tmp_path):
     yield make
     for r in started:
         r.close()
+
+
+class Alertmanager:
+    """The real Alertmanager binary on a free loopback port, clustering off."""
+
+    BINARY = "/usr/bin/prometheus-alertmanager"
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        conf = workdir / "alertmanager.yml"
+        conf.write_text("route:\n  receiver: oncall\n  group_wait: 1s\nreceivers:\n  - name: oncall\n")
+        self.proc = subprocess.Popen(
+            [
+                self.BINARY,
+                f"--config.file={conf}",
+                f"--storage.path={workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._ready, timeout=30, what="Alertmanager ready")
+
+    def _ready(self):
+        try:
+            return httpx.get(self.url + "/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def alerts(self, name=None):
+        got = httpx.get(self.url + "/api/v2/alerts", timeout=5).json()
+        return [a for a in got if name is None or a["labels"].get("alertname") == name]
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    if not Path(Alertmanager.BINARY).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus-alertmanager is not installed (make test installs it)")
+        pytest.skip("prometheus-alertmanager is not installed; apt-get install prometheus-alertmanager")
+    am = Alertmanager(tmp_path)
+    yield am
+    am.close()

@@ -86,6 +86,14 @@ def journal(receiver: str, token: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row.get("id", 0))
 
 
+ACTION_STATUSES = {"queued", "running", "succeeded", "failed", "interrupted"}
+
+
+def actions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal rows that are actions (not alerts the receiver journaled and ignored)."""
+    return [r for r in rows if r.get("status") in ACTION_STATUSES]
+
+
 def health_probe_green(exporter: str) -> bool:
     """True when the exporter's L1 probe, run now, succeeds."""
     text = httpx.get(f"{exporter}/probe", params={"module": "health"}, timeout=10).text
@@ -136,14 +144,22 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
     if name:
         result.alert, result.alert_seconds = name, time.monotonic() - t0
         on_event(f"alert {name} firing after {result.alert_seconds:.1f}s")
-    rows = _until(lambda: journal(endpoints.receiver, endpoints.token)[before:] or None, deadline)
+    rows = _until(lambda: actions(journal(endpoints.receiver, endpoints.token)[before:]) or None, deadline)
     if rows:
         result.action_seconds = time.monotonic() - t0
-        on_event(f"receiver journaled an action after {result.action_seconds:.1f}s")
-        if _until(lambda: health_probe_green(endpoints.exporter), deadline):
+        on_event(f"receiver started a {rows[0].get('tier')} action after {result.action_seconds:.1f}s")
+        action_id = rows[0].get("id")
+
+        def healed() -> bool:
+            row = next(r for r in journal(endpoints.receiver, endpoints.token) if r.get("id") == action_id)
+            if row.get("status") in ("failed", "interrupted"):
+                raise ValueError("the action failed")  # keep waiting: an escalation may still heal it
+            return row.get("status") == "succeeded" and health_probe_green(endpoints.exporter)
+
+        if _until(healed, deadline):
             result.green_seconds = time.monotonic() - t0
-            on_event(f"health probe green after {result.green_seconds:.1f}s")
-    result.actions = journal(endpoints.receiver, endpoints.token)[before:]
+            on_event(f"action verified and health probe green after {result.green_seconds:.1f}s")
+    result.actions = actions(journal(endpoints.receiver, endpoints.token)[before:])
     return result
 
 

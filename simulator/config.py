@@ -35,5 +35,9 @@ class SimulatorConfig(BaseModel):
     self_check_interval_seconds: float = Field(default=8.0, gt=0)
     # How long a request held by the `hang` fault waits before the connection is dropped.
     hang_seconds: float = Field(default=3600.0, gt=0)
+    # "tone": the built-in harmonic voice (no dependency). "espeak": real speech from the
+    # espeak-ng binary (Debian package espeak-ng), resampled to sample_rate.
+    engine: Literal["tone", "espeak"] = "tone"
+    espeak_binary: str = "espeak-ng"
     # Write WAV headers as a streaming server does (RIFF and data sizes 0xFFFFFFFF).
     streaming_wav_header: bool = False

@@ -96,8 +96,9 @@ class AudioLimitsConfig(_Strict):
     max_seconds_base: float = Field(default=2.0, ge=0)
     max_seconds_per_char: float = Field(default=0.4, gt=0)
     frame_seconds: float = Field(default=0.01, gt=0)
-    # Real speech has short exact-zero gaps; a run of all-zero frames longer than this fails.
-    max_zero_run_seconds: float = Field(default=0.2, ge=0)
+    # Real speech has exact-zero gaps: espeak-ng's pauses at commas and full stops are up to
+    # 0.33 s of zeros once quantised to 16 bits. A longer run of all-zero frames fails.
+    max_zero_run_seconds: float = Field(default=0.5, ge=0)
     silence_threshold_dbfs: float = -50.0
     max_silence_ratio: float = Field(default=0.7, ge=0, le=1)
     clipping_level: float = Field(default=0.999, gt=0, le=1)

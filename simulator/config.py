@@ -29,6 +29,8 @@ class SimulatorConfig(BaseModel):
     model_name: str = "Qwen3-TTS-12Hz-1.7B-CustomVoice"
     speakers: list[str] = Field(default_factory=lambda: list(QWEN3_SPEAKERS))
     sample_rate: int = Field(default=24000, ge=8000, le=192000)
+    # Longer inputs get a 400, as a real service limits its input (and memory).
+    max_text_chars: int = Field(default=2000, ge=1)
     # Simulated model load at start of the inference process (the seed's timeout is 15 s).
     model_load_seconds: float = Field(default=0.0, ge=0)
     # How often the inference process writes its self-check line to health.log.

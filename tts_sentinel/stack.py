@@ -154,6 +154,12 @@ class Stack:
                         "interval_seconds": self.timing.probe_interval_seconds,
                         "timeout_seconds": 1.0,
                     },
+                    "synthesis": {
+                        "enabled": True,
+                        "interval_seconds": 15.0,
+                        "request": {"url": f"http://127.0.0.1:{p.api}/tts", "timeout_seconds": 10.0},
+                    },
+                    "baseline_dir": str(d / "baseline"),
                 },
             },
             "receiver": {
@@ -161,6 +167,9 @@ class Stack:
                 "listen_port": p.receiver,
                 "token_file": str(d / "receiver.token"),
                 "journal_path": str(d / "state" / "journal.sqlite3"),
+                "exporter_url": self.url("exporter"),
+                "alertmanager_url": self.url("alertmanager"),
+                "verification": {"timeout_seconds": 30.0, "interval_seconds": 0.5},
                 "targets": [
                     {
                         "name": SERVICE,

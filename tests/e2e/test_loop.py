@@ -46,10 +46,11 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def test_stack_starts_healthy_with_every_target_up(stack):
-    targets = httpx.get(stack.url("prometheus", "/api/v1/targets")).json()["data"]["activeTargets"]
-    wait_for(lambda: all(t["health"] == "up" for t in
-                         httpx.get(stack.url("prometheus", "/api/v1/targets")).json()["data"]["activeTargets"]),
-             30, "both scrape targets up")
+    def targets_up():
+        targets = httpx.get(stack.url("prometheus", "/api/v1/targets")).json()["data"]["activeTargets"]
+        return targets if len(targets) == 2 and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for(targets_up, 30, "both scrape targets up")
     assert {t["labels"]["job"] for t in targets} == {"tts-sentinel-exporter", "tts-sentinel-receiver"}
     metrics = httpx.get(stack.url("exporter", "/metrics")).text
     assert 'tts_probe_success{probe="health"} 1.0' in metrics

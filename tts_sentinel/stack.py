@@ -159,6 +159,7 @@ class Stack:
                         "interval_seconds": 15.0,
                         "request": {"url": f"http://127.0.0.1:{p.api}/tts", "timeout_seconds": 10.0},
                     },
+                    "semantic": {"report_path": str(self.log_dir / "semantic_report.log")},
                     "baseline_dir": str(d / "baseline"),
                 },
             },

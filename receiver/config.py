@@ -1,10 +1,25 @@
-"""The `receiver` section of the config file."""
+"""The `receiver` section of the config file.
+
+Everything the receiver may do is declared here: which targets exist (an allowlist),
+how alerts map onto them, which steps each tier runs, and the guards around them.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Tier = Literal["light", "medium", "heavy", "derate", "none"]
+Component = Literal["web", "inference"]
+# Escalation order; derate and none stand apart (they never escalate).
+TIER_ORDER: tuple[str, ...] = ("light", "medium", "heavy")
+TIERS: tuple[str, ...] = ("light", "medium", "heavy", "derate", "none")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class SupervisordConfig(BaseModel):
@@ -15,6 +30,93 @@ class SupervisordConfig(BaseModel):
     url: str = "http://127.0.0.1:9001/RPC2"
     web_program: str = "tts-webui"
     inference_program: str = "tts-inference"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class SystemdConfig(BaseModel):
+    """Units driven through `systemctl` (argv only, never a shell)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    systemctl: str = "systemctl"
+    web_unit: str = "qwen3-tts-webui.service"
+    inference_unit: str = "qwen3-tts-inference.service"
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class DockerConfig(BaseModel):
+    """Containers driven through the Docker Engine API on its unix socket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    socket: Path = Path("/var/run/docker.sock")
+    api_version: str = "v1.43"
+    web_container: str = "qwen3-tts-webui"
+    inference_container: str = "qwen3-tts-inference"
+    stop_timeout_seconds: int = Field(default=10, ge=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class CommandConfig(BaseModel):
+    """Programs run with an argv list (no shell). The unit name is appended as the last argument.
+
+    Alert labels reach the program only as environment variables `TTS_LABEL_<NAME>` for the
+    names listed in `label_env`, and only when their value matches `label_value_pattern`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    restart: list[str] = Field(default_factory=list)
+    stop: list[str] = Field(default_factory=list)
+    start: list[str] = Field(default_factory=list)
+    signal: list[str] = Field(default_factory=list)
+    web_unit: str = "web"
+    inference_unit: str = "inference"
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    label_env: list[str] = Field(default_factory=list)
+    label_value_pattern: str = r"^[A-Za-z0-9_.:@/-]{0,128}$"
+
+    @field_validator("label_env")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"label {name!r} cannot become an environment variable name")
+        return value
+
+    @field_validator("label_value_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class KubernetesConfig(BaseModel):
+    """Deployments restarted through the API (`kubectl rollout restart` equivalent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: str = "https://kubernetes.default.svc"
+    namespace: str = "default"
+    token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    ca_file: Path | None = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    web_deployment: str = "qwen3-tts-webui"
+    inference_deployment: str = "qwen3-tts-inference"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class GpuConfig(BaseModel):
+    """The GPU a target runs on, and what the receiver may do to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(default=0, ge=0)
+    reset: bool = Field(default=False, description="reset the GPU in the medium tier (root, no process)")
+    nvidia_smi: str = "nvidia-smi"
+    derate_ratio: float = Field(default=0.8, gt=0, le=1, description="new limit = ratio * default limit")
 
 
 class TargetConfig(BaseModel):
@@ -22,13 +124,148 @@ class TargetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    match: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    match: dict[str, str] = Field(default_factory=dict, description="label -> exact value or ~regex")
+    actuator: Literal["supervisord", "systemd", "docker", "command", "kubernetes"] = "supervisord"
     supervisord: SupervisordConfig = SupervisordConfig()
+    systemd: SystemdConfig = SystemdConfig()
+    docker: DockerConfig = DockerConfig()
+    command: CommandConfig = CommandConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    hot_reload: bool = Field(default=False, description="the web front reloads on SIGUSR1 (light tier)")
+    dry_run: bool = False
+    gpu: GpuConfig = GpuConfig()
+    cache_dir: Path | None = Path("/tmp/qwen3-tts-cache")
+    weights_dir: Path | None = Path("/opt/qwen3-tts/models")
+    weights_manifest: Path | None = None
+    service_config: Path | None = Path("/opt/qwen3-tts/config.yaml")
+    git_dir: Path | None = Path("/opt/qwen3-tts")
+
+    @field_validator("match")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, pattern in value.items():
+            if pattern.startswith("~"):
+                try:
+                    re.compile(pattern[1:])
+                except re.error as exc:
+                    raise ValueError(f"matcher for {label!r} is not a valid regex: {exc}") from None
+        return value
+
+
+class PolicyRule(BaseModel):
+    """Overrides the alert's own tier for alerts whose labels match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: dict[str, str]
+    tier: Tier
+
+    @field_validator("match")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        return TargetConfig._regexes(value)
+
+
+StepAction = Literal[
+    "restart",
+    "stop",
+    "start",
+    "signal",
+    "reload",
+    "release_gpu",
+    "wait",
+    "verify",
+    "clear_cache",
+    "derate",
+]
+
+
+class Step(BaseModel):
+    """One step of a tier. `reload` = SIGUSR1 when the target supports hot reload, restart otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: StepAction
+    component: Literal["web", "inference", "all"] = "web"
+    signal: str = "SIGUSR1"
+    seconds: float = Field(default=10.0, ge=0)
+    module: str = "health"
+
+
+def _default_tiers() -> dict[str, list[Step]]:
+    return {
+        "light": [Step(action="reload", component="web"), Step(action="verify", module="health")],
+        "medium": [
+            Step(action="stop", component="inference"),
+            Step(action="release_gpu"),
+            Step(action="start", component="inference"),
+            Step(action="wait", seconds=10.0),
+            Step(action="verify", module="synthesis"),
+        ],
+        "heavy": [
+            Step(action="stop", component="web"),
+            Step(action="stop", component="inference"),
+            Step(action="clear_cache"),
+            Step(action="start", component="inference"),
+            Step(action="start", component="web"),
+            Step(action="verify", module="synthesis"),
+        ],
+        "derate": [Step(action="derate")],
+        "none": [],
+    }
+
+
+class BusinessHoursConfig(BaseModel):
+    """When a heavy restart is refused (the seed: weekdays 09:00-18:59)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "Asia/Shanghai"
+    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday")
+    start: time = time(9, 0)
+    end: time = time(18, 59, 59)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Asia/Shanghai") from None
+        return value
+
+
+class GuardsConfig(BaseModel):
+    """Limits that keep remediation from becoming a restart storm."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cooldown_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"light": 60.0, "medium": 300.0, "heavy": 1800.0, "derate": 300.0}
+    )
+    budget_actions: int = Field(default=6, ge=1, description="at most N actions per target per window")
+    budget_window_seconds: float = Field(default=3600.0, gt=0)
+    escalation_window_seconds: float = Field(
+        default=900.0, ge=0, description="an alert firing again this soon after a success escalates"
+    )
+    max_job_attempts: int = Field(default=2, ge=1, description="runs of one job across receiver crashes")
+
+
+class VerificationConfig(BaseModel):
+    """How an action is verified through the exporter's blackbox-style /probe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    interval_seconds: float = Field(default=1.0, gt=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class ReceiverConfig(BaseModel):
-    """Where the receiver listens, its token, its journal and its targets."""
+    """Where the receiver listens, its token, its journal, its targets, tiers and guards."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,3 +274,37 @@ class ReceiverConfig(BaseModel):
     token_file: Path | None = None
     journal_path: Path = Path("/var/lib/tts-sentinel/journal.sqlite3")
     targets: list[TargetConfig] = Field(default_factory=lambda: [TargetConfig(name="qwen3-tts")])
+    exporter_url: str = "http://127.0.0.1:9464"
+    alertmanager_url: str | None = "http://127.0.0.1:9093"
+    dry_run: bool = False
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_label_length: int = Field(default=1024, ge=16)
+    max_alerts: int = Field(default=1000, ge=1)
+    idempotency_retention_seconds: float = Field(
+        default=7 * 86400.0, ge=3600, description="keep dedup keys at least the longest repeat_interval"
+    )
+    triage_since_seconds: float = Field(default=600.0, gt=0)
+    policy: list[PolicyRule] = Field(default_factory=list)
+    tiers: dict[str, list[Step]] = Field(default_factory=_default_tiers)
+    guards: GuardsConfig = GuardsConfig()
+    business_hours: BusinessHoursConfig = BusinessHoursConfig()
+    verification: VerificationConfig = VerificationConfig()
+
+    @field_validator("tiers")
+    @classmethod
+    def _complete_tiers(cls, value: dict[str, list[Step]]) -> dict[str, list[Step]]:
+        unknown = set(value) - set(TIERS)
+        if unknown:
+            raise ValueError(f"unknown tier(s) {sorted(unknown)}; tiers are {', '.join(TIERS)}")
+        # A partial `tiers:` section overrides only the tiers it names.
+        merged = _default_tiers()
+        merged.update(value)
+        return merged
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> ReceiverConfig:
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
+        return self

@@ -1,0 +1,110 @@
+"""Command actuator: a configured argv (no shell), a hard timeout that kills the whole process group.
+
+Alert labels never become arguments. Only labels named in `label_env` reach the program, as
+`TTS_LABEL_<NAME>` environment variables, and only when their value matches the configured pattern.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+from receiver.actuators.base import ActuatorError, signal_name
+from receiver.config import CommandConfig
+
+OUTPUT_TAIL = 2000
+
+
+class CommandActuator:
+    """Runs `restart|stop|start|signal` argv lists from the target's `command` section."""
+
+    kind = "command"
+
+    def __init__(self, config: CommandConfig, labels: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.labels = labels or {}
+
+    def unit(self, component: str) -> str:
+        """The unit name passed as the last argument."""
+        if component == "web":
+            return self.config.web_unit
+        if component == "inference":
+            return self.config.inference_unit
+        raise ActuatorError(f"unknown component {component!r}")
+
+    def environment(self, operation: str, unit: str, signame: str = "") -> dict[str, str]:
+        """A minimal environment: PATH, the operation, and the allowlisted, validated labels."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TTS_SENTINEL_OPERATION": operation,
+            "TTS_SENTINEL_UNIT": unit,
+        }
+        if signame:
+            env["TTS_SENTINEL_SIGNAL"] = signame
+        pattern = re.compile(self.config.label_value_pattern)
+        for name in self.config.label_env:
+            value = self.labels.get(name)
+            if value is not None and pattern.fullmatch(value):
+                env[f"TTS_LABEL_{name.upper()}"] = value
+        return env
+
+    def _run(self, operation: str, component: str, signame: str = "") -> str:
+        base = getattr(self.config, operation)
+        if not base:
+            raise ActuatorError(f"no `{operation}` command configured for this target")
+        unit = self.unit(component)
+        argv = [*base, unit]
+        try:
+            # A session of its own: on timeout the whole group goes, grandchildren included.
+            proc = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(operation, unit, signame),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ActuatorError(f"cannot run {argv[0]}: {exc}") from None
+        try:
+            out, _ = proc.communicate(timeout=self.config.timeout_seconds)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            try:
+                out, _ = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipe
+                out = b""
+            tail = out.decode(errors="replace")[-OUTPUT_TAIL:]
+            raise ActuatorError(
+                f"{argv[0]} {operation} timed out after {self.config.timeout_seconds:g}s; "
+                "process group killed" + (f": {tail}" if tail else "")
+            ) from None
+        text = out.decode(errors="replace")[-OUTPUT_TAIL:]
+        if proc.returncode != 0:
+            raise ActuatorError(f"{argv[0]} {operation} {unit} exited {proc.returncode}: {text}")
+        return f"{argv[0]} {operation} {unit}: ok" + (f"\n{text}" if text else "")
+
+    def restart(self, component: str) -> str:
+        """Run the `restart` argv with the unit appended."""
+        return self._run("restart", component)
+
+    def stop(self, component: str) -> str:
+        """Run the `stop` argv with the unit appended."""
+        return self._run("stop", component)
+
+    def start(self, component: str) -> str:
+        """Run the `start` argv with the unit appended."""
+        return self._run("start", component)
+
+    def signal(self, component: str, signame: str) -> str:
+        """Run the `signal` argv; the signal name is in TTS_SENTINEL_SIGNAL."""
+        return self._run("signal", component, signal_name(signame))
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

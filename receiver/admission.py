@@ -1,0 +1,185 @@
+"""Webhook payload -> persisted jobs: dedup, target and tier per alert, one action per target.
+
+Everything here runs inside one journal transaction per target, so concurrent HA
+duplicates of the same payload cannot both create a job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from receiver.config import ReceiverConfig
+from receiver.journal import Journal
+from receiver.payload import WebhookAlert, WebhookPayload
+from receiver.policy import TIER_RANK, TierPolicy, next_tier
+
+
+@dataclass
+class Admission:
+    """What one payload became: the jobs it created or joined, and what it ignored."""
+
+    new_jobs: list[int] = field(default_factory=list)
+    joined_jobs: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    ignored: int = 0
+    resolved: int = 0
+    targets_to_wake: set[str] = field(default_factory=set)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON answer of POST /alerts."""
+        return {
+            "accepted": True,
+            "new_jobs": self.new_jobs,
+            "joined_jobs": self.joined_jobs,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            "resolved": self.resolved,
+        }
+
+
+def _alert_record(alert: WebhookAlert, tier: str, why: str) -> dict[str, Any]:
+    return {
+        "fingerprint": alert.fingerprint,
+        "startsAt": alert.startsAt.isoformat(),
+        "status": alert.status,
+        "alertname": alert.labels.get("alertname", ""),
+        "labels": alert.labels,
+        "summary": alert.annotations.get("summary", ""),
+        "tier": tier,
+        "why": why,
+    }
+
+
+class AlertAdmission:
+    """Turns payloads into jobs in the journal; the workers run them."""
+
+    def __init__(self, config: ReceiverConfig, journal: Journal) -> None:
+        self.config = config
+        self.journal = journal
+        self.policy = TierPolicy(config)
+
+    def admit(self, payload: WebhookPayload) -> Admission:
+        """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written."""
+        result = Admission()
+        groups: dict[str, list[tuple[WebhookAlert, str, str]]] = {}
+        for alert in payload.alerts:
+            target = self.policy.target_for(alert.labels)
+            tier, why = self.policy.tier_for(alert.labels)
+            if alert.status == "resolved":
+                result.resolved += 1
+                if target is not None and tier == "derate":
+                    self._admit_restore(alert, target.name, result)
+                continue
+            if target is None:
+                self._admit_unmatched(alert, tier, why, result)
+                continue
+            groups.setdefault(target.name, []).append((alert, tier, why))
+        for target_name, alerts in groups.items():
+            self._admit_target(target_name, alerts, result)
+        return result
+
+    def _admit_unmatched(self, alert: WebhookAlert, tier: str, why: str, result: Admission) -> None:
+        starts = alert.startsAt.isoformat()
+        with self.journal.transaction() as j:
+            if j.known_key(alert.fingerprint, starts, "unmatched"):
+                result.duplicates += 1
+                return
+            job_id = j.insert_job(
+                target="-",
+                tier=tier,
+                reason=f"{why}; no configured target matches the labels",
+                status="ignored",
+                result="ignored",
+                alerts=[_alert_record(alert, tier, why)],
+                finished_at=time.time(),
+            )
+            j.remember_key(alert.fingerprint, starts, "unmatched", job_id)
+        result.ignored += 1
+
+    def _admit_restore(self, alert: WebhookAlert, target: str, result: Admission) -> None:
+        starts = alert.startsAt.isoformat()
+        with self.journal.transaction() as j:
+            if j.known_key(alert.fingerprint, starts, "derate-restore"):
+                result.duplicates += 1
+                return
+            job_id = j.insert_job(
+                target=target,
+                kind="restore",
+                tier="derate",
+                reason="derate alert resolved: restore the GPU power limit",
+                status="queued",
+                alerts=[_alert_record(alert, "derate", "resolved")],
+            )
+            j.remember_key(alert.fingerprint, starts, "derate-restore", job_id)
+        result.new_jobs.append(job_id)
+        result.targets_to_wake.add(target)
+
+    def _admit_target(
+        self, target: str, alerts: list[tuple[WebhookAlert, str, str]], result: Admission
+    ) -> None:
+        now = time.time()
+        with self.journal.transaction() as j:
+            fresh: list[tuple[WebhookAlert, str, str]] = []
+            for alert, tier, why in alerts:
+                starts = alert.startsAt.isoformat()
+                if j.known_key(alert.fingerprint, starts, tier):
+                    result.duplicates += 1
+                    dup_job = j.key_job(alert.fingerprint, starts, tier)
+                    if dup_job is not None:
+                        j.execute("UPDATE jobs SET duplicates = duplicates + 1 WHERE id=?", (dup_job,))
+                    continue
+                fresh.append((alert, tier, why))
+            if not fresh:
+                return
+            # The same alert firing again soon after a "successful" action: that action did not help.
+            window = self.config.guards.escalation_window_seconds
+            recent = j.recent_succeeded(target, now - window) if window > 0 else []
+            records = []
+            best_tier, best_why = "none", ""
+            for alert, tier, why in fresh:
+                for prior in recent:
+                    prior_fps = {a.get("fingerprint") for a in prior.get("alerts") or []}
+                    up = next_tier(prior["tier"])
+                    if alert.fingerprint in prior_fps and up and TIER_RANK[up] > TIER_RANK[tier]:
+                        why = (
+                            f"{why}; fired again {now - (prior['finished_at'] or now):.0f}s after "
+                            f"{prior['tier']} job {prior['id']} succeeded -> escalate to {up}"
+                        )
+                        tier = up
+                        break
+                records.append(_alert_record(alert, tier, why))
+                if TIER_RANK[tier] > TIER_RANK[best_tier] or not best_why:
+                    best_tier, best_why = tier, f"{alert.labels.get('alertname', alert.fingerprint)}: {why}"
+            job_id = self._place(j, target, best_tier, best_why, records, result)
+            for alert, tier, _why in fresh:
+                j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
+
+    def _place(
+        self, j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], result: Admission
+    ) -> int:
+        """Join the target's queued or running job when it covers this tier; otherwise queue a new one."""
+        queued = j.active_job(target, "queued")
+        running = j.active_job(target, "running")
+        if queued is not None and queued["kind"] == "remediate":
+            alerts = (queued.get("alerts") or []) + records
+            fields: dict[str, Any] = {"alerts": alerts}
+            if TIER_RANK[tier] > TIER_RANK[queued["tier"]]:
+                fields["tier"] = tier
+                fields["reason"] = f"{why} (raised from {queued['tier']}: highest tier of the incident wins)"
+            j.update_job(queued["id"], **fields)
+            result.joined_jobs.append(queued["id"])
+            return int(queued["id"])
+        if (
+            running is not None
+            and running["kind"] == "remediate"
+            and TIER_RANK[running["tier"]] >= TIER_RANK[tier]
+        ):
+            j.update_job(running["id"], alerts=(running.get("alerts") or []) + records)
+            result.joined_jobs.append(running["id"])
+            return int(running["id"])
+        job_id = j.insert_job(target=target, tier=tier, reason=why, status="queued", alerts=records)
+        result.new_jobs.append(job_id)
+        result.targets_to_wake.add(target)
+        return job_id

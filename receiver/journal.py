@@ -1,0 +1,249 @@
+"""The SQLite journal: every job (action, refusal, dry run, ignored alert) and the idempotency keys.
+
+One file holds both, so admitting a job and remembering its alert keys is one transaction:
+a re-send, an HA duplicate or a receiver restart finds the key and never repeats the action.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'remediate',
+    tier TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    result TEXT,
+    alerts TEXT NOT NULL DEFAULT '[]',
+    steps TEXT NOT NULL DEFAULT '[]',
+    verification TEXT,
+    escalated_from INTEGER,
+    escalation TEXT,
+    triage TEXT,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    note TEXT NOT NULL DEFAULT '',
+    duplicates INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_target_status ON jobs(target, status);
+CREATE TABLE IF NOT EXISTS alert_keys (
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    job_id INTEGER,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, starts_at, tier)
+);
+"""
+
+# Statuses: queued -> running -> succeeded | failed; or refused, ignored, dry_run, interrupted.
+ACTIVE = ("queued", "running")
+JSON_COLUMNS = ("alerts", "steps", "verification", "triage")
+
+
+class Journal:
+    """Thread-safe access to the journal file; every write is committed before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: the 202 we answer promises the job survives a power cut.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(SCHEMA)
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self._conn.close()
+
+    # -- transactions -------------------------------------------------------------------------
+    def transaction(self) -> _Transaction:
+        """`with journal.transaction() as tx:` -- one atomic unit under the journal lock."""
+        return _Transaction(self)
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (autocommit unless inside a transaction)."""
+        with self.lock:
+            return self._conn.execute(sql, tuple(params))
+
+    # -- keys ---------------------------------------------------------------------------------
+    def known_key(self, fingerprint: str, starts_at: str, tier: str) -> bool:
+        """Whether this alert firing was already admitted for this tier."""
+        row = self.execute(
+            "SELECT 1 FROM alert_keys WHERE fingerprint=? AND starts_at=? AND tier=?",
+            (fingerprint, starts_at, tier),
+        ).fetchone()
+        return row is not None
+
+    def remember_key(self, fingerprint: str, starts_at: str, tier: str, job_id: int | None) -> None:
+        """Store an idempotency key (ignored when it is already there)."""
+        self.execute(
+            "INSERT OR IGNORE INTO alert_keys(fingerprint, starts_at, tier, job_id, seen_at)"
+            " VALUES (?,?,?,?,?)",
+            (fingerprint, starts_at, tier, job_id, time.time()),
+        )
+
+    def key_job(self, fingerprint: str, starts_at: str, tier: str) -> int | None:
+        """The job an existing key points at."""
+        row = self.execute(
+            "SELECT job_id FROM alert_keys WHERE fingerprint=? AND starts_at=? AND tier=?",
+            (fingerprint, starts_at, tier),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def purge_keys(self, older_than_seconds: float) -> int:
+        """Forget keys older than the retention; returns how many went."""
+        cur = self.execute("DELETE FROM alert_keys WHERE seen_at < ?", (time.time() - older_than_seconds,))
+        return cur.rowcount
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def insert_job(self, **fields: Any) -> int:
+        """Insert a job row; JSON columns may be given as Python objects."""
+        now = time.time()
+        fields.setdefault("created_at", now)
+        fields.setdefault("updated_at", now)
+        fields = _encode(fields)
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        cur = self.execute(f"INSERT INTO jobs({cols}) VALUES ({marks})", fields.values())  # noqa: S608
+        return int(cur.lastrowid)
+
+    def update_job(self, job_id: int, **fields: Any) -> None:
+        """Update columns of one job."""
+        fields["updated_at"] = time.time()
+        fields = _encode(fields)
+        sets = ", ".join(f"{c}=?" for c in fields)
+        self.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*fields.values(), job_id])  # noqa: S608
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        """One job as a dict, JSON columns decoded."""
+        row = self.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return None if row is None else _decode(row)
+
+    def jobs(
+        self, limit: int = 100, target: str | None = None, status: str | None = None, since_id: int = 0
+    ) -> list[dict[str, Any]]:
+        """Newest jobs first, optionally filtered."""
+        sql = "SELECT * FROM jobs WHERE id > ?"
+        params: list[Any] = [since_id]
+        if target is not None:
+            sql += " AND target=?"
+            params.append(target)
+        if status is not None:
+            sql += " AND status=?"
+            params.append(status)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_decode(r) for r in self.execute(sql, params).fetchall()]
+
+    def active_job(self, target: str, status: str) -> dict[str, Any] | None:
+        """The oldest job of `target` in `status` (queued or running)."""
+        row = self.execute(
+            "SELECT * FROM jobs WHERE target=? AND status=? ORDER BY id LIMIT 1", (target, status)
+        ).fetchone()
+        return None if row is None else _decode(row)
+
+    def count_actions(self, target: str, since: float, tier: str | None = None) -> int:
+        """Actions really run on `target` (started, not dry runs) since `since`."""
+        sql = (
+            "SELECT COUNT(*) FROM jobs WHERE target=? AND started_at >= ? AND dry_run=0"
+            " AND status IN ('running','succeeded','failed','interrupted')"
+        )
+        params: list[Any] = [target, since]
+        if tier is not None:
+            sql += " AND tier=?"
+            params.append(tier)
+        return int(self.execute(sql, params).fetchone()[0])
+
+    def last_finished(self, target: str, tier: str | None = None, status: str | None = None) -> dict | None:
+        """The most recently finished real action on `target`."""
+        sql = (
+            "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
+        )
+        params: list[Any] = [target]
+        if tier is not None:
+            sql += " AND tier=?"
+            params.append(tier)
+        if status is not None:
+            sql += " AND status=?"
+            params.append(status)
+        sql += " ORDER BY finished_at DESC LIMIT 1"
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else _decode(row)
+
+    def recent_succeeded(self, target: str, since: float) -> list[dict[str, Any]]:
+        """Successful real actions on `target` finished since `since`, newest first."""
+        rows = self.execute(
+            "SELECT * FROM jobs WHERE target=? AND status='succeeded' AND dry_run=0 AND kind='remediate'"
+            " AND finished_at >= ? ORDER BY finished_at DESC",
+            (target, since),
+        ).fetchall()
+        return [_decode(r) for r in rows]
+
+    def last_derate(self, target: str) -> dict[str, Any] | None:
+        """The newest derate that changed the power limit (to restore it on resolve)."""
+        row = self.execute(
+            "SELECT * FROM jobs WHERE target=? AND tier='derate' AND kind='remediate' AND status='succeeded'"
+            " ORDER BY id DESC LIMIT 1",
+            (target,),
+        ).fetchone()
+        return None if row is None else _decode(row)
+
+
+class _Transaction:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __enter__(self) -> Journal:
+        self.journal.lock.acquire()
+        self.journal._conn.execute("BEGIN IMMEDIATE")
+        return self.journal
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.journal._conn.execute("COMMIT")
+            else:
+                self.journal._conn.execute("ROLLBACK")
+        finally:
+            self.journal.lock.release()
+
+
+def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+    out = dict(fields)
+    for col in JSON_COLUMNS:
+        if col in out and out[col] is not None and not isinstance(out[col], str):
+            out[col] = json.dumps(out[col], ensure_ascii=False, default=str)
+    if "dry_run" in out:
+        out["dry_run"] = int(bool(out["dry_run"]))
+    return out
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for col in JSON_COLUMNS:
+        if out.get(col):
+            try:
+                out[col] = json.loads(out[col])
+            except ValueError:
+                pass
+    out["dry_run"] = bool(out.get("dry_run"))
+    return out

@@ -1,0 +1,73 @@
+"""The receiver assembled: journal, admission, runner, workers, metrics. The HTTP app sits on top."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from receiver.actuators import Actuator, build_actuator
+from receiver.admission import Admission, AlertAdmission
+from receiver.config import ReceiverConfig, TargetConfig
+from receiver.gpu import NvmlGpu, running_as_root
+from receiver.journal import Journal
+from receiver.metrics import ReceiverMetrics
+from receiver.oncall import OnCallPager
+from receiver.payload import WebhookPayload
+from receiver.runner import JobRunner
+from receiver.worker import TargetWorkers
+
+
+class ReceiverService:
+    """Everything behind the HTTP endpoints; `start()` recovers interrupted jobs and starts workers."""
+
+    def __init__(
+        self,
+        config: ReceiverConfig,
+        token: str | None,
+        *,
+        journal_path: Path | None = None,
+        logs_config: object | None = None,
+        gpu: NvmlGpu | None = None,
+        now: Callable[[], datetime] | None = None,
+        is_root: Callable[[], bool] = running_as_root,
+        actuator_factory: Callable[[TargetConfig, dict[str, str]], Actuator] = build_actuator,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.token = token
+        self.journal = Journal(journal_path or config.journal_path)
+        self.metrics = ReceiverMetrics()
+        self.pager = OnCallPager(config.alertmanager_url)
+        self.admission = AlertAdmission(config, self.journal)
+        extra = {"sleep": sleep} if sleep is not None else {}
+        self.runner = JobRunner(
+            config,
+            self.journal,
+            self.metrics,
+            self.pager,
+            gpu=gpu,
+            now=now,
+            is_root=is_root,
+            logs_config=logs_config,
+            actuator_factory=actuator_factory,
+            **extra,
+        )
+        self.workers = TargetWorkers(self.runner, self.journal, self.pager, config.guards.max_job_attempts)
+
+    def start(self) -> None:
+        """Forget expired idempotency keys, recover interrupted jobs, start the workers."""
+        self.journal.purge_keys(self.config.idempotency_retention_seconds)
+        self.workers.start()
+
+    def stop(self) -> None:
+        """Stop the workers and close the journal."""
+        self.workers.stop()
+        self.journal.close()
+
+    def accept(self, payload: WebhookPayload) -> Admission:
+        """Persist the payload's jobs (raises sqlite3.Error if it cannot) and wake their workers."""
+        result = self.admission.admit(payload)
+        for target in result.targets_to_wake:
+            self.workers.wake(target)
+        return result

@@ -1,0 +1,71 @@
+"""Verification after an action: the exporter's blackbox-style `/probe?module=NAME` until it succeeds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from receiver.config import VerificationConfig
+
+_SUCCESS_SERIES = ("tts_probe_success", "probe_success")
+
+
+def probe_succeeded(text: str) -> bool | None:
+    """True/False from the `tts_probe_success` sample of a Prometheus text body; None if absent."""
+    found = None
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in _SUCCESS_SERIES:
+            try:
+                value = float(line.rsplit(" ", 1)[-1])
+            except ValueError:
+                continue
+            ok = value == 1.0
+            found = ok if found is None else (found and ok)
+    return found
+
+
+class ExporterVerifier:
+    """Polls the exporter's /probe for one module until success or the deadline."""
+
+    def __init__(self, exporter_url: str, config: VerificationConfig) -> None:
+        self.exporter_url = exporter_url.rstrip("/")
+        self.config = config
+
+    def verify(self, module: str) -> dict[str, Any]:
+        """Run the probe until it succeeds or `timeout_seconds` pass; the journal's verification record."""
+        started = time.monotonic()
+        deadline = started + self.config.timeout_seconds
+        attempts = 0
+        detail = ""
+        url = f"{self.exporter_url}/probe"
+        with httpx.Client(timeout=self.config.request_timeout_seconds) as client:
+            while True:
+                attempts += 1
+                try:
+                    resp = client.get(url, params={"module": module})
+                    verdict = probe_succeeded(resp.text)
+                    if verdict is None:
+                        detail = f"HTTP {resp.status_code}, no tts_probe_success in the answer"
+                    else:
+                        detail = f"HTTP {resp.status_code}, tts_probe_success={int(verdict)}"
+                    if verdict:
+                        return self._record(module, True, attempts, started, detail)
+                except httpx.HTTPError as exc:
+                    detail = f"exporter unreachable: {exc}"
+                if time.monotonic() + self.config.interval_seconds > deadline:
+                    return self._record(module, False, attempts, started, detail)
+                time.sleep(self.config.interval_seconds)
+
+    def _record(self, module: str, ok: bool, attempts: int, started: float, detail: str) -> dict[str, Any]:
+        return {
+            "module": module,
+            "success": ok,
+            "attempts": attempts,
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "detail": detail,
+        }

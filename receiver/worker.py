@@ -1,0 +1,100 @@
+"""Workers: one thread per target runs its queued jobs in order (per-target single flight)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from receiver.journal import Journal
+from receiver.oncall import OnCallPager
+from receiver.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+class TargetWorkers:
+    """Starts a thread per configured target; `wake(target)` when a job was queued for it."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        journal: Journal,
+        pager: OnCallPager,
+        max_attempts: int = 2,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.runner = runner
+        self.journal = journal
+        self.pager = pager
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self._events = {name: threading.Event() for name in runner.targets}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def recover(self) -> list[str]:
+        """Jobs left `running` by a crash: resume them, or report them (too many attempts, or heavy)."""
+        notes = []
+        for job in self.journal.jobs(limit=10_000, status="running"):
+            if job["attempts"] >= self.max_attempts or job["tier"] == "heavy":
+                why = (
+                    f"interrupted by a receiver restart after {job['attempts']} attempt(s); "
+                    "not resumed: check the target by hand"
+                )
+                page = self.pager.page(
+                    "TtsRemediationExhausted", job["target"], "interrupted", why, job["id"]
+                )
+                self.journal.update_job(
+                    job["id"],
+                    status="interrupted",
+                    result="failure",
+                    finished_at=time.time(),
+                    note=f"{why}; {page}",
+                )
+                notes.append(f"job {job['id']} reported")
+            else:
+                self.journal.update_job(
+                    job["id"],
+                    status="queued",
+                    note=f"interrupted by a receiver restart (attempt {job['attempts']}); resumed",
+                )
+                notes.append(f"job {job['id']} resumed")
+        return notes
+
+    def start(self) -> None:
+        """Recover interrupted jobs, then start one thread per target."""
+        for note in self.recover():
+            log.warning("start-up: %s", note)
+        for name in self._events:
+            t = threading.Thread(target=self._loop, args=(name,), name=f"worker-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wake(self, target: str) -> None:
+        """A job was queued for `target`."""
+        event = self._events.get(target)
+        if event is not None:
+            event.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the running jobs end (or the timeout passes)."""
+        self._stop.set()
+        for event in self._events.values():
+            event.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _loop(self, target: str) -> None:
+        event = self._events[target]
+        while not self._stop.is_set():
+            job = self.journal.active_job(target, "queued")
+            if job is None:
+                event.wait(self.poll_seconds)
+                event.clear()
+                continue
+            try:
+                self.runner.run(job["id"])
+            except Exception:  # noqa: BLE001 - keep the worker alive; runner journals its own failures
+                log.exception("worker %s: job %s", target, job["id"])
+                time.sleep(self.poll_seconds)

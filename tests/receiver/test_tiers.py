@@ -1,0 +1,239 @@
+"""Medium, heavy, escalation and the guards, on real supervisord with real stand-in programs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from receiver.heavy import sha256_file
+from tests.receiver.conftest import alert, payload, receiver_config, wait_for
+from tests.receiver.fakes import FakeNvml
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MONDAY_MORNING = datetime(2026, 11, 23, 10, 30, tzinfo=SHANGHAI)
+SATURDAY_NIGHT = datetime(2026, 11, 28, 23, 0, tzinfo=SHANGHAI)
+
+
+def test_medium_restarts_inference_and_verifies_l2(supervisor, probe, make_receiver):
+    nvml = FakeNvml()
+    nvml.processes[0] = [4242]
+    cfg = receiver_config(supervisor, probe, target={"gpu": {"reset": True}})
+    receiver = make_receiver(cfg, gpu=_gpu(nvml), is_root=lambda: True)
+    web_pid, inference_pid = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    supervisor.inject("inference", "oom")
+
+    job_id = receiver.post(payload(alert("TtsCudaOom", tier="medium"))).json()["new_jobs"][0]
+    job = receiver.wait_job(job_id)
+
+    assert job["status"] == "succeeded", job
+    assert job["verification"] == {**job["verification"], "module": "synthesis", "success": True}
+    assert supervisor.pid("tts-inference") != inference_pid
+    assert supervisor.pid("tts-webui") == web_pid, "medium leaves the web front alone"
+    release = job["steps"][1]
+    assert release["ok"] and "still has processes [4242]" in release["output"], (
+        "no reset while a process holds it"
+    )
+    assert "synthesis" in probe.calls
+
+
+def test_light_escalates_to_medium_when_the_fault_survives(supervisor, probe, make_receiver):
+    cfg = receiver_config(supervisor, probe, verification={"timeout_seconds": 3, "interval_seconds": 0.2})
+    receiver = make_receiver(cfg)
+    inference_pid = supervisor.pid("tts-inference")
+    # The fault is in inference: restarting the web front cannot fix L1.
+    supervisor.inject("inference", "oom")
+
+    first_id = receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0]
+    first = receiver.wait_job(first_id)
+    assert first["status"] == "failed"
+    assert first["verification"]["success"] is False
+    assert first["escalation"].startswith("escalated to medium")
+
+    medium = wait_for(
+        lambda: next((a for a in receiver.actions() if a["escalated_from"] == first_id), None),
+        what="the escalated job",
+    )
+    medium = receiver.wait_job(medium["id"])
+    assert medium["tier"] == "medium" and medium["status"] == "succeeded", medium
+    assert supervisor.pid("tts-inference") != inference_pid
+    assert supervisor.healthy("web")
+    assert "tts_remediation_escalations_total 1.0" in receiver.client.get("/metrics").text
+
+
+def test_firing_again_after_success_escalates(supervisor, probe, make_receiver):
+    receiver = make_receiver(receiver_config(supervisor, probe))
+    supervisor.inject("web", "hang")
+    first = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
+    assert first["status"] == "succeeded"
+    # Resolved and firing again (new startsAt) within the window: light did not really help.
+    supervisor.inject("web", "hang")
+    again = receiver.post(payload(alert(tier="light", starts="2026-11-23T10:05:00Z"))).json()
+    second = receiver.wait_job(again["new_jobs"][0])
+    assert second["tier"] == "medium"
+    assert "fired again" in second["reason"] and f"job {first['id']}" in second["reason"]
+
+
+def test_one_action_per_target_with_the_highest_tier(supervisor, probe, make_receiver):
+    receiver = make_receiver(receiver_config(supervisor, probe, dry_run=True))
+    answer = receiver.post(
+        payload(
+            alert("TtsAudioSilent", tier="light"),
+            alert("TtsCudaOom", tier="medium"),
+            alert("TtsUnknown", tier="none"),
+        )
+    ).json()
+    assert len(answer["new_jobs"]) == 1
+    job = receiver.wait_job(answer["new_jobs"][0])
+    assert job["tier"] == "medium" and "TtsCudaOom" in job["reason"]
+    assert len(job["alerts"]) == 3
+
+
+def test_dry_run_journals_exactly_what_would_run(supervisor, probe, make_receiver):
+    receiver = make_receiver(receiver_config(supervisor, probe, target={"dry_run": True}))
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    job = receiver.wait_job(receiver.post(payload(alert("TtsCudaOom", tier="medium"))).json()["new_jobs"][0])
+    assert job["status"] == "dry_run" and job["dry_run"] is True
+    assert [s["step"] for s in job["steps"]] == [
+        "stop inference via supervisord",
+        "release GPU 0: no reset configured",
+        "start inference via supervisord",
+        "wait 0.3s",
+        f"verify {probe.url}/probe?module=synthesis",
+    ]
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids
+
+
+def test_unmatched_alert_is_journaled_and_ignored(make_receiver):
+    receiver = make_receiver(receiver_config(None, None))
+    stray = alert(tier="light")
+    stray["labels"]["service"] = "someone-else"
+    answer = receiver.post(payload(stray)).json()
+    assert answer["ignored"] == 1 and answer["new_jobs"] == []
+    [row] = receiver.actions()
+    assert row["status"] == "ignored" and "no configured target" in row["reason"]
+
+
+def test_cooldown_and_budget_refuse(supervisor, probe, make_receiver, alertmanager):
+    cfg = receiver_config(
+        supervisor,
+        probe,
+        alertmanager_url=alertmanager.url,
+        guards={"cooldown_seconds": {"light": 600}, "budget_actions": 1},
+    )
+    receiver = make_receiver(cfg)
+    first = receiver.wait_job(receiver.post(payload(alert("A", tier="light"))).json()["new_jobs"][0])
+    assert first["status"] == "succeeded"
+    second = receiver.wait_job(receiver.post(payload(alert("B", tier="light"))).json()["new_jobs"][0])
+    assert second["status"] == "refused" and "cooldown" in second["note"]
+    third = receiver.wait_job(receiver.post(payload(alert("C", tier="medium"))).json()["new_jobs"][0])
+    assert third["status"] == "refused" and "budget" in third["note"]
+    assert "on-call paged" in third["note"]
+    paged = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
+    assert paged[0]["labels"]["reason"] == "budget_exhausted"
+    assert paged[0]["labels"]["tier"] == "none", "a page never feeds back into remediation"
+    metrics = receiver.client.get("/metrics").text
+    assert 'tts_remediation_refused_total{reason="cooldown"} 1.0' in metrics
+    assert 'tts_remediation_refused_total{reason="budget_exhausted"} 1.0' in metrics
+
+
+def test_heavy_refused_in_business_hours_and_on_call_paged(supervisor, probe, make_receiver, alertmanager):
+    cfg = receiver_config(supervisor, probe, alertmanager_url=alertmanager.url)
+    receiver = make_receiver(cfg, now=lambda: MONDAY_MORNING)
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    job = receiver.wait_job(receiver.post(payload(alert("TtsSegfault", tier="heavy"))).json()["new_jobs"][0])
+    assert job["status"] == "refused"
+    assert "business hours" in job["note"] and "Mon 10:30" in job["note"]
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids
+    paged = wait_for(lambda: alertmanager.alerts("TtsRemediationRefused"), what="the refusal in Alertmanager")
+    assert paged[0]["labels"]["reason"] == "business_hours"
+    assert paged[0]["labels"]["target"] == "qwen3-tts"
+
+
+def _heavy_target(tmp_path, weights_manifest=None):
+    cache = tmp_path / "cache"
+    (cache / "sub").mkdir(parents=True)
+    (cache / "sub" / "x.bin").write_bytes(b"x")
+    (cache / "y.tmp").write_bytes(b"y")
+    outside = tmp_path / "keep.txt"
+    outside.write_text("must survive")
+    (cache / "link").symlink_to(outside)
+    weights = tmp_path / "models"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"weights-v1")
+    service_config = tmp_path / "config.yaml"
+    service_config.write_text("model: qwen3-tts\nport: 8000\n")
+    repo = tmp_path / "deploy"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "deploy"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    target = {
+        "cache_dir": str(cache),
+        "weights_dir": str(weights),
+        "service_config": str(service_config),
+        "git_dir": str(repo),
+        "weights_manifest": str(weights_manifest or tmp_path / "manifest.json"),
+    }
+    return target, commit, outside
+
+
+def test_heavy_outside_business_hours_records_clears_and_restarts(supervisor, probe, make_receiver, tmp_path):
+    target, commit, outside = _heavy_target(tmp_path)
+    receiver = make_receiver(receiver_config(supervisor, probe, target=target), now=lambda: SATURDAY_NIGHT)
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    job = receiver.wait_job(receiver.post(payload(alert("TtsSegfault", tier="heavy"))).json()["new_jobs"][0])
+    assert job["status"] == "succeeded", job
+    record = job["steps"][0]["record"]
+    assert record["git_commit"] == commit
+    assert record["weights"] == {"model.safetensors": sha256_file(tmp_path / "models" / "model.safetensors")}
+    assert json.loads((tmp_path / "manifest.json").read_text()) == record["weights"]
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert outside.read_text() == "must survive", "clearing the cache never follows a link out of it"
+    assert supervisor.pid("tts-webui") != pids[0] and supervisor.pid("tts-inference") != pids[1]
+    order = [s["step"] for s in job["steps"][1:]]
+    assert order.index("start inference via supervisord") < order.index("start web via supervisord")
+    assert job["verification"]["module"] == "synthesis" and job["verification"]["success"]
+
+
+def test_heavy_refused_when_weights_changed_or_config_broken(
+    supervisor, probe, make_receiver, tmp_path, alertmanager
+):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"model.safetensors": "0" * 64}))
+    target, _commit, _ = _heavy_target(tmp_path, weights_manifest=manifest)
+    cfg = receiver_config(
+        supervisor, probe, target=target, alertmanager_url=alertmanager.url, guards={"cooldown_seconds": {}}
+    )
+    receiver = make_receiver(cfg, now=lambda: SATURDAY_NIGHT)
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    job = receiver.wait_job(receiver.post(payload(alert("TtsSegfault", tier="heavy"))).json()["new_jobs"][0])
+    assert job["status"] == "refused"
+    assert "model.safetensors changed" in job["note"] and "restart cannot fix" in job["note"]
+    assert (tmp_path / "cache" / "y.tmp").exists(), "nothing was cleared"
+
+    manifest.unlink()
+    (tmp_path / "config.yaml").write_text("model: [unclosed\n")
+    job2 = receiver.wait_job(
+        receiver.post(payload(alert("TtsBadConfig", tier="heavy"))).json()["new_jobs"][0]
+    )
+    assert job2["status"] == "refused" and "does not parse" in job2["note"]
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids
+    reasons = wait_for(
+        lambda: (
+            len(alertmanager.alerts("TtsRemediationRefused")) >= 1
+            and {a["labels"]["reason"] for a in alertmanager.alerts("TtsRemediationRefused")}
+        ),
+        what="the refusals in Alertmanager",
+    )
+    assert reasons == {"preflight"}
+
+
+def _gpu(nvml):
+    from receiver.gpu import NvmlGpu
+
+    return NvmlGpu(nvml)

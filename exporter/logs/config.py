@@ -30,7 +30,9 @@ class LogCommandConfig(BaseModel):
     """A command whose stdout is a log, e.g. `journalctl -f -o cat -u UNIT` or `docker logs -f NAME`.
 
     Real Qwen3-TTS and vLLM-Omni log only to stdout/stderr, so this is how they are followed.
-    The argv list is executed directly, never through a shell.
+    The argv list is executed directly, never through a shell. Ask the command for new lines
+    only (`journalctl -f -n 0 ...`, `docker logs -f --tail 0 ...`): it is started again after
+    every exit, and history it prints again would be counted again.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -472,14 +472,21 @@ class RotatingFileSource:
         f.head = os.pread(f.fd, min(max(f.pos, 0), self.opt.fingerprint_bytes), 0)
 
     def _update_lag(self) -> None:
-        lag = 0
-        for f in ([self.cur] if self.cur else []) + self.draining:
-            try:
-                lag += max(0, os.fstat(f.fd).st_size - f.pos)
-            except OSError:
-                pass
-        self.counter.lag.set(lag)
         self.counter.up.set(1 if self.cur is not None else 0)
+
+    def lag_bytes(self) -> float:
+        """Bytes at the path not read yet, measured now (called at scrape time, from another thread).
+
+        Only the path is stat'ed, never our file descriptors, which the poll thread may close.
+        """
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return 0.0
+        cur = self.cur
+        if cur is not None and (st.st_dev, st.st_ino) == cur.ident:
+            return float(max(0, st.st_size - cur.pos))
+        return float(st.st_size) if self._started else 0.0
 
     # ----- files ------------------------------------------------------------------
 

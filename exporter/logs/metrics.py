@@ -40,7 +40,7 @@ class LogMetrics:
             registry=registry,
         )
         self.lag = Gauge(
-            "tts_log_lag_bytes", "Bytes written to the followed file and not read yet.", ["log"],
+            "tts_log_lag_bytes", "Bytes in the followed file not read yet, measured at scrape (0 for commands).", ["log"],
             registry=registry,
         )
         self.source_up = Gauge(

@@ -56,6 +56,8 @@ class LogPipeline:
             )
             for f in config.files
         ]
+        for src in self.files:  # measured at scrape time, not at the last poll
+            self.counters[src.name].lag.set_function(src.lag_bytes)
         self.commands = [
             CommandSource(c, self.counters[c.name], config.max_line_bytes, stop_event=self._stop)
             for c in config.commands

@@ -166,3 +166,45 @@ def test_concurrent_writer_with_rotations_loses_and_repeats_nothing(make_config,
     pipeline.stop()
     for name, n in written.items():
         assert value(registry, "tts_log_lines_total", log=name) == n, name
+
+
+def test_configured_pattern_counts_only_on_its_logs(make_config, new_pipeline, value, logdir, tmp_path):
+    from exporter.logs.config import PatternConfig
+
+    extra = [PatternConfig(name="tokenizer_skipped", regex=r"Tokenizer skipped \d+ special chars",
+                           logs=["inference"])]
+    pipeline, registry = new_pipeline(make_config(extra_patterns=extra))
+    skipped = b"2024-06-15 14:22:04,000 [WARN] Tokenizer skipped 3 special chars\n"
+    append(logdir / "inference.log", skipped * 2)
+    append(logdir / "webui.log", skipped)
+    pipeline.poll_once()
+    assert registry.get_sample_value(
+        "tts_log_pattern_matches_total", {"log": "inference", "pattern": "tokenizer_skipped"}) == 2
+    # No series at all for a log the pattern is not configured on: label values stay bounded.
+    assert registry.get_sample_value(
+        "tts_log_pattern_matches_total", {"log": "webui", "pattern": "tokenizer_skipped"}) is None
+    assert value(registry, "tts_log_bytes_total", log="inference") == 2 * len(skipped)
+
+
+def test_lag_shows_bytes_written_and_not_read_yet(make_config, new_pipeline, value, logdir):
+    pipeline, registry = new_pipeline(make_config())
+    append(logdir / "inference.log", INFO * 10)
+    pipeline.poll_once()
+    assert value(registry, "tts_log_lag_bytes", log="inference") == 0
+    append(logdir / "inference.log", INFO * 1000)
+    assert value(registry, "tts_log_lag_bytes", log="inference") == len(INFO) * 1000
+    pipeline.poll_once()
+    assert value(registry, "tts_log_lag_bytes", log="inference") == 0
+    assert value(registry, "tts_log_lines_total", log="inference") == 1010
+
+
+def test_unknown_log_in_a_pattern_is_a_config_error(make_config):
+    import pytest
+    from pydantic import ValidationError
+
+    from exporter.logs.config import PatternConfig
+
+    with pytest.raises(ValidationError, match="unknown logs"):
+        make_config(extra_patterns=[PatternConfig(name="x_y", regex="x", logs=["nope"])])
+    with pytest.raises(ValidationError, match="pattern names must be unique"):
+        make_config(extra_patterns=[PatternConfig(name="cuda_oom", regex="x")])

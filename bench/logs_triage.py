@@ -49,7 +49,8 @@ def generate(d: Path, gb: float) -> None:
     d.mkdir(parents=True, exist_ok=True)
     meta = d / "bench-meta.json"
     if meta.exists() and json.loads(meta.read_text()).get("gb") == gb:
-        print(f"data: reusing {d}")
+        total = json.loads(meta.read_text()).get("total_bytes", 0)
+        print(f"data: reusing {d} ({total / 1e9:.2f} GB of log lines)")
         return
     for p in d.iterdir():
         if p.is_file():
@@ -67,16 +68,21 @@ def generate(d: Path, gb: float) -> None:
         last = write_log(p, day_lines, day - timedelta(days=1), step, seed=10 + k)
         set_mtime(p, last)
     write_log(d / "webui.log", day_lines, NOW - timedelta(milliseconds=step * day_lines), step, seed=20)
-    # inference.log: 100 MB size rotation with gzip archives, 5 ms between lines.
-    n_archives = max(1, round((gb * 1000 - 250 - 350 - 100) / 100))
+    # inference.log: 100 MB size rotation with gzip archives, 5 ms between lines; as many
+    # archives as it takes to reach `gb` of uncompressed log lines in all.
     per_file = timedelta(milliseconds=5 * LINES_PER_100MB)
     current_start = NOW - per_file
+    write_log(d / "inference.log", LINES_PER_100MB, current_start, 5, seed=30)
+    total = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
     archives = []
-    for k in range(1, n_archives + 1):
+    k = 0
+    while total < gb * 1e9:
+        k += 1
         p = d / f"inference.log.{k}"
         last = write_log(p, LINES_PER_100MB, current_start - per_file * k, 5, seed=30 + k)
         archives.append((p, last))
-    write_log(d / "inference.log", LINES_PER_100MB, current_start, 5, seed=30)
+        total += p.stat().st_size
+    n_archives = len(archives)
     gz_procs = []
     for p, _ in archives:
         gz_procs.append(subprocess.Popen(["gzip", "-6", "-f", str(p)]))
@@ -86,11 +92,9 @@ def generate(d: Path, gb: float) -> None:
         proc.wait()
     for p, last in archives:
         set_mtime(p.with_name(p.name + ".gz"), last)
-    total = sum(p.stat().st_size for p in d.iterdir() if p.is_file() and not p.name.endswith(".gz"))
-    plain_gz = n_archives * 100e6
-    meta.write_text(json.dumps({"gb": gb}))
+    meta.write_text(json.dumps({"gb": gb, "total_bytes": total, "archives": n_archives}))
     gz_mb = sum(p.stat().st_size for p in d.glob("*.gz")) / 1e6
-    print(f"data: generated in {time.perf_counter() - t0:.0f} s: {(total + plain_gz) / 1e9:.2f} GB of log "
+    print(f"data: generated in {time.perf_counter() - t0:.0f} s: {total / 1e9:.2f} GB of log "
           f"lines ({n_archives} gzip archives of 100 MB, {gz_mb:.0f} MB compressed)")
 
 

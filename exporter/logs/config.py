@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 LABEL_VALUE = r"^[a-z_][a-z0-9_]*$"
+
+
+def compiled_regex(value: str) -> str:
+    """Pydantic check: `value` must compile as a Python regular expression."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+# A config string that must be a valid regular expression (checked once, at load).
+RegexText = Annotated[str, AfterValidator(compiled_regex)]
 
 
 class LogFileConfig(BaseModel):
@@ -51,17 +64,8 @@ class PatternConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=LABEL_VALUE)
-    regex: str
+    regex: RegexText
     logs: list[str] = Field(default_factory=list, description="log names; empty means every log")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 # The five patterns of the seed (§2.2), as the seed prints them. The lead's alert rules use these names.
@@ -130,19 +134,10 @@ class TriageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # The seed's line format: `2024-06-15 14:22:03,102 [ERROR] message`.
-    timestamp_regex: str = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?"
+    timestamp_regex: RegexText = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?"
     timestamp_format: str = "%Y-%m-%d %H:%M:%S"
     rules: list[CauseRuleConfig] = Field(default_factory=_default_cause_rules)
     max_lines: int = Field(default=200, ge=1, description="lines printed at most; the verdict sees all")
-
-    @field_validator("timestamp_regex")
-    @classmethod
-    def _ts_compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 class LogsConfig(BaseModel):

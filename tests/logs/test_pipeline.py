@@ -17,14 +17,6 @@ def append(path, data: bytes) -> None:
         f.write(data)
 
 
-def wait_for(cond, deadline_s: float = 10.0) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
 
 def test_every_log_and_pattern_series_exists_at_zero(make_config, new_pipeline, value):
     config = make_config()
@@ -95,7 +87,7 @@ def test_file_that_appears_later_is_read_from_its_start(make_config, new_pipelin
 
 
 def test_background_thread_counts_and_restart_resumes_exactly(
-    make_config, new_pipeline, value, logdir, tmp_path
+    wait_for, make_config, new_pipeline, value, logdir, tmp_path
 ):
     config = make_config()
     state = tmp_path / "state"
@@ -130,7 +122,7 @@ def test_writer_still_appending_to_the_renamed_file_is_read_until_rotate_wait(
     assert value(registry, "tts_log_pattern_matches_total", log="webui", pattern="cuda_oom") == 1
 
 
-def test_concurrent_writer_with_rotations_loses_and_repeats_nothing(make_config, new_pipeline, value, logdir):
+def test_concurrent_writer_with_rotations_loses_and_repeats_nothing(wait_for, make_config, new_pipeline, value, logdir):
     import shutil
     import threading
 

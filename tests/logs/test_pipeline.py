@@ -200,3 +200,23 @@ def test_unknown_log_in_a_pattern_is_a_config_error(make_config):
         make_config(extra_patterns=[PatternConfig(name="x_y", regex="x", logs=["nope"])])
     with pytest.raises(ValidationError, match="pattern names must be unique"):
         make_config(extra_patterns=[PatternConfig(name="cuda_oom", regex="x")])
+
+
+def test_restart_in_the_middle_of_a_long_line_counts_it_once(make_config, new_pipeline, value, logdir, tmp_path):
+    config = make_config(max_line_bytes=256)
+    state = tmp_path / "state"
+    long_line = OOM[:-1] + b"x" * 1000 + b"\n"
+    first, reg1 = new_pipeline(config, state)
+    append(logdir / "webui.log", INFO + long_line[:600])  # the long line is cut and skipped to its end
+    first.poll_once()
+    first.stop()
+    append(logdir / "webui.log", long_line[600:] + INFO)
+    second, reg2 = new_pipeline(config, state)
+    second.poll_once()
+
+    def both(name: str, **labels: str) -> float:
+        return value(reg1, name, log="webui", **labels) + value(reg2, name, log="webui", **labels)
+
+    assert both("tts_log_lines_total") == 3
+    assert both("tts_log_long_lines_total") == 1
+    assert both("tts_log_pattern_matches_total", pattern="cuda_oom") == 1

@@ -8,12 +8,16 @@ plain (uncompressed) rotated generations next to it:
   open and read to its end for `rotate_wait_seconds` (the writer may still append
   until it reopens), and the new file is read from its first byte;
 * a generation never seen before (created and rotated away between two polls) is
-  read whole;
+  read whole; one seen before that grew (late writes) is read from its old end;
 * the followed file is shorter than the offset, or its first bytes changed: it was
   truncated (copytruncate). The copy logrotate just made is found by its first
-  bytes and read from our offset, then the file is read again from 0;
-* compressed archives are never read.
+  bytes and read from our offset, then the file is read again from 0. A copy whose
+  original is not truncated yet is left alone until it is;
+* compressed archives are never read: a generation compressed before we ever
+  opened it (several rotations between two polls) is the one loss no tailer avoids.
 
+Known generations are remembered by identity, size, mtime and a fingerprint of
+their first bytes, so a reused inode number is not mistaken for a file we read.
 Offsets are exported as a small dict (identity, offset, fingerprint of the first
 bytes) so a restart resumes exactly where the previous process stopped.
 """
@@ -26,7 +30,8 @@ import os
 import stat as stat_mod
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +106,6 @@ class FileSourceOptions:
     start_at: str = "end"
 
 
-@dataclass
-class _Errors:
-    last: str = ""
-    reported: set[str] = field(default_factory=set)
-
-
 @dataclass(frozen=True)
 class KnownGeneration:
     """A rotated generation already accounted for: what it looked like when we last saw it."""
@@ -151,7 +150,7 @@ class RotatingFileSource:
         # original is not truncated yet. Read from our offset once it is.
         self._held: set[Identity] = set()
         self._stop = stop_event or threading.Event()
-        self._errors = _Errors()
+        self._last_error = ""
         self._poll_error = ""
         self._started = False
         self._saved = saved
@@ -164,21 +163,19 @@ class RotatingFileSource:
         Called by the pipeline's start(), so that "the files there at start" means exactly that,
         however late the first poll runs.
         """
-        self._poll_error = ""
-        try:
-            if not self._started:
-                self._start()
-        except OSError as exc:
-            self._poll_error = f"{exc.strerror or exc} ({exc.filename or self.path})"
-        self._set_error(self._poll_error)
+        self._guarded(lambda: None)
 
     def poll(self) -> None:
         """Read everything new; notice rotation, truncation, deletion. Never raises OSError."""
+        self._guarded(self._poll)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Start if needed, run `step`; an OS error is counted and reported, never raised."""
         self._poll_error = ""
         try:
             if not self._started:
                 self._start()
-            self._poll()
+            step()
         except OSError as exc:
             self._poll_error = f"{exc.strerror or exc} ({exc.filename or self.path})"
         self._set_error(self._poll_error)
@@ -547,8 +544,8 @@ class RotatingFileSource:
         if message:
             self.counter.read_errors.inc()
             self.counter.up.set(0)
-            if message != self._errors.last:
+            if message != self._last_error:
                 log.warning("log %s: %s", self.name, message)
-        elif self._errors.last:
+        elif self._last_error:
             log.info("log %s: %s is readable again", self.name, self.path)
-        self._errors.last = message
+        self._last_error = message

@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from exporter.logs.archives import is_compressed, rotated_generations
-from exporter.logs.config import CauseRuleConfig, LogsConfig
+from exporter.logs.config import CauseRuleConfig, LogCommandConfig, LogsConfig
 from exporter.logs.scanner import CompiledPattern, compile_pattern
 
 BLOCK = 4 * 1024 * 1024
@@ -55,7 +59,23 @@ class LineClock:
         frac = m.group(2) if m.re.groups >= 2 else None
         if frac:
             base = base + timedelta(microseconds=int(frac.decode().ljust(6, "0")[:6]))
+        zone = ZONE.match(line, m.end())
+        if zone:  # ISO 8601 with an offset (journald, docker): compare in local time like the rest
+            base = base.replace(tzinfo=_zone(zone.group(1))).astimezone().replace(tzinfo=None)
         return base
+
+
+# After the seconds and up to six fraction digits: more digits (docker prints nine), then the zone.
+ZONE = re.compile(rb"\d*(Z|[+-]\d{2}:?\d{2})(?![\d:])")
+
+
+@lru_cache(maxsize=64)
+def _zone(text: bytes) -> timezone:
+    if text == b"Z":
+        return UTC
+    sign = -1 if text[:1] == b"-" else 1
+    digits = text[1:].replace(b":", b"")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
 
 
 @lru_cache(maxsize=4096)
@@ -343,10 +363,68 @@ def collect_events(
     try:
         for log, path, _size in todo:
             events.extend(_read_file(log, path, by_log[log], clock, window, progress, report))
+        for cmd in config.commands:
+            if cmd.history_argv:
+                patterns = [compiled[p.name] for p in config.patterns_for(cmd.name)]
+                events.extend(_read_command_history(cmd, patterns, clock, window, progress, report))
     finally:
         progress.close()
     events.sort(key=lambda e: e.time)
     return events, report
+
+
+def _read_command_history(
+    cmd: LogCommandConfig, patterns: list[CompiledPattern], clock: LineClock, window: Window,
+    progress: Progress, report: ReadReport,
+) -> list[Event]:
+    """Run the command's history argv (no shell) and scan what it prints like a file."""
+    since_seconds = str(max(1, math.ceil((window.end - window.start).total_seconds())))
+    since_local = window.start.strftime("%Y-%m-%d %H:%M:%S")
+    argv = [a.replace("{since_seconds}", since_seconds).replace("{since_local}", since_local)
+            for a in cmd.history_argv]
+    events: list[Event] = []
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if cmd.include_stderr else subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError as exc:
+        report.warnings.append(f"log {cmd.name}: cannot run {argv[0]} ({exc.strerror or exc}); skipped.")
+        return events
+    timer = threading.Timer(cmd.history_timeout_seconds, _kill_group, args=(proc,))
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+
+        def chunks() -> Iterator[bytes]:
+            while data := os.read(fd, 1024 * 1024):
+                progress.advance(len(data))
+                yield data
+
+        report.files_read += 1
+        last_time = None
+        for block in _blocks(chunks()):
+            report.bytes_read += len(block)
+            found, last_time = _events_in_block(
+                block, patterns, clock, window.start, window.end, cmd.name, f"command {argv[0]}", last_time
+            )
+            events.extend(found)
+    finally:
+        timer.cancel()
+        proc.stdout.close()  # type: ignore[union-attr]
+        rc = proc.wait()
+    if rc != 0:
+        why = "timed out" if rc == -signal.SIGKILL else f"exited with status {rc}"
+        report.warnings.append(f"log {cmd.name}: history command {argv[0]} {why}; its lines may be incomplete.")
+    return events
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _read_file(

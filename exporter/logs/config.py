@@ -56,6 +56,12 @@ class LogCommandConfig(BaseModel):
     include_stderr: bool = True
     restart_backoff_initial_seconds: float = Field(default=1.0, gt=0)
     restart_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # For triage: an argv printing the recent history with timestamps, `{since_seconds}` and
+    # `{since_local}` (YYYY-MM-DD HH:MM:SS) replaced, e.g.
+    # [journalctl, -o, short-iso-precise, --no-pager, -u, UNIT, --since, "{since_local}"] or
+    # [docker, logs, --timestamps, --since, "{since_seconds}s", NAME]. Empty: triage skips this log.
+    history_argv: list[str] = Field(default_factory=list)
+    history_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class PatternConfig(BaseModel):

@@ -7,7 +7,7 @@ import io
 import json
 import os
 from contextlib import redirect_stderr, redirect_stdout
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -192,3 +192,41 @@ def test_durations():
     assert parse_duration("5") == 300
     with pytest.raises(ValueError):
         parse_duration("10 minutes")
+
+
+def test_command_history_is_triaged_with_zoned_timestamps(config, tmp_path):
+    """vLLM-Omni logs to stdout: triage reads `journalctl --since ...` / `docker logs --since ...` output."""
+    import sys
+
+    from exporter.logs.config import LogCommandConfig
+
+    def utc(t: datetime) -> str:  # how docker --timestamps prints: UTC, nine fraction digits
+        return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+
+    oom_at = NOW - timedelta(minutes=3)
+    printed = [
+        f"{utc(NOW - timedelta(hours=2))} torch.OutOfMemoryError: CUDA out of memory (too old)",
+        # how journalctl -o short-iso-precise prints, from a host two hours east
+        f"{oom_at.astimezone(timezone(timedelta(hours=2))).isoformat(timespec='microseconds')} "
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        f"{utc(oom_at + timedelta(seconds=4))} vllm.v1.engine.exceptions.EngineDeadError: EngineCore died",
+    ]
+    script = "import sys\nprint('since=' + sys.argv[1])\n" + "".join(f"print({line!r})\n" for line in printed)
+    command = LogCommandConfig(name="vllm", argv=["true"],
+                               history_argv=[sys.executable, "-c", script, "{since_seconds}"])
+    cfg = config.model_copy(update={"commands": [command]})
+    result = diagnose(cfg, 600, now=NOW)
+    assert [(e["log"], e["pattern"]) for e in result["events"]] == [("vllm", "torch_cuda_oom"), ("vllm", "engine_dead")]
+    assert result["events"][0]["time"] == oom_at.isoformat(timespec="milliseconds")
+    assert result["root_cause"]["pattern"] == "torch_cuda_oom"
+    assert [d["pattern"] for d in result["derived"]] == ["engine_dead"]
+
+
+def test_history_command_that_fails_is_a_warning(config, tmp_path):
+    from exporter.logs.config import LogCommandConfig
+
+    missing = LogCommandConfig(name="vllm", argv=["true"], history_argv=[str(tmp_path / "no-journalctl")])
+    failing = LogCommandConfig(name="dock", argv=["true"], history_argv=["false"])
+    result = diagnose(config.model_copy(update={"commands": [missing, failing]}), 600, now=NOW)
+    assert any("cannot run" in w for w in result["warnings"])
+    assert any("exited with status 1" in w for w in result["warnings"])

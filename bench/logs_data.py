@@ -25,6 +25,10 @@ ERRORS = [
     "Stream buffer underflow: expected 2048 samples, got {n2}",
     "Model load timeout > 15s",
     "Health check failed: audio output silent for 8s",
+    # what the real services print, rarer
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue",
+    "ValueError: Unsupported speakers: ['bob']",
 ]
 LEVELS = ["INFO", "INFO", "INFO", "DEBUG", "WARNING"]
 

@@ -35,6 +35,7 @@ from exporter.logs.scanner import CompiledPattern, compile_pattern
 BLOCK = 4 * 1024 * 1024
 # Binary search stops when the range is this small and scans forward from there.
 SEEK_GRANULE = 64 * 1024
+SEEK_LOOKAHEAD = 1024 * 1024
 
 
 # ----- timestamps -------------------------------------------------------------------
@@ -166,12 +167,16 @@ def _first_line_start_at_or_after(f: BinaryIO, pos: int) -> int:
         nl = chunk.find(b"\n")
         if nl >= 0:
             return f.tell() - len(chunk) + nl + 1
-        pos += len(chunk)
 
 
 def _time_at(f: BinaryIO, pos: int, end: int, clock: LineClock) -> datetime | None:
-    """Timestamp of the first timestamped line starting at or after `pos` (None: none before end)."""
+    """Timestamp of the first timestamped line starting at or after `pos`.
+
+    None when there is none before `end` or within SEEK_LOOKAHEAD bytes (a long traceback):
+    the search then keeps the lower half, which costs reading more, never missing lines.
+    """
     start = _first_line_start_at_or_after(f, pos)
+    end = min(end, pos + SEEK_LOOKAHEAD)
     while 0 <= start < end:
         f.seek(start)
         line = f.readline(4096)
@@ -194,7 +199,8 @@ def seek_window_start(f: BinaryIO, size: int, start: datetime, clock: LineClock)
             lo = mid
         else:
             hi = mid
-    return max(0, _first_line_start_at_or_after(f, lo))
+    first = _first_line_start_at_or_after(f, lo)
+    return first if first >= 0 else lo
 
 
 class DamagedArchive(Exception):

@@ -230,3 +230,14 @@ def test_history_command_that_fails_is_a_warning(config, tmp_path):
     result = diagnose(config.model_copy(update={"commands": [missing, failing]}), 600, now=NOW)
     assert any("cannot run" in w for w in result["warnings"])
     assert any("exited with status 1" in w for w in result["warnings"])
+
+
+def test_long_stretch_without_timestamps_is_read_not_skipped(config, logdir):
+    t0 = NOW - timedelta(minutes=1)
+    (logdir / "inference.log").write_bytes(
+        line(NOW - timedelta(hours=5), "INFO", "start")
+        + b"  traceback frame without a timestamp\n" * 200_000  # ~7 MB, several lookahead windows
+        + line(t0, "ERROR", OOM)
+    )
+    result = diagnose(config, 600, now=NOW)
+    assert [e["pattern"] for e in result["events"]] == ["cuda_oom"]

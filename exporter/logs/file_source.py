@@ -180,8 +180,14 @@ class RotatingFileSource:
             self._poll_error = f"{exc.strerror or exc} ({exc.filename or self.path})"
         self._set_error(self._poll_error)
 
-    def state(self) -> dict[str, Any]:
-        """What to save so a restart resumes here (see `saved` in the constructor)."""
+    def state(self) -> dict[str, Any] | None:
+        """What to save so a restart resumes here (see `saved` in the constructor).
+
+        A source that never started hands back what it was given: stopping an exporter that
+        failed before its first poll must not overwrite good offsets with empty ones.
+        """
+        if not self._started:
+            return self._saved
         cur = None
         if self.cur is not None:
             c = self.cur

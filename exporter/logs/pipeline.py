@@ -110,7 +110,8 @@ class LogPipeline:
     def save_offsets(self) -> None:
         """Save every file source's position now (atomic)."""
         try:
-            self.store.save({src.name: src.state() for src in self.files})
+            states = {src.name: src.state() for src in self.files}
+            self.store.save({name: st for name, st in states.items() if st is not None})
         except OSError as exc:
             # Losing the save costs recounting after a restart, not the running counts: keep going.
             self.metrics.read_errors.labels(log="_offsets").inc()

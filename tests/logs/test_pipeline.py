@@ -220,3 +220,19 @@ def test_restart_in_the_middle_of_a_long_line_counts_it_once(make_config, new_pi
     assert both("tts_log_lines_total") == 3
     assert both("tts_log_long_lines_total") == 1
     assert both("tts_log_pattern_matches_total", pattern="cuda_oom") == 1
+
+
+def test_stopping_a_pipeline_that_never_started_keeps_the_saved_offsets(
+    make_config, new_pipeline, value, logdir, tmp_path
+):
+    config, state = make_config(), tmp_path / "state"
+    append(logdir / "inference.log", INFO * 5)
+    first, _ = new_pipeline(config, state)
+    first.poll_once()
+    first.stop()
+    never_started, _ = new_pipeline(config, state)  # e.g. the exporter could not bind its port
+    never_started.stop()
+    append(logdir / "inference.log", OOM)
+    third, registry = new_pipeline(config, state)
+    third.poll_once()
+    assert value(registry, "tts_log_lines_total", log="inference") == 1

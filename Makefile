@@ -6,10 +6,13 @@ PY := $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEB_PACKAGES := prometheus prometheus-alertmanager espeak-ng sox mtail
-DEB_BINARIES := prometheus prometheus-alertmanager promtool amtool espeak-ng sox mtail
+DEMO_DEB_PACKAGES := prometheus prometheus-alertmanager
+DEMO_DEB_BINARIES := prometheus prometheus-alertmanager promtool amtool
+# tests and benchmarks also use real speech (espeak-ng, sox) and the peer we compare with (mtail)
+DEB_PACKAGES := $(DEMO_DEB_PACKAGES) espeak-ng sox mtail
+DEB_BINARIES := $(DEMO_DEB_BINARIES) espeak-ng sox mtail
 
-.PHONY: demo test lint venv system-deps bench clean
+.PHONY: demo test lint venv system-deps test-deps bench clean
 
 venv: $(STAMP)
 
@@ -20,31 +23,39 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# Installs the Debian packages when a binary is missing and we are root; otherwise one clear line.
-system-deps:
-	@missing=""; for b in $(DEB_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+# $(call debs,PACKAGES,BINARIES): apt-get install PACKAGES when a BINARY is missing and we are root;
+# otherwise stop with one line saying what to install.
+define debs
+	@missing=""; for b in $(2); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages for:$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null \
-	      || { echo "apt-get could not install $(DEB_PACKAGES); install them and retry."; exit 1; }; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $(1) >/dev/null \
+	      || { echo "apt-get could not install $(1); install them and retry."; exit 1; }; \
 	  else \
-	    echo "missing:$$missing -- run: sudo apt-get install $(DEB_PACKAGES)"; exit 1; \
+	    echo "missing:$$missing -- run: sudo apt-get install $(1)"; exit 1; \
 	  fi; \
 	fi
+endef
+
+system-deps:
+	$(call debs,$(DEMO_DEB_PACKAGES),$(DEMO_DEB_BINARIES))
+
+test-deps: system-deps
+	$(call debs,$(DEB_PACKAGES),$(DEB_BINARIES))
 
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv system-deps
+test: venv test-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 demo: venv system-deps
 	$(BIN)/tts-sentinel demo
 
-bench: venv system-deps
+bench: venv test-deps
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from exporter.gpu import GpuConfig
 from exporter.logs.config import LogsConfig
 from exporter.probes.config import ProbesConfig
 
@@ -20,3 +21,4 @@ class ExporterConfig(BaseModel):
     state_dir: Path = Path("/var/lib/tts-sentinel")
     logs: LogsConfig = LogsConfig()
     probes: ProbesConfig = ProbesConfig()
+    gpu: GpuConfig = GpuConfig()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The nine speakers of Qwen3-TTS-12Hz-1.7B-CustomVoice (public model card).
+QWEN3_SPEAKERS = ["Vivian", "Serena", "Uncle_Fu", "Dylan", "Eric", "Ryan", "Aiden", "Ono_Anna", "Sohee"]
+
 
 class SimulatorConfig(BaseModel):
-    """Ports and log directory of the stand-in service."""
+    """Ports, log directory and behaviour of the stand-in TTS service."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -16,3 +20,20 @@ class SimulatorConfig(BaseModel):
     web_port: int = Field(default=7860, ge=1, le=65535)
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_dir: Path = Path("/var/log/qwen3-tts")
+    # "seed": GET /health {"status":"ok"} and POST /tts, as the ops manual describes.
+    # "openai": vLLM-Omni's GET /health (empty body, 503 when the engine is dead),
+    # POST /v1/audio/speech and GET /v1/audio/voices.
+    protocol: Literal["seed", "openai"] = "seed"
+    # With protocol openai: when set, /v1/* requires `Authorization: Bearer <api_key>`.
+    api_key: str | None = None
+    model_name: str = "Qwen3-TTS-12Hz-1.7B-CustomVoice"
+    speakers: list[str] = Field(default_factory=lambda: list(QWEN3_SPEAKERS))
+    sample_rate: int = Field(default=24000, ge=8000, le=192000)
+    # Simulated model load at start of the inference process (the seed's timeout is 15 s).
+    model_load_seconds: float = Field(default=0.0, ge=0)
+    # How often the inference process writes its self-check line to health.log.
+    self_check_interval_seconds: float = Field(default=8.0, gt=0)
+    # How long a request held by the `hang` fault waits before the connection is dropped.
+    hang_seconds: float = Field(default=3600.0, gt=0)
+    # Write WAV headers as a streaming server does (RIFF and data sizes 0xFFFFFFFF).
+    streaming_wav_header: bool = False

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from support import free_port, require_binary
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (tests never use fixed ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "require_binary"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Config of the log pipeline: which files, which patterns."""
+"""Config of the log pipeline: which files and commands, which patterns, which limits."""
 
 from __future__ import annotations
 
@@ -6,19 +6,41 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LABEL_VALUE = r"^[a-z_][a-z0-9_]*$"
 
 
 class LogFileConfig(BaseModel):
-    """One log file followed by the tailer. `name` becomes the `log` label."""
+    """One log file followed by the tailer. `name` becomes the `log` label.
+
+    `rotation` documents how the file is rotated; the tailer detects rename,
+    copytruncate and delete+create by itself, so the value only matters to triage
+    (which archives to look for) and to readers of the config.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=LABEL_VALUE)
     path: Path
-    rotation: Literal["rename", "size", "none"] = "rename"
+    rotation: Literal["rename", "size", "none", "copytruncate"] = "rename"
+
+
+class LogCommandConfig(BaseModel):
+    """A command whose stdout is a log, e.g. `journalctl -f -o cat -u UNIT` or `docker logs -f NAME`.
+
+    Real Qwen3-TTS and vLLM-Omni log only to stdout/stderr, so this is how they are followed.
+    The argv list is executed directly, never through a shell.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=LABEL_VALUE)
+    argv: list[str] = Field(min_length=1)
+    # `docker logs` writes the container's stderr to its own stderr: read both by default.
+    include_stderr: bool = True
+    restart_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    restart_backoff_max_seconds: float = Field(default=60.0, gt=0)
 
 
 class PatternConfig(BaseModel):
@@ -40,14 +62,29 @@ class PatternConfig(BaseModel):
         return value
 
 
-# The five patterns of the seed (§2.2), as the seed prints them.
+# The five patterns of the seed (§2.2), as the seed prints them. The lead's alert rules use these names.
 SEED_PATTERNS: list[PatternConfig] = [
     PatternConfig(name="cuda_oom", regex=r"\[CUDA\] Out of memory on device \d+"),
-    PatternConfig(name="invalid_unicode", regex=r"Text preprocessing failed: invalid unicode sequence at pos \d+"),
+    PatternConfig(
+        name="invalid_unicode", regex=r"Text preprocessing failed: invalid unicode sequence at pos \d+"
+    ),
     PatternConfig(name="stream_underflow", regex=r"Stream buffer underflow: expected \d+ samples, got \d+"),
     PatternConfig(name="model_load_timeout", regex=r"Model load timeout > \d+s"),
     PatternConfig(name="audio_silent", regex=r"Health check failed: audio output silent for \d+s"),
 ]
+
+# What the real services print (PyTorch, vLLM-Omni, qwen-tts) plus the seed's segfault.
+REAL_SERVICE_PATTERNS: list[PatternConfig] = [
+    PatternConfig(name="segfault", regex=r"Segmentation fault"),
+    PatternConfig(name="torch_cuda_oom", regex=r"CUDA out of memory"),
+    PatternConfig(name="torch_oom_error", regex=r"torch\.OutOfMemoryError"),
+    PatternConfig(name="engine_dead", regex=r"EngineDeadError"),
+    PatternConfig(name="orchestrator_crashed", regex=r"Orchestrator thread crashed"),
+    PatternConfig(name="unsupported_speakers", regex=r"Unsupported speakers:"),
+    PatternConfig(name="unsupported_languages", regex=r"Unsupported languages:"),
+]
+
+BUILTIN_PATTERNS: list[PatternConfig] = SEED_PATTERNS + REAL_SERVICE_PATTERNS
 
 
 def _default_files() -> list[LogFileConfig]:
@@ -59,12 +96,111 @@ def _default_files() -> list[LogFileConfig]:
     ]
 
 
+class CauseRuleConfig(BaseModel):
+    """Triage rule: an event of pattern `cause` explains `effects` that follow it within `within_seconds`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cause: str = Field(pattern=LABEL_VALUE)
+    effects: list[str] = Field(min_length=1)
+    within_seconds: float = Field(default=30.0, gt=0)
+
+
+def _default_cause_rules() -> list[CauseRuleConfig]:
+    # From the seed (§2.2/§2.3): an OOM is the root of the silence, underflow and unicode errors that
+    # follow it; a load timeout leaves nothing to synthesise with; an invalid-unicode error puts
+    # preprocessing into protection mode, after which every request is silent.
+    return [
+        CauseRuleConfig(
+            cause="cuda_oom",
+            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
+            within_seconds=30,
+        ),
+        CauseRuleConfig(
+            cause="torch_cuda_oom",
+            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
+            within_seconds=30,
+        ),
+        CauseRuleConfig(
+            cause="torch_oom_error",
+            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
+            within_seconds=30,
+        ),
+        CauseRuleConfig(cause="model_load_timeout", effects=["audio_silent"], within_seconds=120),
+        CauseRuleConfig(cause="invalid_unicode", effects=["audio_silent"], within_seconds=60),
+        CauseRuleConfig(cause="engine_dead", effects=["audio_silent", "stream_underflow"], within_seconds=30),
+    ]
+
+
+class TriageConfig(BaseModel):
+    """How `tts-sentinel triage` reads timestamps and names a root cause."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The seed's line format: `2024-06-15 14:22:03,102 [ERROR] message`.
+    timestamp_regex: str = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?"
+    timestamp_format: str = "%Y-%m-%d %H:%M:%S"
+    rules: list[CauseRuleConfig] = Field(default_factory=_default_cause_rules)
+    max_lines: int = Field(default=200, ge=1, description="lines printed at most; the verdict sees all")
+
+    @field_validator("timestamp_regex")
+    @classmethod
+    def _ts_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
 class LogsConfig(BaseModel):
     """The `exporter.logs` section."""
 
     model_config = ConfigDict(extra="forbid")
 
     files: list[LogFileConfig] = Field(default_factory=_default_files)
-    patterns: list[PatternConfig] = Field(default_factory=lambda: list(SEED_PATTERNS))
+    commands: list[LogCommandConfig] = Field(default_factory=list)
+    patterns: list[PatternConfig] = Field(default_factory=lambda: list(BUILTIN_PATTERNS))
+    # Patterns added to the built-in ones (the usual way to extend; `patterns` replaces them).
+    extra_patterns: list[PatternConfig] = Field(default_factory=list)
     poll_interval_seconds: float = Field(default=0.5, gt=0)
+    # Like `tail -F`: a file seen at first start (no saved offset) is read from its end.
     start_at: Literal["end", "beginning"] = "end"
+    max_line_bytes: int = Field(default=64 * 1024, ge=64)
+    read_block_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    # After a rename rotation the writer may still append to the old file until it reopens.
+    rotate_wait_seconds: float = Field(default=5.0, ge=0)
+    offsets_save_interval_seconds: float = Field(default=5.0, gt=0)
+    fingerprint_bytes: int = Field(default=256, ge=16, le=65536)
+    triage: TriageConfig = TriageConfig()
+
+    @model_validator(mode="after")
+    def _names_consistent(self) -> LogsConfig:
+        logs = [f.name for f in self.files] + [c.name for c in self.commands]
+        dup = sorted({n for n in logs if logs.count(n) > 1})
+        if dup:
+            raise ValueError(f"log names must be unique; repeated: {', '.join(dup)}")
+        names = [p.name for p in self.all_patterns()]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"pattern names must be unique; repeated: {', '.join(dup)}")
+        known = set(logs)
+        for p in self.all_patterns():
+            unknown = [n for n in p.logs if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"pattern {p.name} names unknown logs {unknown}; known logs: {sorted(known)}"
+                )
+        return self
+
+    def all_patterns(self) -> list[PatternConfig]:
+        """The patterns counted: `patterns` followed by `extra_patterns`."""
+        return list(self.patterns) + list(self.extra_patterns)
+
+    def log_names(self) -> list[str]:
+        """Every log label value: files first, then commands."""
+        return [f.name for f in self.files] + [c.name for c in self.commands]
+
+    def patterns_for(self, log: str) -> list[PatternConfig]:
+        """The patterns counted on the log named `log`."""
+        return [p for p in self.all_patterns() if not p.logs or log in p.logs]

@@ -1,0 +1,11 @@
+# One image for both processes: `tts-sentinel exporter` and `tts-sentinel receiver`.
+FROM python:3.11-slim
+WORKDIR /opt/tts-sentinel
+COPY pyproject.toml README.md ./
+COPY tts_sentinel ./tts_sentinel
+COPY exporter ./exporter
+COPY receiver ./receiver
+COPY simulator ./simulator
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/tts-sentinel tts-sentinel
+USER tts-sentinel
+ENTRYPOINT ["tts-sentinel"]

@@ -1,0 +1,1 @@
+"""Audio decoding and checks with numpy: WAV parsing, L2 validity, F0 contours, quality."""

@@ -1,0 +1,493 @@
+"""Follow one log file across every kind of rotation, reading each byte exactly once.
+
+The source tracks files by identity (device, inode), not by name. On every poll it
+reads what was appended to the file it follows, then looks at the path and at the
+plain (uncompressed) rotated generations next to it:
+
+* the path now names another file: the old one was renamed or deleted. It is kept
+  open and read to its end for `rotate_wait_seconds` (the writer may still append
+  until it reopens), and the new file is read from its first byte;
+* a generation never seen before (created and rotated away between two polls) is
+  read whole;
+* the followed file is shorter than the offset, or its first bytes changed: it was
+  truncated (copytruncate). The copy logrotate just made is found by its first
+  bytes and read from our offset, then the file is read again from 0;
+* compressed archives are never read.
+
+Offsets are exported as a small dict (identity, offset, fingerprint of the first
+bytes) so a restart resumes exactly where the previous process stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat as stat_mod
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporter.logs.archives import rotated_generations
+from exporter.logs.metrics import LogCounter
+from exporter.logs.scanner import LineAssembler
+
+log = logging.getLogger(__name__)
+
+Identity = tuple[int, int]
+
+
+def _fingerprint(fd: int, nbytes: int) -> tuple[int, str]:
+    """(length, hash) of the first `nbytes` bytes of the open file (fewer when it is shorter)."""
+    head = os.pread(fd, nbytes, 0)
+    return len(head), hashlib.blake2b(head, digest_size=12).hexdigest()
+
+
+def _fingerprint_prefix(fd: int, length: int) -> str:
+    head = os.pread(fd, length, 0)
+    if len(head) < length:
+        return ""
+    return hashlib.blake2b(head, digest_size=12).hexdigest()
+
+
+@dataclass
+class FollowedFile:
+    """An open file and how far it was read."""
+
+    fd: int
+    ident: Identity
+    pos: int
+    assembler: LineAssembler
+    fp_len: int = 0
+    fp: str = ""
+    drain_until: float | None = None
+    gone_since: float | None = None
+
+    def consumed(self) -> int:
+        """Offset of the first byte not yet counted (a pending partial line is re-read after restart)."""
+        return self.pos - len(self.assembler.pending)
+
+
+@dataclass
+class FileSourceOptions:
+    """Limits shared by every file source, from LogsConfig."""
+
+    max_line_bytes: int = 64 * 1024
+    read_block_bytes: int = 4 * 1024 * 1024
+    rotate_wait_seconds: float = 5.0
+    fingerprint_bytes: int = 256
+    start_at: str = "end"
+
+
+@dataclass
+class _Errors:
+    last: str = ""
+    reported: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class KnownGeneration:
+    """A rotated generation already accounted for: what it looked like when we last saw it."""
+
+    fp_len: int
+    fp: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A plain rotated file next to the log, as one scan saw it."""
+
+    ident: Identity
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+class RotatingFileSource:
+    """One log file by path; call `poll()` repeatedly from a single thread."""
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        counter: LogCounter,
+        options: FileSourceOptions,
+        saved: dict[str, Any] | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.counter = counter
+        self.opt = options
+        self.cur: FollowedFile | None = None
+        self.draining: list[FollowedFile] = []
+        # Plain rotated generations already accounted for (read, or there before we started).
+        self.known: dict[Identity, KnownGeneration] = {}
+        # Unknown generations that look like a copy of the followed file: decided on a later poll.
+        self._held: dict[Identity, float] = {}
+        self._stop = stop_event or threading.Event()
+        self._errors = _Errors()
+        self._poll_error = ""
+        self._started = False
+        self._saved = saved
+
+    # ----- public -----------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Read everything new; notice rotation, truncation, deletion. Never raises OSError."""
+        self._poll_error = ""
+        try:
+            if not self._started:
+                self._start()
+            self._poll()
+        except OSError as exc:
+            self._poll_error = f"{exc.strerror or exc} ({exc.filename or self.path})"
+        self._set_error(self._poll_error)
+
+    def state(self) -> dict[str, Any]:
+        """What to save so a restart resumes here (see `saved` in the constructor)."""
+        cur = None
+        if self.cur is not None:
+            c = self.cur
+            cur = {
+                "dev": c.ident[0], "ino": c.ident[1], "offset": c.consumed(),
+                "fp_len": c.fp_len, "fp": c.fp, "discarding": c.assembler.discarding,
+            }
+        known = [[*ident, k.fp_len, k.fp, k.size, k.mtime_ns] for ident, k in sorted(self.known.items())]
+        return {"path": str(self.path), "cur": cur, "known": known}
+
+    def finish_rotated(self) -> None:
+        """Read rotated files still open to their end and close them (nothing would resume them)."""
+        for f in self.draining:
+            self._read(f, to_end=True)
+            self._finish(f)
+        self.draining = []
+
+    def close(self) -> None:
+        """Finish rotated files and close the followed one; take `state()` before this."""
+        self.finish_rotated()
+        if self.cur is not None:
+            os.close(self.cur.fd)
+            self.cur = None
+
+    # ----- start and resume -------------------------------------------------------
+
+    def _start(self) -> None:
+        self._started = True
+        saved = self._saved
+        if not saved:
+            # First start: like `tail -F`, the rotated generations are history and the live file
+            # is read from its end, unless start_at says otherwise.
+            for g in self._generations():
+                self._remember_unopened(g)
+            f = self._open(self.path)
+            if f is not None:
+                if self.opt.start_at == "end":
+                    f.pos = os.fstat(f.fd).st_size
+                self._refresh_fp(f)
+                self.cur = f
+            return
+        for item in saved.get("known", []):
+            try:
+                dev, ino, fp_len, fp, size, mtime_ns = item
+                known = KnownGeneration(int(fp_len), str(fp), int(size), int(mtime_ns))
+                self.known[(int(dev), int(ino))] = known
+            except (TypeError, ValueError):
+                continue  # a damaged entry only costs re-reading that generation
+        cur = saved.get("cur")
+        if isinstance(cur, dict):
+            self._resume(cur)
+        # When the followed file is gone (deleted or compressed), whatever sits at the path is new.
+
+    def _resume(self, cur: dict[str, Any]) -> None:
+        """Find the file we followed (maybe renamed while we were down) and continue at its offset."""
+        try:
+            ident = (int(cur["dev"]), int(cur["ino"]))
+            offset = int(cur.get("offset", 0))
+            fp_len = int(cur.get("fp_len", 0))
+            fp = str(cur.get("fp", ""))
+        except (KeyError, TypeError, ValueError):
+            log.warning("log %s: saved offset is damaged; reading the log from its start.", self.name)
+            return
+        for candidate in [self.path, *(g.path for g in self._generations())]:
+            if self._ident(candidate) != ident:
+                continue
+            f = self._open(candidate)
+            if f is None or f.ident != ident:
+                continue
+            size = os.fstat(f.fd).st_size
+            same_start = _fingerprint_prefix(f.fd, fp_len) == fp if fp_len else True
+            if not same_start or offset > size:
+                # The saved offset does not belong to this content: it was truncated or rewritten
+                # while we were down. Never trust it; finish the copy if logrotate made one.
+                log.warning(
+                    "log %s: saved offset %d does not fit %s (size %d, first bytes %s); reading it from 0.",
+                    self.name, offset, candidate, size, "same" if same_start else "changed",
+                )
+                self.counter.truncations.inc()
+                self._finish_copy_of(fp_len, fp, offset)
+                offset = 0
+            f.pos = offset
+            f.assembler.discarding = bool(cur.get("discarding")) and offset > 0
+            self._refresh_fp(f)
+            if candidate == self.path:
+                self.cur = f
+            else:  # rotated while we were down: finish it; the path is a new file
+                self.counter.rotations.inc()
+                f.drain_until = time.monotonic() + self.opt.rotate_wait_seconds
+                self.draining.append(f)
+            return
+
+    def _finish_copy_of(self, fp_len: int, fp: str, offset: int) -> None:
+        """After a copytruncate while we were down: read the copy from the saved offset."""
+        if not fp_len:
+            return
+        for g in self._generations():
+            if self._is_known(g) or g.size < offset:
+                continue
+            f = self._open(g.path)
+            if f is None:
+                continue
+            if _fingerprint_prefix(f.fd, fp_len) == fp:
+                f.pos = offset
+                self._read(f, to_end=True)
+                self._finish(f)
+                return
+            os.close(f.fd)
+
+    # ----- one poll ---------------------------------------------------------------
+
+    def _poll(self) -> None:
+        now = time.monotonic()
+        for f in list(self.draining):
+            self._read(f)
+            if f.drain_until is not None and now >= f.drain_until:
+                self._finish(f)
+                self.draining.remove(f)
+        cur = self.cur
+        # Check truncation before reading: reading a truncated and regrown file from the old offset
+        # would count the tail of the new content twice.
+        truncated = cur is not None and self._is_truncated(cur)
+        if cur is not None and not truncated:
+            self._read(cur)
+        path_ident = self._path_ident()
+        generations = self._generations()
+        self._read_new_generations(generations, truncated, now)
+        if truncated and cur is not None:
+            self.counter.truncations.inc()
+            cur.pos = 0
+            cur.assembler = LineAssembler(self.opt.max_line_bytes)
+            cur.fp_len, cur.fp = 0, ""
+            self._read(cur)
+        if cur is not None and path_ident != cur.ident:
+            self._release_or_drain(cur, path_ident, now)
+        if path_ident is not None and (self.cur is None or self.cur.ident != path_ident):
+            if path_ident not in {f.ident for f in self.draining}:
+                f = self._open(self.path)
+                if f is not None:
+                    self.cur = f
+                    self._read(f)
+        # Forget generations that no longer exist: the list stays short, and a reused inode number
+        # cannot be mistaken for a file we read.
+        present = {g.ident for g in generations}
+        self.known = {i: k for i, k in self.known.items() if i in present}
+        self._update_lag()
+
+    def _release_or_drain(self, cur: FollowedFile, path_ident: Identity | None, now: float) -> None:
+        """The path no longer names the followed file."""
+        if path_ident is not None:
+            self._drain(cur, now)
+            return
+        # Deleted (or renamed) and nothing created yet: keep reading, but do not hold a deleted
+        # file open forever (its disk space is only freed when we close it).
+        st = os.fstat(cur.fd)
+        if cur.gone_since is None:
+            cur.gone_since = now
+        if st.st_nlink == 0 and now - cur.gone_since >= self.opt.rotate_wait_seconds:
+            self._read(cur, to_end=True)
+            self._finish(cur)
+            self.counter.rotations.inc()
+            self.cur = None
+
+    def _drain(self, f: FollowedFile, now: float) -> None:
+        self.counter.rotations.inc()
+        f.drain_until = now + self.opt.rotate_wait_seconds
+        self.draining.append(f)
+        if self.cur is f:
+            self.cur = None
+
+    def _is_truncated(self, f: FollowedFile) -> bool:
+        size = os.fstat(f.fd).st_size
+        if size < f.pos:
+            return True
+        return bool(f.fp_len) and _fingerprint_prefix(f.fd, f.fp_len) != f.fp
+
+    def _is_known(self, g: Generation) -> bool:
+        k = self.known.get(g.ident)
+        return k is not None and k.size == g.size and k.mtime_ns == g.mtime_ns
+
+    def _read_new_generations(self, generations: list[Generation], truncated: bool, now: float) -> None:
+        """Read the generations that changed since we accounted for them, or that we never saw.
+
+        A never-seen generation that starts like the followed file is a copytruncate copy: it is
+        read from our offset. A known generation that grew got late writes: read from its old end.
+        """
+        followed = {f.ident for f in self.draining}
+        if self.cur is not None:
+            followed.add(self.cur.ident)
+        changed = [g for g in generations if g.ident not in followed and not self._is_known(g)]
+        if not changed:
+            self._held.clear()
+            return
+        for g in sorted(changed, key=lambda g: g.mtime_ns):
+            f = self._open(g.path)
+            if f is None:
+                continue
+            k = self.known.get(g.ident)
+            cur = self.cur
+            same_file = k is not None and (not k.fp_len or _fingerprint_prefix(f.fd, k.fp_len) == k.fp)
+            if k is not None and same_file and g.size >= k.size:
+                f.pos = k.size  # the same file, appended to after we finished it
+            elif cur is not None and cur.fp_len and _fingerprint_prefix(f.fd, cur.fp_len) == cur.fp:
+                # Starts like the followed file: a copytruncate copy. Read it from where we are, once
+                # the followed file is truncated; until then it may be a copy in progress.
+                first_seen = self._held.setdefault(g.ident, now)
+                if not truncated and now - first_seen < self.opt.rotate_wait_seconds:
+                    os.close(f.fd)
+                    continue
+                if truncated:
+                    f.pos = cur.consumed()
+                    f.assembler.discarding = cur.assembler.discarding
+            self._held.pop(g.ident, None)
+            self._read(f, to_end=True)
+            self._finish(f)
+
+    # ----- reading ----------------------------------------------------------------
+
+    def _read(self, f: FollowedFile, *, to_end: bool = False) -> None:
+        """Read `f` from its offset to its current end, feeding complete lines to the counter.
+
+        A long backlog is cut short when the pipeline stops (the offset stays exact), unless
+        `to_end`: a rotated file is read to its end because nothing would resume it.
+        """
+        block_size = self.opt.read_block_bytes
+        while to_end or not self._stop.is_set():
+            data = os.pread(f.fd, block_size, f.pos)
+            if not data:
+                break
+            f.pos += len(data)
+            block, cut = f.assembler.push(data)
+            self.counter.feed(block, cut)
+            if len(data) < block_size:
+                break
+        if f.fp_len < self.opt.fingerprint_bytes:
+            self._refresh_fp(f)
+
+    def _finish(self, f: FollowedFile) -> None:
+        """The file will get no more lines: count a last line without newline, remember it, close it."""
+        self.counter.feed(f.assembler.flush())
+        try:
+            st = os.fstat(f.fd)
+            if st.st_nlink:
+                self._refresh_fp(f)
+                self.known[f.ident] = KnownGeneration(f.fp_len, f.fp, f.pos, st.st_mtime_ns)
+        except OSError:
+            pass
+        try:
+            os.close(f.fd)
+        except OSError:
+            pass
+
+    def _remember_unopened(self, g: Generation) -> None:
+        """Account for a generation as it is now, without counting its lines (history at first start)."""
+        f = self._open(g.path)
+        if f is None:
+            return
+        try:
+            fp_len, fp = _fingerprint(f.fd, self.opt.fingerprint_bytes)
+            st = os.fstat(f.fd)
+            self.known[g.ident] = KnownGeneration(fp_len, fp, st.st_size, st.st_mtime_ns)
+        finally:
+            os.close(f.fd)
+
+    def _refresh_fp(self, f: FollowedFile) -> None:
+        f.fp_len, f.fp = _fingerprint(f.fd, self.opt.fingerprint_bytes)
+
+    def _update_lag(self) -> None:
+        lag = 0
+        for f in ([self.cur] if self.cur else []) + self.draining:
+            try:
+                lag += max(0, os.fstat(f.fd).st_size - f.pos)
+            except OSError:
+                pass
+        self.counter.lag.set(lag)
+        self.counter.up.set(1 if self.cur is not None else 0)
+
+    # ----- files ------------------------------------------------------------------
+
+    def _generations(self) -> list[Generation]:
+        out = []
+        for p in rotated_generations(self.path, compressed=False):
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            if stat_mod.S_ISREG(st.st_mode):
+                out.append(Generation((st.st_dev, st.st_ino), p, st.st_size, st.st_mtime_ns))
+        return out
+
+    def _path_ident(self) -> Identity | None:
+        """Identity of the file at the configured path; None when missing or unusable (reported)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._poll_error = f"cannot stat {self.path}: {exc.strerror or exc}"
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            self._poll_error = f"{self.path} is not a regular file; point the config at the log file itself"
+            return None
+        return (st.st_dev, st.st_ino)
+
+    @staticmethod
+    def _ident(path: Path) -> Identity | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _open(self, path: Path) -> FollowedFile | None:
+        """Open `path` for reading; an error is counted and reported once, and retried next poll."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._poll_error = f"cannot open {path}: {exc.strerror or exc}; check its permissions"
+            return None
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            os.close(fd)
+            self._poll_error = f"{path} is not a regular file; point the config at the log file itself"
+            return None
+        return FollowedFile(fd=fd, ident=(st.st_dev, st.st_ino), pos=0,
+                            assembler=LineAssembler(self.opt.max_line_bytes))
+
+    def _set_error(self, message: str) -> None:
+        """Count every failed poll; log each distinct problem once, and its recovery."""
+        if message:
+            self.counter.read_errors.inc()
+            self.counter.up.set(0)
+            if message != self._errors.last:
+                log.warning("log %s: %s", self.name, message)
+        elif self._errors.last:
+            log.info("log %s: %s is readable again", self.name, self.path)
+        self._errors.last = message

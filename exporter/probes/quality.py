@@ -1,0 +1,72 @@
+"""Quality prober (seed §5.3): envelope fluctuation, STOI and optional PESQ per sample text.
+
+Each check's result is exported as tts_quality_check_passed{sample,check} with the
+threshold applied here (the config is the one place for it); the rule in
+rules/probes.rules.yml only asks that a check has failed for 24 h without a break.
+"""
+
+from __future__ import annotations
+
+from exporter.audio.checks import envelope_fluctuation
+from exporter.audio.quality import pesq_score, stoi_score
+from exporter.baseline import BaselineStore
+from exporter.probes.config import ProbesConfig, QualityProbeConfig
+from exporter.probes.prober import Measurement, Prober, ProbeResult
+from exporter.probes.speech import SpeechError, request_speech
+
+REASONS = ("timeout", "connection", "http_status", "bad_wav", "no_baseline", "envelope", "stoi", "pesq")
+
+
+def probe_quality(config: QualityProbeConfig, probes: ProbesConfig) -> ProbeResult:
+    """Synthesise every sample text and score it; success when every check passes."""
+    store = BaselineStore(probes.baseline_dir, probes.model_id)
+    result = ProbeResult(success=True, detail="")
+    details = []
+    for name, text in config.samples.items():
+        failed, detail = _score_sample(config, store, name, text, result)
+        details.append(f"{name}: {detail}")
+        for reason in failed:
+            result.success = False
+            result.reasons.append(reason)
+    result.detail = "; ".join(details)
+    return result
+
+
+def _score_sample(config: QualityProbeConfig, store: BaselineStore, name: str, text: str,
+                  result: ProbeResult) -> tuple[list[str], str]:
+    try:
+        audio = request_speech(config.request, text, config.lang, config.speaker)
+    except SpeechError as exc:
+        return [exc.reason], str(exc)
+    scores = {"envelope": envelope_fluctuation(audio.samples, audio.sample_rate)}
+    minimum = {"envelope": config.min_envelope_fluctuation, "stoi": config.min_stoi, "pesq": config.min_pesq}
+    failed: list[str] = []
+    reference = store.sample_audio(name)
+    if reference is None:
+        failed.append("no_baseline")
+    elif reference.sample_rate != audio.sample_rate:
+        failed.append("no_baseline")  # a reference at another rate belongs to another deployment
+    else:
+        scores["stoi"] = stoi_score(reference.samples, audio.samples, audio.sample_rate)
+        if config.pesq:
+            value = pesq_score(reference.samples, audio.samples, audio.sample_rate)
+            if value is not None:
+                scores["pesq"] = value
+    metric = {"envelope": ("tts_quality_envelope_fluctuation_ratio",
+                           "Coefficient of variation of the 10 ms RMS over active frames."),
+              "stoi": ("tts_quality_stoi", "STOI of the sample against its baseline recording (0..1)."),
+              "pesq": ("tts_quality_pesq_mos", "Wide-band PESQ (MOS-LQO) against the baseline recording.")}
+    for check, value in scores.items():
+        passed = value >= minimum[check]
+        result.gauges.append(Measurement(metric[check][0], metric[check][1], {"sample": name}, value))
+        result.gauges.append(Measurement("tts_quality_check_passed", "1 when the quality check met its threshold.",
+                                         {"sample": name, "check": check}, 1.0 if passed else 0.0))
+        if not passed:
+            failed.append(check)
+    detail = ", ".join(f"{k} {v:.3f} (min {minimum[k]})" for k, v in scores.items())
+    if "no_baseline" in failed:
+        detail += f"; no reference in {store.dir}: run `tts-sentinel baseline`"
+    return failed, detail
+
+
+PROBER = Prober(run=probe_quality, reasons=REASONS)

@@ -1,0 +1,25 @@
+"""Prober kinds by name (the `prober:` of a module). Adding a kind: one file, one line here.
+
+Modules are imported on first use: the L3 prober pulls in pyworld and dtaidistance,
+which an exporter with only L1/L2 enabled need not load.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from exporter.probes.prober import Prober
+
+PROBERS: dict[str, str] = {
+    "health": "exporter.probes.health",
+    "synthesis": "exporter.probes.synthesis",
+    "semantic": "exporter.probes.semantic",
+    "quality": "exporter.probes.quality",
+}
+
+
+def prober_for(kind: str) -> Prober:
+    """The Prober of kind `kind` (KeyError names the known kinds)."""
+    if kind not in PROBERS:
+        raise KeyError(f"unknown prober {kind!r}; known: {', '.join(PROBERS)}")
+    return importlib.import_module(PROBERS[kind]).PROBER

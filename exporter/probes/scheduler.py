@@ -1,0 +1,82 @@
+"""Runs every enabled probe module on its own interval, and one module on demand.
+
+One thread per module, so an hourly L3 run never delays the 5-second L1 check.
+`probe_now` is blackbox_exporter's /probe: run once, fresh registry, exposition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from exporter.probes.collector import ProbeCollector, single_run_exposition
+from exporter.probes.config import ProbesConfig
+from exporter.probes.prober import Prober, ProbeResult
+from exporter.probes.registry import prober_for
+
+log = logging.getLogger(__name__)
+
+
+class ProbeScheduler:
+    """Schedules the configured probe modules and exposes their metrics in `registry`."""
+
+    def __init__(self, config: ProbesConfig, registry: CollectorRegistry) -> None:
+        self.config = config
+        self._modules: dict[str, tuple[Prober, Any]] = {
+            name: (prober_for(cfg.prober), cfg) for name, cfg in config.enabled_modules().items()
+        }
+        self.collector = ProbeCollector({name: p.reasons for name, (p, _) in self._modules.items()})
+        registry.register(self.collector)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def module_names(self) -> list[str]:
+        """Names of the enabled modules."""
+        return list(self._modules)
+
+    def start(self) -> None:
+        """Start one background thread per module; each runs at once, then every interval."""
+        self._stop.clear()
+        for name in self._modules:
+            thread = threading.Thread(target=self._loop, args=(name,), name=f"probe-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop scheduling and wait (bounded) for running probes to end."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    def run_once(self, module: str) -> tuple[ProbeResult, float]:
+        """Run `module` once; a prober bug becomes a failed result, never an exception."""
+        prober, cfg = self._modules[module]
+        started = time.monotonic()
+        try:
+            result = prober.run(cfg, self.config)
+        except Exception as exc:  # a broken prober must not kill its schedule
+            log.exception("probe %s raised", module)
+            result = ProbeResult.failed("error", f"prober raised {exc.__class__.__name__}: {exc}")
+        return result, time.monotonic() - started
+
+    def probe_now(self, module: str) -> tuple[bool, bytes]:
+        """Run `module` once with a fresh registry: (success, Prometheus text). KeyError if unknown."""
+        if module not in self._modules:
+            raise KeyError(module)
+        result, seconds = self.run_once(module)
+        return result.success, single_run_exposition(module, self._modules[module][0].reasons, result, seconds)
+
+    def _loop(self, module: str) -> None:
+        interval = self._modules[module][1].interval_seconds
+        while not self._stop.is_set():
+            result, seconds = self.run_once(module)
+            self.collector.record(module, result, seconds)
+            if not result.success:
+                log.warning("probe %s failed: %s %s", module, result.reasons, result.detail)
+            self._stop.wait(interval)

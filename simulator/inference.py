@@ -1,0 +1,229 @@
+"""The inference service (supervisord program `tts-inference`): synthesis API and self-check log.
+
+Speaks the seed's protocol (GET /health {"status":"ok"}, POST /tts) or vLLM-Omni's
+(GET /health empty 200 or 503, POST /v1/audio/speech, GET /v1/audio/voices), as
+configured. Writes inference.log (one line per request) and health.log (a
+self-check line every `self_check_interval_seconds`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from exporter.audio.wav import encode_wav
+from simulator.config import SimulatorConfig
+from simulator.faults import INFERENCE
+from simulator.service import Component, Reply, ServiceHandler
+from simulator.voice import detect_style, synthesize
+
+# Zero-width space, BOM, bidi marks and C0 controls: the inputs the seed says break preprocessing.
+_BAD_CHARS = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\x00-\x08\x0b\x0c\x0e-\x1f]",
+)
+_SILENT_FAULTS = ("silent", "unicode", "oom")
+_ENGINE_DEAD = ("oom", "load_timeout")
+UNDERFLOW_CHUNK = 2048
+WRONG_RATE = 16000
+
+
+class InferenceService(Component):
+    """The model process: synthesises audio and plays the audio and engine faults."""
+
+    name = INFERENCE
+
+    def __init__(self, config: SimulatorConfig, log: logging.Logger, health_log: logging.Logger) -> None:
+        super().__init__(config, log)
+        self.health_log = health_log
+        self.underflows = 0
+        self.requests = 0
+        self._stop = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def load_model(self) -> None:
+        """Simulated weight loading (the seed times it out at 15 s)."""
+        started = time.monotonic()
+        self.log.info("Loading model %s", self.config.model_name)
+        time.sleep(self.config.model_load_seconds)
+        self.log.info("Model %s loaded in %.2fs", self.config.model_name, time.monotonic() - started)
+
+    def start_self_check(self) -> threading.Thread:
+        """Background thread writing health.log lines; stops with stop_self_check()."""
+        thread = threading.Thread(target=self._self_check_loop, name="self-check", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_self_check(self) -> None:
+        """End the self-check thread."""
+        self._stop.set()
+
+    def _self_check_loop(self) -> None:
+        while not self._stop.wait(self.config.self_check_interval_seconds):
+            self.self_check()
+
+    def self_check(self) -> None:
+        """One health.log line: the seed's silent-output signal, or the GPU/CUDA/buffer summary."""
+        if self.fault.name in _SILENT_FAULTS:
+            self._log_silent()
+        else:
+            self.health_log.info(
+                "Self check ok: GPU 0 temperature 61C, CUDA context ok, buffer underflows %d",
+                self.underflows,
+            )
+
+    def _log_silent(self) -> None:
+        seconds = round(self.config.self_check_interval_seconds)
+        self.health_log.warning("Health check failed: audio output silent for %ds", seconds)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def on_fault(self, name: str) -> None:
+        """The log lines the seed shows when each fault starts."""
+        if name == "oom":
+            self.log.error("[CUDA] Out of memory on device 0")
+        elif name == "unicode":
+            self.log.error("Text preprocessing failed: invalid unicode sequence at pos 17")
+        elif name == "underflow":
+            self._log_underflow(3)  # the seed: three in a row means streaming is broken
+        elif name == "load_timeout":
+            self.log.error("Model load timeout > 15s")
+        if name in ("silent", "unicode", "oom"):
+            self._log_silent()
+        super().on_fault(name)
+
+    def _log_underflow(self, count: int) -> None:
+        for _ in range(count):
+            self.underflows += 1
+            self.log.warning("Stream buffer underflow: expected %d samples, got 0", UNDERFLOW_CHUNK)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def route(self, handler: ServiceHandler, method: str, path: str) -> tuple[int, str, bytes]:
+        """Health, synthesis and voices for the configured protocol."""
+        self.fault.hold(self.config.hang_seconds)
+        openai = self.config.protocol == "openai"
+        if path == "/health" and method in ("GET", "HEAD"):
+            return self._health(openai)
+        if self.fault.name == "error500":
+            raise self._error(500, "internal server error (injected)", openai)
+        if openai and path.startswith("/v1/"):
+            self._authorize(handler)
+            if path == "/v1/audio/voices" and method == "GET":
+                raise Reply(200, {"voices": self.config.speakers})
+            if path == "/v1/models" and method == "GET":
+                model = {"id": self.config.model_name, "object": "model"}
+                raise Reply(200, {"object": "list", "data": [model]})
+            if path == "/v1/audio/speech" and method == "POST":
+                return self._speech_openai(handler.json_body())
+        if not openai and path == "/tts" and method == "POST":
+            return self._speech_seed(handler.json_body())
+        raise self._error(404, f"no route {method} {path}", openai)
+
+    def _health(self, openai: bool) -> tuple[int, str, bytes]:
+        if self.fault.name == "error500":
+            raise Reply(500, {"status": "error"})
+        if openai:
+            # vLLM-Omni: 200 with an empty body, 503 once the engine is dead.
+            return (503, "", b"") if self.fault.name in _ENGINE_DEAD else (200, "", b"")
+        if self.fault.name == "load_timeout":
+            raise Reply(503, {"status": "model not loaded"})
+        raise Reply(200, {"status": "ok"})
+
+    def _authorize(self, handler: ServiceHandler) -> None:
+        if not self.config.api_key:
+            return
+        given = handler.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.config.api_key}".encode()):
+            raise self._error(401, "missing or wrong bearer token", True)
+
+    @staticmethod
+    def _error(status: int, message: str, openai: bool) -> Reply:
+        if openai:
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            return Reply(status, {"error": {"message": message, "type": kind, "code": status}})
+        return Reply(status, {"error": message})
+
+    def _speech_seed(self, data: dict[str, Any]) -> tuple[int, str, bytes]:
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise Reply(400, {"error": 'expected {"text": non-empty string, "lang": ..., "speaker": ...}'})
+        lang = str(data.get("lang", "auto"))
+        speaker = str(data.get("speaker", self.config.speakers[0]))
+        instructions = str(data.get("instructions", data.get("style", "")))
+        return self._speak(text, lang, speaker, instructions, openai=False)
+
+    def _speech_openai(self, data: dict[str, Any]) -> tuple[int, str, bytes]:
+        text = data.get("input")
+        if not isinstance(text, str) or not text.strip():
+            raise self._error(400, "'input' must be a non-empty string", True)
+        voice = str(data.get("voice", self.config.speakers[0]))
+        if voice not in self.config.speakers:
+            raise self._error(400, f"voice {voice!r} not found; GET /v1/audio/voices lists them", True)
+        if data.get("response_format", "wav") != "wav":
+            raise self._error(400, "only response_format 'wav' is supported here", True)
+        language, instructions = str(data.get("language", "Auto")), str(data.get("instructions", ""))
+        return self._speak(text, language, voice, instructions, openai=True)
+
+    def _speak(
+        self, text: str, lang: str, speaker: str, instructions: str, openai: bool,
+    ) -> tuple[int, str, bytes]:
+        started = time.monotonic()
+        self.requests += 1
+        fault = self.fault.name
+        if fault == "oom":
+            self.log.error("[CUDA] Out of memory on device 0")
+            raise self._error(500, "CUDA out of memory", openai)
+        if fault == "load_timeout":
+            raise self._error(503, "model is not loaded (load timed out)", openai)
+        bad = _BAD_CHARS.search(text)
+        if bad:
+            # The seed: preprocessing enters a protection mode and every later request is silent.
+            self.log.error("Text preprocessing failed: invalid unicode sequence at pos %d", bad.start())
+            self.fault.set("unicode")
+            fault = "unicode"
+        style = detect_style(text, instructions)
+        rate = self.config.sample_rate
+        samples = self._render(text, speaker, style, fault)
+        if fault == "wrong_rate":
+            n = int(len(samples) * WRONG_RATE / rate)
+            samples = np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples)
+            rate = WRONG_RATE
+        body = b"<html>502 upstream error</html>" if fault == "corrupt" else encode_wav(
+            samples, rate, streaming_header=self.config.streaming_wav_header,
+        )
+        self.log.info(
+            "TTS done: lang=%s speaker=%s style=%s chars=%d audio=%.2fs elapsed=%.3fs gpu_mem_peak=%.2fGB",
+            lang, speaker, style, len(text), len(samples) / rate, time.monotonic() - started,
+            3.4 + 0.001 * len(text),
+        )
+        return 200, "audio/wav", body
+
+    def _render(self, text: str, speaker: str, style: str, fault: str) -> np.ndarray:
+        rate = self.config.sample_rate
+        if fault == "runaway":
+            # Runaway generation: the decoder does not stop; tens of seconds for a short input.
+            return synthesize(text * 8, speaker, style, rate)
+        samples = synthesize(text, speaker, style, rate, monotone=fault == "monotone")
+        if fault in ("silent", "unicode"):
+            return np.zeros_like(samples)
+        if fault == "noise":
+            return 0.1 * np.random.default_rng().standard_normal(len(samples))
+        if fault == "truncated":
+            return samples[: int(0.4 * rate)]
+        if fault == "clipping":
+            return np.clip(samples * 8.0, -1.0, 1.0)
+        if fault == "underflow":
+            # Six chunks never arrived: about half a second of exact zeros mid-utterance.
+            self._log_underflow(1)
+            gap = 6 * UNDERFLOW_CHUNK
+            start = max(0, len(samples) // 2 - gap // 2)
+            samples = samples.copy()
+            samples[start:start + gap] = 0.0
+        return samples

@@ -1,0 +1,59 @@
+"""`tts-sentinel demo` starts the stack, prints its URLs, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import require_binary
+
+pytestmark = pytest.mark.e2e
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path):
+    require_binary("prometheus")
+    require_binary("prometheus-alertmanager", "alertmanager")
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "tts_sentinel.cli", "demo", "--dir", str(workdir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "stop:" in line:
+                break
+        output = "".join(lines)
+        assert "inject a fault:" in output, output
+        assert "/metrics" in output and "/alerts" in output
+        assert processes_mentioning(str(workdir)), "the demo started nothing"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output + rest
+    assert "demo stopped." in rest
+    time.sleep(0.5)
+    assert processes_mentioning(str(workdir)) == []

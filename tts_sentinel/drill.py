@@ -1,0 +1,175 @@
+"""`tts-sentinel drill FAULT`: inject a fault into a running stack and time the healing.
+
+Measures three intervals from the moment of injection: until Prometheus fires an
+alert that the receiver acts on, until the receiver journals an action, and until
+the L1 probe is green again. The end-to-end tests call `run_drill` directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ACTING_TIERS = {"light", "medium", "heavy", "derate"}
+# Which alert each simulator fault is expected to raise first.
+EXPECTED_ALERT = {
+    "hang": "TtsHealthProbeFailing",
+    "error500": "TtsHealthProbeFailing",
+    "crash": "TtsHealthProbeFailing",
+    "oom": "TtsCudaOutOfMemory",
+    "silent": "TtsAudioSilent",
+    "underflow": "TtsStreamUnderflow",
+}
+
+
+@dataclass
+class StackEndpoints:
+    """Where the parts of a running stack answer (read from its stack.json)."""
+
+    web: str
+    api: str
+    exporter: str
+    receiver: str
+    prometheus: str
+    alertmanager: str
+    token: str
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> StackEndpoints:
+        """Endpoints of the stack whose configs live in `directory` (a `tts-sentinel demo` run)."""
+        info = json.loads((directory / "stack.json").read_text())
+        ports = info["ports"]
+        token = (directory / "receiver.token").read_text().strip()
+        return cls(**{k: f"http://127.0.0.1:{ports[k]}" for k in
+                      ("web", "api", "exporter", "receiver", "prometheus", "alertmanager")}, token=token)
+
+
+@dataclass
+class DrillResult:
+    """What happened after one injected fault, in seconds from the injection."""
+
+    fault: str
+    component: str
+    alert: str = ""
+    alert_seconds: float | None = None
+    action_seconds: float | None = None
+    green_seconds: float | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for people."""
+        def fmt(v: float | None) -> str:
+            return "never" if v is None else f"{v:.1f}s"
+        return (f"{self.fault} on {self.component}: alert {self.alert or '-'} after {fmt(self.alert_seconds)}, "
+                f"action after {fmt(self.action_seconds)}, green after {fmt(self.green_seconds)}")
+
+
+def firing_alerts(prometheus: str) -> list[dict[str, Any]]:
+    """Alerts Prometheus has in state firing."""
+    data = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5).json()
+    return [a for a in data["data"]["alerts"] if a["state"] == "firing"]
+
+
+def journal(receiver: str, token: str) -> list[dict[str, Any]]:
+    """The receiver's action journal (newest last)."""
+    r = httpx.get(f"{receiver}/actions", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    r.raise_for_status()
+    body = r.json()
+    rows = body.get("actions", []) if isinstance(body, dict) else body
+    return sorted(rows, key=lambda row: row.get("id", 0))
+
+
+def health_probe_green(exporter: str) -> bool:
+    """True when the exporter's L1 probe, run now, succeeds."""
+    text = httpx.get(f"{exporter}/probe", params={"module": "health"}, timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("tts_probe_success") and 'probe="health"' in line:
+            return float(line.rsplit(" ", 1)[1]) == 1.0
+    return False
+
+
+def inject(endpoints: StackEndpoints, fault: str, component: str) -> None:
+    """Ask the simulator component to misbehave."""
+    base = endpoints.web if component == "web" else endpoints.api
+    r = httpx.post(f"{base}/admin/fault", json={"fault": fault, "component": component}, timeout=5)
+    r.raise_for_status()
+
+
+def _until(predicate: Callable[[], Any], deadline: float, every: float = 0.25) -> Any:
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (httpx.HTTPError, ValueError, KeyError):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    return None
+
+
+def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", timeout: float = 120.0,
+              on_event: Callable[[str], None] = lambda _: None) -> DrillResult:
+    """Inject `fault` and wait (at most `timeout` s) for alert, action and green; never raises on a timeout."""
+    result = DrillResult(fault=fault, component=component)
+    before = len(journal(endpoints.receiver, endpoints.token))
+    expected = EXPECTED_ALERT.get(fault)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    inject(endpoints, fault, component)
+    on_event(f"injected {fault} into {component}")
+
+    def acting_alert() -> str | None:
+        for a in firing_alerts(endpoints.prometheus):
+            name = a["labels"].get("alertname", "")
+            if (expected is None or name == expected) and a["labels"].get("tier") in ACTING_TIERS:
+                return name
+        return None
+
+    name = _until(acting_alert, deadline)
+    if name:
+        result.alert, result.alert_seconds = name, time.monotonic() - t0
+        on_event(f"alert {name} firing after {result.alert_seconds:.1f}s")
+    rows = _until(lambda: journal(endpoints.receiver, endpoints.token)[before:] or None, deadline)
+    if rows:
+        result.action_seconds = time.monotonic() - t0
+        on_event(f"receiver journaled an action after {result.action_seconds:.1f}s")
+        if _until(lambda: health_probe_green(endpoints.exporter), deadline):
+            result.green_seconds = time.monotonic() - t0
+            on_event(f"health probe green after {result.green_seconds:.1f}s")
+    result.actions = journal(endpoints.receiver, endpoints.token)[before:]
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tts-sentinel drill`."""
+    parser.add_argument("fault", help="simulator fault: hang, error500, silent, oom, crash, underflow, ...")
+    parser.add_argument("--component", choices=["web", "inference"], default=None,
+                        help="which program misbehaves (default: web for hang/error500, inference otherwise)")
+    parser.add_argument("--dir", default=".demo", help="the running demo's directory (default .demo)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for healing (default 120)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one drill against a running `tts-sentinel demo`; exit 0 when it healed."""
+    directory = Path(args.dir)
+    if not (directory / "stack.json").exists():
+        print(f"no running demo in {directory}: start one with `make demo` (or `tts-sentinel demo --dir {directory}`).")
+        return 2
+    component = args.component or ("web" if args.fault in ("hang", "error500") else "inference")
+    endpoints = StackEndpoints.from_dir(directory)
+    try:
+        result = run_drill(endpoints, args.fault, component, args.timeout,
+                           on_event=(lambda _: None) if args.json else print)
+    except httpx.HTTPError as exc:
+        print(f"the demo in {directory} does not answer ({exc}); is `make demo` still running?")
+        return 2
+    print(json.dumps(asdict(result), indent=2) if args.json else result.summary())
+    return 0 if result.green_seconds is not None else 1

@@ -1,0 +1,361 @@
+"""The whole loop on loopback: simulator under supervisord, exporter, receiver,
+Alertmanager and Prometheus, with configs generated from the checked-in ones.
+
+Used by `tts-sentinel demo`, `tts-sentinel drill` and the end-to-end tests. Every
+port is picked free at start (or given), every process runs in its own session
+and is stopped, with its children, by `Stack.stop()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tts_sentinel.oncall import OncallSink
+
+REPO = Path(__file__).resolve().parents[1]
+RULES_DIR = REPO / "rules"
+WEB_PROGRAM = "tts-webui"
+INFERENCE_PROGRAM = "tts-inference"
+SERVICE = "qwen3-tts"
+
+
+class StackError(RuntimeError):
+    """The stack could not be started; the message says which part and where its log is."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_binary(*names: str) -> str:
+    """The path of the first of `names` on PATH, or StackError saying what to install."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise StackError(
+        f"{names[0]} is not installed: run `make demo` as root, or `sudo apt-get install "
+        "prometheus prometheus-alertmanager`."
+    )
+
+
+@dataclass
+class Ports:
+    """Every loopback port the stack uses."""
+
+    web: int = field(default_factory=_free_port)
+    api: int = field(default_factory=_free_port)
+    exporter: int = field(default_factory=_free_port)
+    receiver: int = field(default_factory=_free_port)
+    prometheus: int = field(default_factory=_free_port)
+    alertmanager: int = field(default_factory=_free_port)
+    supervisord: int = field(default_factory=_free_port)
+    oncall: int = field(default_factory=_free_port)
+
+
+@dataclass
+class Timing:
+    """How fast the loop runs. `fast` is for tests and the demo; production keeps the rules' own values."""
+
+    scrape_seconds: float = 1.0
+    probe_interval_seconds: float = 0.5
+    for_scale: float = 0.1
+    group_wait: str = "1s"
+    group_interval: str = "2s"
+    repeat_interval: str = "1h"
+
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as `1h30m` or `15s`."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * _UNIT[u] for n, u in parts)
+
+
+def scale_rule_durations(rules: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A copy of a rules document with every `for:` scaled by `factor` (at least 1s)."""
+    out = json.loads(json.dumps(rules))
+    for group in out.get("groups", []):
+        for rule in group.get("rules", []):
+            if "for" in rule:
+                rule["for"] = f"{max(1, round(parse_duration(rule['for']) * factor))}s"
+    return out
+
+
+class Stack:
+    """Generates the configs of the whole loop into `workdir` and runs it."""
+
+    def __init__(self, workdir: Path, ports: Ports | None = None, timing: Timing | None = None,
+                 python: str = sys.executable) -> None:
+        self.dir = workdir.resolve()
+        self.ports = ports or Ports()
+        self.timing = timing or Timing()
+        self.python = python
+        self.log_dir = self.dir / "logs"
+        self.token = secrets.token_urlsafe(32)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.oncall: OncallSink | None = None
+
+    # -- URLs -------------------------------------------------------------------------------------
+    def url(self, part: str, path: str = "") -> str:
+        """`http://127.0.0.1:PORT{path}` of one part of the stack."""
+        return f"http://127.0.0.1:{getattr(self.ports, part)}{path}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "tts-sentinel.yml"
+
+    # -- config generation ------------------------------------------------------------------------
+    def sentinel_config(self) -> dict[str, Any]:
+        """The TTS Sentinel config of this stack (all three sections)."""
+        p, d = self.ports, self.dir
+        return {
+            "simulator": {"host": "127.0.0.1", "web_port": p.web, "api_port": p.api, "log_dir": str(self.log_dir)},
+            "exporter": {
+                "listen_host": "127.0.0.1",
+                "listen_port": p.exporter,
+                "state_dir": str(d / "state"),
+                "gpu": {"enabled": False},
+                "logs": {
+                    "files": [
+                        {"name": "webui", "path": str(self.log_dir / "webui.log"), "rotation": "rename"},
+                        {"name": "inference", "path": str(self.log_dir / "inference.log"), "rotation": "size"},
+                        {"name": "health", "path": str(self.log_dir / "health.log"), "rotation": "none"},
+                    ],
+                    "start_at": "beginning",
+                },
+                "probes": {
+                    "health": {
+                        "url": f"http://127.0.0.1:{p.web}/health",
+                        "interval_seconds": self.timing.probe_interval_seconds,
+                        "timeout_seconds": 1.0,
+                    },
+                    "synthesis": {
+                        "enabled": True,
+                        "interval_seconds": 15.0,
+                        "request": {"url": f"http://127.0.0.1:{p.api}/tts", "timeout_seconds": 10.0},
+                    },
+                    "baseline_dir": str(d / "baseline"),
+                },
+            },
+            "receiver": {
+                "listen_host": "127.0.0.1",
+                "listen_port": p.receiver,
+                "token_file": str(d / "receiver.token"),
+                "journal_path": str(d / "state" / "journal.sqlite3"),
+                "exporter_url": self.url("exporter"),
+                "alertmanager_url": self.url("alertmanager"),
+                "verification": {"timeout_seconds": 30.0, "interval_seconds": 0.5},
+                "targets": [
+                    {
+                        "name": SERVICE,
+                        "match": {"service": SERVICE},
+                        "supervisord": {
+                            "url": f"http://127.0.0.1:{p.supervisord}/RPC2",
+                            "web_program": WEB_PROGRAM,
+                            "inference_program": INFERENCE_PROGRAM,
+                        },
+                    }
+                ],
+            },
+        }
+
+    def supervisord_conf(self) -> str:
+        """supervisord.conf running the simulator's two programs, as a user would run Qwen3-TTS."""
+        d = self.dir
+        prog = []
+        for name, component in ((WEB_PROGRAM, "web"), (INFERENCE_PROGRAM, "inference")):
+            prog.append(
+                f"[program:{name}]\n"
+                f"command={self.python} -m tts_sentinel.cli simulate {component} --config {self.config_path}\n"
+                "autostart=true\nautorestart=true\nstartsecs=1\nstartretries=10\nstopwaitsecs=5\n"
+                "stopasgroup=true\nkillasgroup=true\n"
+                f"stdout_logfile={d / 'run' / name}.out\nredirect_stderr=true\n"
+            )
+        return (
+            f"[inet_http_server]\nport=127.0.0.1:{self.ports.supervisord}\n\n"
+            f"[supervisord]\nnodaemon=true\nlogfile={d / 'run' / 'supervisord.log'}\n"
+            f"pidfile={d / 'run' / 'supervisord.pid'}\nchildlogdir={d / 'run'}\n\n"
+            "[rpcinterface:supervisor]\n"
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+            f"[supervisorctl]\nserverurl=http://127.0.0.1:{self.ports.supervisord}\n\n" + "\n".join(prog)
+        )
+
+    def prometheus_config(self) -> dict[str, Any]:
+        t = self.timing
+        return {
+            "global": {"scrape_interval": f"{t.scrape_seconds:g}s", "evaluation_interval": f"{t.scrape_seconds:g}s"},
+            "rule_files": [str(self.dir / "rules" / "*.rules.yml")],
+            "alerting": {
+                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.ports.alertmanager}"]}]}]
+            },
+            "scrape_configs": [
+                {"job_name": "tts-sentinel-exporter",
+                 "static_configs": [{"targets": [f"127.0.0.1:{self.ports.exporter}"], "labels": {"service": SERVICE}}]},
+                {"job_name": "tts-sentinel-receiver",
+                 "static_configs": [{"targets": [f"127.0.0.1:{self.ports.receiver}"], "labels": {"service": SERVICE}}]},
+            ],
+        }
+
+    def alertmanager_config(self) -> dict[str, Any]:
+        """rules/alertmanager.yml with loopback URLs, this stack's token file and its timers."""
+        am = yaml.safe_load((RULES_DIR / "alertmanager.yml").read_text())
+        am["route"].update(group_wait=self.timing.group_wait, group_interval=self.timing.group_interval,
+                           repeat_interval=self.timing.repeat_interval)
+        for receiver in am["receivers"]:
+            for hook in receiver.get("webhook_configs", []):
+                if receiver["name"] == "tts-sentinel":
+                    hook["url"] = self.url("receiver", "/alerts")
+                    hook["http_config"]["authorization"]["credentials_file"] = str(self.dir / "receiver.token")
+                else:
+                    hook["url"] = self.url("oncall", "/oncall")
+        return am
+
+    def write_configs(self) -> None:
+        """Write every config file of the stack into its directory."""
+        for sub in ("run", "rules", "state", "prometheus-data", "alertmanager-data"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        token = self.dir / "receiver.token"
+        token.write_text(self.token + "\n")
+        token.chmod(0o600)
+        self.config_path.write_text(yaml.safe_dump(self.sentinel_config(), sort_keys=False))
+        (self.dir / "supervisord.conf").write_text(self.supervisord_conf())
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
+        (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(self.alertmanager_config(), sort_keys=False))
+        for rules_file in sorted(RULES_DIR.glob("*.rules.yml")):
+            rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale)
+            (self.dir / "rules" / rules_file.name).write_text(yaml.safe_dump(rules, sort_keys=False))
+        (self.dir / "stack.json").write_text(json.dumps({"ports": asdict(self.ports), "dir": str(self.dir)}))
+
+    # -- processes --------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        out = (self.dir / "run" / f"{name}.log").open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._procs[name] = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             cwd=self.dir, env=env, start_new_session=True)
+        out.close()
+
+    def _wait(self, name: str, ready: Callable[[], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        proc = self._procs.get(name)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise StackError(f"{name} exited with {proc.returncode}; see {self.dir / 'run' / (name + '.log')}")
+            try:
+                if ready():
+                    return
+            except (httpx.HTTPError, OSError, xmlrpc.client.Error):
+                pass
+            time.sleep(0.2)
+        raise StackError(f"{name} not ready after {timeout:.0f}s; see {self.dir / 'run' / (name + '.log')}")
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        return httpx.get(url, timeout=2).status_code == 200
+
+    def supervisor(self) -> Any:
+        """An XML-RPC proxy to this stack's supervisord."""
+        return xmlrpc.client.ServerProxy(f"http://127.0.0.1:{self.ports.supervisord}/RPC2").supervisor
+
+    def program_pid(self, program: str) -> int:
+        """The pid supervisord reports for `program` (0 when not running)."""
+        return int(self.supervisor().getProcessInfo(program)["pid"])
+
+    def start(self) -> None:
+        """Write configs and start every part; on failure stop what started and raise StackError."""
+        prometheus = find_binary("prometheus")
+        alertmanager = find_binary("prometheus-alertmanager", "alertmanager")
+        self.write_configs()
+        try:
+            self.oncall = OncallSink("127.0.0.1", self.ports.oncall, self.dir / "run" / "oncall.jsonl")
+            self.oncall.start()
+            self._spawn("supervisord", [self.python, "-m", "supervisor.supervisord", "-c",
+                                        str(self.dir / "supervisord.conf")])
+            cli = [self.python, "-m", "tts_sentinel.cli"]
+            self._spawn("exporter", [*cli, "exporter", "--config", str(self.config_path)])
+            self._spawn("receiver", [*cli, "receiver", "--config", str(self.config_path)])
+            self._spawn("alertmanager", [
+                alertmanager, f"--config.file={self.dir / 'alertmanager.yml'}",
+                f"--storage.path={self.dir / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}", "--cluster.listen-address=",
+            ])
+            self._spawn("prometheus", [
+                prometheus, f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+            ])
+            self._wait("supervisord", lambda: all(
+                self.supervisor().getProcessInfo(p)["statename"] == "RUNNING"
+                for p in (WEB_PROGRAM, INFERENCE_PROGRAM)
+            ))
+            self._wait(WEB_PROGRAM, lambda: self._http_ok(self.url("web", "/health")))
+            self._wait("exporter", lambda: self._http_ok(self.url("exporter", "/healthz")))
+            self._wait("receiver", lambda: self._http_ok(self.url("receiver", "/healthz")))
+            self._wait("alertmanager", lambda: self._http_ok(self.url("alertmanager", "/-/ready")))
+            self._wait("prometheus", lambda: self._http_ok(self.url("prometheus", "/-/ready")))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process this stack started, children included; safe to call twice."""
+        supervised: list[int] = []
+        if "supervisord" in self._procs and self._procs["supervisord"].poll() is None:
+            try:
+                supervised = [p["pid"] for p in self.supervisor().getAllProcessInfo() if p["pid"]]
+            except (OSError, xmlrpc.client.Error):
+                pass
+        for name in reversed(list(self._procs)):
+            proc = self._procs[name]
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        for pid in supervised:  # a child that outlived supervisord
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._procs.clear()
+        if self.oncall is not None:
+            self.oncall.stop()
+            self.oncall = None
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

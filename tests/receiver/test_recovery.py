@@ -9,9 +9,9 @@ import sys
 
 import httpx
 import yaml
+from support import free_port
 
 from receiver.journal import Journal
-from tests.conftest import free_port
 from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait_for
 
 

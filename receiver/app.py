@@ -156,10 +156,16 @@ def create_app(service: ReceiverService) -> FastAPI:
         return service.journal.jobs(limit=limit, target=target, status=status)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        """Alive, with the journal reachable."""
-        service.journal.execute("SELECT 1").fetchone()
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """Alive: the journal answers and every target's worker runs."""
+        problems = [f"worker {name} is dead" for name in service.workers.dead()]
+        try:
+            service.journal.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            problems.append(f"journal: {exc}")
+        if problems:
+            return JSONResponse(status_code=503, content={"status": "unhealthy", "problems": problems})
+        return JSONResponse(content={"status": "ok"})
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -28,7 +28,7 @@ class NvmlGpu:
                 import pynvml  # nvidia-ml-py
             except ImportError:
                 raise GpuUnavailable(
-                    "nvidia-ml-py is not installed (pip install 'tts-sentinel[gpu]')"
+                    "nvidia-ml-py (pynvml) is not installed"
                 ) from None
             self._nvml = pynvml
         if not self._initialised:

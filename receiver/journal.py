@@ -133,6 +133,19 @@ class Journal:
         sets = ", ".join(f"{c}=?" for c in fields)
         self.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*fields.values(), job_id])  # noqa: S608
 
+    def claim(self, job_id: int, dry_run: bool) -> dict[str, Any] | None:
+        """Atomically move a queued job to running (attempts + 1); None if it is no longer queued."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE jobs SET status='running', started_at=?, updated_at=?, attempts=attempts+1, dry_run=?"
+                " WHERE id=? AND status='queued'",
+                (time.time(), time.time(), int(dry_run), job_id),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _decode(row)
+
     def job(self, job_id: int) -> dict[str, Any] | None:
         """One job as a dict, JSON columns decoded."""
         row = self.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class WebhookAlert(BaseModel):
@@ -19,7 +19,19 @@ class WebhookAlert(BaseModel):
     startsAt: datetime  # noqa: N815 - Alertmanager's field name
     endsAt: datetime | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
-    fingerprint: str = Field(min_length=1, max_length=128)
+    fingerprint: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+
+    @model_validator(mode="after")
+    def _encodable(self) -> WebhookAlert:
+        # JSON allows lone surrogates ("\ud800"); they cannot be stored as UTF-8 text.
+        for mapping in (self.labels, self.annotations):
+            for key, value in mapping.items():
+                try:
+                    key.encode("utf-8")
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"label or annotation {key!r} is not valid UTF-8 text") from None
+        return self
 
 
 class WebhookPayload(BaseModel):

@@ -84,10 +84,10 @@ class JobRunner:
             )
             return None
         dry = self.config.dry_run or target.dry_run
-        started = time.time()
-        self.journal.update_job(
-            job_id, status="running", started_at=started, attempts=job["attempts"] + 1, dry_run=dry
-        )
+        claimed = self.journal.claim(job_id, dry)
+        if claimed is None:
+            return None  # someone else ran it, or it is not queued any more
+        job = claimed
         self.metrics.in_progress.inc()
         t0 = time.monotonic()
         try:
@@ -264,6 +264,8 @@ class JobRunner:
         escalation: str | None = None,
         reason_suffix: str = "",
     ) -> None:
+        # Keep what recovery noted before this run (e.g. "interrupted ...; resumed").
+        note = "; ".join(part for part in (job.get("note") or "", note) if part)
         fields: dict[str, Any] = {
             "status": status,
             "result": result,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ from receiver.oncall import OnCallPager
 from receiver.payload import WebhookPayload
 from receiver.runner import JobRunner
 from receiver.worker import TargetWorkers
+
+PURGE_EVERY_SECONDS = 3600.0
 
 
 class ReceiverService:
@@ -53,11 +56,13 @@ class ReceiverService:
             actuator_factory=actuator_factory,
             **extra,
         )
+        self._last_purge = time.monotonic()
         self.workers = TargetWorkers(self.runner, self.journal, self.pager, config.guards.max_job_attempts)
 
     def start(self) -> None:
         """Forget expired idempotency keys, recover interrupted jobs, start the workers."""
         self.journal.purge_keys(self.config.idempotency_retention_seconds)
+        self._last_purge = time.monotonic()
         self.workers.start()
 
     def stop(self) -> None:
@@ -67,6 +72,9 @@ class ReceiverService:
 
     def accept(self, payload: WebhookPayload) -> Admission:
         """Persist the payload's jobs (raises sqlite3.Error if it cannot) and wake their workers."""
+        if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
+            self._last_purge = time.monotonic()
+            self.journal.purge_keys(self.config.idempotency_retention_seconds)
         result = self.admission.admit(payload)
         for target in result.targets_to_wake:
             self.workers.wake(target)

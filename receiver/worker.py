@@ -71,6 +71,10 @@ class TargetWorkers:
             t.start()
             self._threads.append(t)
 
+    def dead(self) -> list[str]:
+        """Names of workers whose thread is not alive (empty when all run)."""
+        return [t.name for t in self._threads if not t.is_alive()]
+
     def wake(self, target: str) -> None:
         """A job was queued for `target`."""
         event = self._events.get(target)

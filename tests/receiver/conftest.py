@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 import uvicorn
+from support import free_port
 
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from receiver.service import ReceiverService
-from tests.conftest import free_port
 
 HERE = Path(__file__).parent
 TOKEN = "test-token-0123456789abcdef"

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +127,28 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
               on_event: Callable[[str], None] = lambda _: None) -> DrillResult:
     """Inject `fault` and wait (at most `timeout` s) for alert, action and green; never raises on a timeout."""
     result = DrillResult(fault=fault, component=component)
-    before = len(journal(endpoints.receiver, endpoints.token))
     expected = EXPECTED_ALERT.get(fault)
+
+    def acting_alerts() -> list[dict[str, Any]]:
+        return [a for a in firing_alerts(endpoints.prometheus)
+                if (expected is None or a["labels"].get("alertname") == expected)
+                and a["labels"].get("tier") in ACTING_TIERS]
+
+    # An alert still firing from an earlier incident would hide this one: wait for quiet first.
+    if acting_alerts():
+        on_event("waiting for the alerts of an earlier incident to resolve")
+        _until(lambda: not acting_alerts(), time.monotonic() + timeout)
+    before = len(journal(endpoints.receiver, endpoints.token))
     t0 = time.monotonic()
+    injected_at = time.time()
     deadline = t0 + timeout
     inject(endpoints, fault, component)
     on_event(f"injected {fault} into {component}")
 
     def acting_alert() -> str | None:
-        for a in firing_alerts(endpoints.prometheus):
-            name = a["labels"].get("alertname", "")
-            if (expected is None or name == expected) and a["labels"].get("tier") in ACTING_TIERS:
-                return name
+        for a in acting_alerts():
+            if datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp() >= injected_at - 1:
+                return a["labels"]["alertname"]
         return None
 
     name = _until(acting_alert, deadline)

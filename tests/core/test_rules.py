@@ -91,3 +91,14 @@ def test_aggregations_keep_the_labels_the_receiver_matches_targets_on():
             labels = {label.strip() for label in by.split(",")}
             assert "service" in labels, f"{fname}: {rule['alert']} aggregates away `service`: ({by})"
         assert "without" not in rule["expr"] or "service" not in rule["expr"].split("without")[1].split(")")[0]
+
+
+def test_verify_label_names_a_built_in_probe_module():
+    """`verify` tells the receiver which probe proves the fix; it must name a module the exporter has."""
+    from exporter.probes.config import ProbesConfig
+
+    modules = set(ProbesConfig().all_modules())
+    verified = {rule["alert"]: rule["labels"]["verify"] for _, rule in alerts() if "verify" in rule["labels"]}
+    assert verified["TtsHealthProbeFailing"] == "health"
+    assert verified["TtsSynthesisUnavailable"] == "synthesis"
+    assert set(verified.values()) <= modules

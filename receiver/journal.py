@@ -96,8 +96,7 @@ class Journal:
     def remember_key(self, fingerprint: str, starts_at: str, tier: str, job_id: int | None) -> None:
         """Store an idempotency key (ignored when it is already there)."""
         self.execute(
-            "INSERT OR IGNORE INTO alert_keys(fingerprint, starts_at, tier, job_id, seen_at)"
-            " VALUES (?,?,?,?,?)",
+            "INSERT OR IGNORE INTO alert_keys(fingerprint, starts_at, tier, job_id, seen_at) VALUES (?,?,?,?,?)",
             (fingerprint, starts_at, tier, job_id, time.time()),
         )
 
@@ -167,11 +166,14 @@ class Journal:
         params.append(limit)
         return [_decode(r) for r in self.execute(sql, params).fetchall()]
 
-    def active_job(self, target: str, status: str) -> dict[str, Any] | None:
-        """The oldest job of `target` in `status` (queued or running)."""
-        row = self.execute(
-            "SELECT * FROM jobs WHERE target=? AND status=? ORDER BY id LIMIT 1", (target, status)
-        ).fetchone()
+    def active_job(self, target: str, status: str, kind: str | None = None) -> dict[str, Any] | None:
+        """The oldest job of `target` in `status` (queued or running), optionally of one kind."""
+        sql = "SELECT * FROM jobs WHERE target=? AND status=?"
+        params: list[Any] = [target, status]
+        if kind is not None:
+            sql += " AND kind=?"
+            params.append(kind)
+        row = self.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
         return None if row is None else _decode(row)
 
     def count_actions(self, target: str, since: float, tier: str | None = None) -> int:
@@ -188,9 +190,7 @@ class Journal:
 
     def last_finished(self, target: str, tier: str | None = None, status: str | None = None) -> dict | None:
         """The most recently finished real action on `target`."""
-        sql = (
-            "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
-        )
+        sql = "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
         params: list[Any] = [target]
         if tier is not None:
             sql += " AND tier=?"
@@ -227,17 +227,34 @@ class _Transaction:
 
     def __enter__(self) -> Journal:
         self.journal.lock.acquire()
-        self.journal._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.journal._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            # A failed BEGIN (locked, closed, disk error) must not leave the lock held forever.
+            self.journal.lock.release()
+            raise
         return self.journal
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self.journal._conn
         try:
             if exc_type is None:
-                self.journal._conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    _rollback(conn)  # leave no half-open transaction behind for the next caller
+                    raise
             else:
-                self.journal._conn.execute("ROLLBACK")
+                _rollback(conn)
         finally:
             self.journal.lock.release()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:

@@ -29,9 +29,7 @@ class SystemdActuator:
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.config.timeout_seconds)
         except subprocess.TimeoutExpired:
-            raise ActuatorError(
-                f"{' '.join(argv)} did not finish in {self.config.timeout_seconds:g}s"
-            ) from None
+            raise ActuatorError(f"{' '.join(argv)} did not finish in {self.config.timeout_seconds:g}s") from None
         except OSError as exc:
             raise ActuatorError(f"cannot run {argv[0]}: {exc}") from None
         output = (proc.stdout + proc.stderr).strip()
@@ -53,6 +51,4 @@ class SystemdActuator:
 
     def signal(self, component: str, signame: str) -> str:
         """`systemctl kill --kill-whom=main --signal=SIG UNIT`: the main process only (hot reload)."""
-        return self._systemctl(
-            "kill", "--kill-whom=main", f"--signal={signal_name(signame)}", self.unit(component)
-        )
+        return self._systemctl("kill", "--kill-whom=main", f"--signal={signal_name(signame)}", self.unit(component))

@@ -159,8 +159,7 @@ class ProbeServer:
                 calls.append(module)
                 ok = sup.healthy("web" if module == "health" else "inference")
                 body = (
-                    f"# TYPE tts_probe_success gauge\n"
-                    f'tts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'
+                    f'# TYPE tts_probe_success gauge\ntts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'
                 ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -180,9 +179,7 @@ class ProbeServer:
 class RunningReceiver:
     """ReceiverService + FastAPI app under a real uvicorn server in a thread."""
 
-    def __init__(
-        self, config: ReceiverConfig, journal_path: Path, token: str | None = TOKEN, **kwargs
-    ) -> None:
+    def __init__(self, config: ReceiverConfig, journal_path: Path, token: str | None = TOKEN, **kwargs) -> None:
         self.service = ReceiverService(config, token, journal_path=journal_path, **kwargs)
         self.service.start()
         self.port = free_port()

@@ -186,3 +186,48 @@ class FakeNvml:
             raise NVMLError(2)
         self.set_calls.append((handle, limit))
         lim["current"] = limit
+
+
+class FakeKubernetesApi:
+    """The one Kubernetes API call the actuator makes: PATCH apps/v1 Deployment (strategic merge)."""
+
+    def __init__(self, deployments: list[str], token: str) -> None:
+        from http.server import ThreadingHTTPServer
+
+        from support import free_port
+
+        self.patches: list[tuple[str, str, dict]] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_PATCH(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                m = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)", self.path)
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    code, answer = 401, {"kind": "Status", "message": "Unauthorized"}
+                elif not m or m.group(2) not in deployments:
+                    code, answer = 404, {"kind": "Status", "message": "deployments.apps not found"}
+                elif self.headers.get("Content-Type") != "application/strategic-merge-patch+json":
+                    code, answer = 415, {"kind": "Status", "message": "unsupported patch type"}
+                else:
+                    api.patches.append((m.group(1), m.group(2), body))
+                    code, answer = 200, {"kind": "Deployment", "metadata": {"name": m.group(2)}}
+                data = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -54,9 +54,9 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
     try:
         wait_for(lambda: _up(url), timeout=30, what="receiver up")
         supervisor.inject("inference", "oom")
-        job_id = httpx.post(
-            url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=headers
-        ).json()["new_jobs"][0]
+        job_id = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=headers).json()[
+            "new_jobs"
+        ][0]
         wait_for(
             lambda: any(s["step"].startswith("start inference") for s in _job(url, job_id)["steps"] or []),
             timeout=30,
@@ -90,9 +90,7 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
 def test_interrupted_heavy_job_is_reported_not_resumed(make_receiver, tmp_path):
     journal_path = tmp_path / "journal.sqlite3"
     journal = Journal(journal_path)
-    heavy = journal.insert_job(
-        target="qwen3-tts", tier="heavy", status="running", attempts=1, reason="segfault"
-    )
+    heavy = journal.insert_job(target="qwen3-tts", tier="heavy", status="running", attempts=1, reason="segfault")
     light = journal.insert_job(target="qwen3-tts", tier="light", status="running", attempts=2, reason="l1")
     journal.close()
     receiver = make_receiver(receiver_config(None, None), journal_path=journal_path)

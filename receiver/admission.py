@@ -81,40 +81,47 @@ class AlertAdmission:
         return result
 
     def _admit_unmatched(self, alert: WebhookAlert, tier: str, why: str, result: Admission) -> None:
-        starts = alert.startsAt.isoformat()
-        with self.journal.transaction() as j:
-            if j.known_key(alert.fingerprint, starts, "unmatched"):
-                result.duplicates += 1
-                return
-            job_id = j.insert_job(
-                target="-",
-                tier=tier,
-                reason=f"{why}; no configured target matches the labels",
-                status="ignored",
-                result="ignored",
-                alerts=[_alert_record(alert, tier, why)],
-                finished_at=time.time(),
-            )
-            j.remember_key(alert.fingerprint, starts, "unmatched", job_id)
-        result.ignored += 1
+        job_id = self._admit_single(
+            alert,
+            "unmatched",
+            result,
+            target="-",
+            tier=tier,
+            status="ignored",
+            result="ignored",
+            reason=f"{why}; no configured target matches the labels",
+            alerts=[_alert_record(alert, tier, why)],
+            finished_at=time.time(),
+        )
+        if job_id is not None:
+            result.ignored += 1
 
     def _admit_restore(self, alert: WebhookAlert, target: str, result: Admission) -> None:
+        job_id = self._admit_single(
+            alert,
+            "derate-restore",
+            result,
+            target=target,
+            kind="restore",
+            tier="derate",
+            status="queued",
+            reason="derate alert resolved: restore the GPU power limit",
+            alerts=[_alert_record(alert, "derate", "resolved")],
+        )
+        if job_id is not None:
+            result.new_jobs.append(job_id)
+            result.targets_to_wake.add(target)
+
+    def _admit_single(self, alert: WebhookAlert, key_tier: str, outcome: Admission, **job: Any) -> int | None:
+        """One job for one alert unless its key is known (then count a duplicate and return None)."""
         starts = alert.startsAt.isoformat()
         with self.journal.transaction() as j:
-            if j.known_key(alert.fingerprint, starts, "derate-restore"):
-                result.duplicates += 1
-                return
-            job_id = j.insert_job(
-                target=target,
-                kind="restore",
-                tier="derate",
-                reason="derate alert resolved: restore the GPU power limit",
-                status="queued",
-                alerts=[_alert_record(alert, "derate", "resolved")],
-            )
-            j.remember_key(alert.fingerprint, starts, "derate-restore", job_id)
-        result.new_jobs.append(job_id)
-        result.targets_to_wake.add(target)
+            if j.known_key(alert.fingerprint, starts, key_tier):
+                outcome.duplicates += 1
+                return None
+            job_id = j.insert_job(**job)
+            j.remember_key(alert.fingerprint, starts, key_tier, job_id)
+        return job_id
 
     def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, str, str]], result: Admission) -> None:
         now = time.time()

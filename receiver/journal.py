@@ -154,25 +154,14 @@ class Journal:
         self, limit: int = 100, target: str | None = None, status: str | None = None, since_id: int = 0
     ) -> list[dict[str, Any]]:
         """Newest jobs first, optionally filtered."""
-        sql = "SELECT * FROM jobs WHERE id > ?"
-        params: list[Any] = [since_id]
-        if target is not None:
-            sql += " AND target=?"
-            params.append(target)
-        if status is not None:
-            sql += " AND status=?"
-            params.append(status)
+        sql, params = _where("SELECT * FROM jobs WHERE id > ?", [since_id], target=target, status=status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [_decode(r) for r in self.execute(sql, params).fetchall()]
 
     def active_job(self, target: str, status: str, kind: str | None = None) -> dict[str, Any] | None:
         """The oldest job of `target` in `status` (queued or running), optionally of one kind."""
-        sql = "SELECT * FROM jobs WHERE target=? AND status=?"
-        params: list[Any] = [target, status]
-        if kind is not None:
-            sql += " AND kind=?"
-            params.append(kind)
+        sql, params = _where("SELECT * FROM jobs WHERE target=? AND status=?", [target, status], kind=kind)
         row = self.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
         return None if row is None else _decode(row)
 
@@ -182,22 +171,17 @@ class Journal:
             "SELECT COUNT(*) FROM jobs WHERE target=? AND started_at >= ? AND dry_run=0"
             " AND status IN ('running','succeeded','failed','interrupted')"
         )
-        params: list[Any] = [target, since]
-        if tier is not None:
-            sql += " AND tier=?"
-            params.append(tier)
+        sql, params = _where(sql, [target, since], tier=tier)
         return int(self.execute(sql, params).fetchone()[0])
 
     def last_finished(self, target: str, tier: str | None = None, status: str | None = None) -> dict | None:
         """The most recently finished real action on `target`."""
-        sql = "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
-        params: list[Any] = [target]
-        if tier is not None:
-            sql += " AND tier=?"
-            params.append(tier)
-        if status is not None:
-            sql += " AND status=?"
-            params.append(status)
+        sql, params = _where(
+            "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'",
+            [target],
+            tier=tier,
+            status=status,
+        )
         sql += " ORDER BY finished_at DESC LIMIT 1"
         row = self.execute(sql, params).fetchone()
         return None if row is None else _decode(row)
@@ -255,6 +239,15 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
     except sqlite3.Error:
         pass
+
+
+def _where(sql: str, params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
+    """Append `AND column=?` for every given (not None) column; column names come from code only."""
+    for column, value in equal.items():
+        if value is not None:
+            sql += f" AND {column}=?"
+            params.append(value)
+    return sql, params
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from receiver.actuators.base import ActuatorError
+from receiver.actuators.base import ActuatorError, component_name
 from receiver.config import KubernetesConfig
 
 
@@ -25,11 +25,7 @@ class KubernetesActuator:
 
     def deployment(self, component: str) -> str:
         """The Deployment of a component."""
-        if component == "web":
-            return self.config.web_deployment
-        if component == "inference":
-            return self.config.inference_deployment
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_deployment, self.config.inference_deployment)
 
     def restart(self, component: str) -> str:
         """PATCH the pod template's restartedAt annotation, as `kubectl rollout restart` does."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from receiver.actuators.base import ActuatorError, signal_name
+from receiver.actuators.base import ActuatorError, component_name, signal_name
 from receiver.config import SystemdConfig
 
 
@@ -18,11 +18,7 @@ class SystemdActuator:
 
     def unit(self, component: str) -> str:
         """The systemd unit of a component."""
-        if component == "web":
-            return self.config.web_unit
-        if component == "inference":
-            return self.config.inference_unit
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_unit, self.config.inference_unit)
 
     def _systemctl(self, *args: str) -> str:
         argv = [self.config.systemctl, *args]

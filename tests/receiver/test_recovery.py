@@ -109,3 +109,18 @@ def _up(url):
 
 def _job(url, job_id):
     return next(j for j in httpx.get(url + "/actions").json() if j["id"] == job_id)
+
+
+def test_refuses_to_start_without_a_token(tmp_path):
+    config = tmp_path / "sentinel.yml"
+    config.write_text(
+        yaml.safe_dump({"receiver": {"listen_port": free_port(), "journal_path": str(tmp_path / "j.sqlite3")}})
+    )
+    cli = [sys.executable, "-m", "tts_sentinel.cli", "receiver", "--config", str(config)]
+    no_token = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert no_token.returncode == 2 and "--insecure" in no_token.stderr
+    short = tmp_path / "short.token"
+    short.write_text("abc\n")
+    weak = subprocess.run([*cli, "--token-file", str(short)], capture_output=True, text=True, timeout=60)
+    assert weak.returncode == 2 and "shorter than 16" in weak.stderr
+    assert not (tmp_path / "j.sqlite3").exists(), "nothing started"

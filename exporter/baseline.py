@@ -123,12 +123,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Record the baseline; 0 on success, 1 when the service is unreachable or unhealthy, 2 on bad config."""
-    from tts_sentinel.config import ConfigError, load_config
+    from exporter.probes.cli import load_probes
 
-    try:
-        probes = load_config(args.config).exporter.probes
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    probes = load_probes(args.config)
+    if probes is None:
         return 2
     try:
         manifest = record_baseline(probes, args.model_id, args.dir)

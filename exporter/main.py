@@ -41,12 +41,12 @@ class Exporter:
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> ThreadingHTTPServer:
-        """Start the log pipeline, the probe schedules and the HTTP server (in a thread)."""
-        self.logs.start()
-        self.probes.start()
+        """Bind the HTTP port first (a busy port fails before anything starts), then run everything."""
         server = ThreadingHTTPServer((self.config.listen_host, self.config.listen_port), self._handler())
         server.daemon_threads = True
         self._server = server
+        self.logs.start()
+        self.probes.start()
         threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True).start()
         return server
 

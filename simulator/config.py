@@ -29,11 +29,17 @@ class SimulatorConfig(BaseModel):
     model_name: str = "Qwen3-TTS-12Hz-1.7B-CustomVoice"
     speakers: list[str] = Field(default_factory=lambda: list(QWEN3_SPEAKERS))
     sample_rate: int = Field(default=24000, ge=8000, le=192000)
+    # Longer inputs get a 400, as a real service limits its input (and memory).
+    max_text_chars: int = Field(default=2000, ge=1)
     # Simulated model load at start of the inference process (the seed's timeout is 15 s).
     model_load_seconds: float = Field(default=0.0, ge=0)
     # How often the inference process writes its self-check line to health.log.
     self_check_interval_seconds: float = Field(default=8.0, gt=0)
     # How long a request held by the `hang` fault waits before the connection is dropped.
     hang_seconds: float = Field(default=3600.0, gt=0)
+    # "tone": the built-in harmonic voice (no dependency). "espeak": real speech from the
+    # espeak-ng binary (Debian package espeak-ng), resampled to sample_rate.
+    engine: Literal["tone", "espeak"] = "tone"
+    espeak_binary: str = "espeak-ng"
     # Write WAV headers as a streaming server does (RIFF and data sizes 0xFFFFFFFF).
     streaming_wav_header: bool = False

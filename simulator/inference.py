@@ -19,6 +19,7 @@ import numpy as np
 
 from exporter.audio.wav import encode_wav
 from simulator.config import SimulatorConfig
+from simulator.espeak import EspeakError, espeak_synthesize
 from simulator.faults import INFERENCE
 from simulator.service import Component, Reply, ServiceHandler
 from simulator.voice import detect_style, synthesize
@@ -174,6 +175,9 @@ class InferenceService(Component):
     def _speak(
         self, text: str, lang: str, speaker: str, instructions: str, openai: bool,
     ) -> tuple[int, str, bytes]:
+        if len(text) > self.config.max_text_chars:
+            raise self._error(400, f"text has {len(text)} characters; the limit is {self.config.max_text_chars}",
+                              openai)
         started = time.monotonic()
         self.requests += 1
         fault = self.fault.name
@@ -205,12 +209,22 @@ class InferenceService(Component):
         )
         return 200, "audio/wav", body
 
+    def _voice(self, text: str, speaker: str, style: str, monotone: bool = False) -> np.ndarray:
+        if self.config.engine == "espeak":
+            try:
+                return espeak_synthesize(text, speaker, style, self.config.sample_rate, monotone,
+                                         self.config.espeak_binary)
+            except EspeakError as exc:
+                self.log.error("Synthesis engine failed: %s", exc)
+                raise Reply(500, {"error": str(exc)}) from None
+        return synthesize(text, speaker, style, self.config.sample_rate, monotone=monotone)
+
     def _render(self, text: str, speaker: str, style: str, fault: str) -> np.ndarray:
         rate = self.config.sample_rate
         if fault == "runaway":
             # Runaway generation: the decoder does not stop; tens of seconds for a short input.
-            return synthesize(text * 8, speaker, style, rate)
-        samples = synthesize(text, speaker, style, rate, monotone=fault == "monotone")
+            return self._voice((text * 8)[: 8 * 200], speaker, style)
+        samples = self._voice(text, speaker, style, monotone=fault == "monotone")
         if fault in ("silent", "unicode"):
             return np.zeros_like(samples)
         if fault == "noise":
@@ -220,9 +234,9 @@ class InferenceService(Component):
         if fault == "clipping":
             return np.clip(samples * 8.0, -1.0, 1.0)
         if fault == "underflow":
-            # Six chunks never arrived: about half a second of exact zeros mid-utterance.
+            # Twelve chunks never arrived: a second of exact zeros mid-utterance.
             self._log_underflow(1)
-            gap = 6 * UNDERFLOW_CHUNK
+            gap = 12 * UNDERFLOW_CHUNK
             start = max(0, len(samples) // 2 - gap // 2)
             samples = samples.copy()
             samples[start:start + gap] = 0.0

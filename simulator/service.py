@@ -97,9 +97,13 @@ class ServiceHandler(BaseHTTPRequestHandler):
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object, or Reply(400) saying what is wrong."""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise Reply(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"})
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise Reply(400, {"error": "Content-Length is not a number"}) from None
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is not read, so the connection cannot be reused
+            raise Reply(413, {"error": f"body must be 0 to {MAX_BODY_BYTES} bytes"})
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return {}

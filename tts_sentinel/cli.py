@@ -51,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = argv[0]
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        if exc.name != COMMANDS[name][0]:
+            raise
+        print(f"tts-sentinel {name} is not available in this installation ({COMMANDS[name][0]} is missing).")
+        return 2
     sub = argparse.ArgumentParser(prog=f"tts-sentinel {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])

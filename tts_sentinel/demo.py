@@ -99,7 +99,7 @@ def narrate(stack: Stack, endpoints: StackEndpoints, duration: float, stopping: 
     """Print alert and action changes once a second until `stopping()` or `duration` elapses."""
     start = time.monotonic()
     firing: set[str] = set()
-    seen_actions = 0
+    seen: dict[object, object] = {}
     while not stopping() and (duration <= 0 or time.monotonic() - start < duration):  # type: ignore[operator]
         try:
             now = {f"{a['labels']['alertname']} (tier={a['labels'].get('tier')})"
@@ -109,15 +109,15 @@ def narrate(stack: Stack, endpoints: StackEndpoints, duration: float, stopping: 
             for name in sorted(firing - now):
                 print(f"{time.strftime('%H:%M:%S')}  resolved  {name}", flush=True)
             firing = now
-            rows = journal(endpoints.receiver, endpoints.token)
-            for row in rows[seen_actions:]:
-                print(f"{time.strftime('%H:%M:%S')}  ACTION    {_describe(row)}", flush=True)
-            seen_actions = len(rows)
+            for row in journal(endpoints.receiver, endpoints.token):
+                if seen.get(row.get("id")) != row.get("status"):
+                    seen[row.get("id")] = row.get("status")
+                    print(f"{time.strftime('%H:%M:%S')}  ACTION    {_describe(row)}", flush=True)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             print(f"{time.strftime('%H:%M:%S')}  (a part of the stack does not answer: {exc})", flush=True)
         time.sleep(1)
 
 
 def _describe(row: dict[str, object]) -> str:
-    keys = ("tier", "target", "alertname", "status", "result", "reason")
+    keys = ("id", "tier", "target", "status", "result", "reason")
     return "  ".join(f"{k}={row[k]}" for k in keys if row.get(k) not in (None, ""))

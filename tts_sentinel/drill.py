@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,14 @@ def journal(receiver: str, token: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row.get("id", 0))
 
 
+ACTION_STATUSES = {"queued", "running", "succeeded", "failed", "interrupted"}
+
+
+def actions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal rows that are actions (not alerts the receiver journaled and ignored)."""
+    return [r for r in rows if r.get("status") in ACTION_STATUSES]
+
+
 def health_probe_green(exporter: str) -> bool:
     """True when the exporter's L1 probe, run now, succeeds."""
     text = httpx.get(f"{exporter}/probe", params={"module": "health"}, timeout=10).text
@@ -118,32 +127,50 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
               on_event: Callable[[str], None] = lambda _: None) -> DrillResult:
     """Inject `fault` and wait (at most `timeout` s) for alert, action and green; never raises on a timeout."""
     result = DrillResult(fault=fault, component=component)
-    before = len(journal(endpoints.receiver, endpoints.token))
     expected = EXPECTED_ALERT.get(fault)
+
+    def acting_alerts() -> list[dict[str, Any]]:
+        return [a for a in firing_alerts(endpoints.prometheus)
+                if (expected is None or a["labels"].get("alertname") == expected)
+                and a["labels"].get("tier") in ACTING_TIERS]
+
+    # An alert still firing from an earlier incident would hide this one: wait for quiet first.
+    if acting_alerts():
+        on_event("waiting for the alerts of an earlier incident to resolve")
+        _until(lambda: not acting_alerts(), time.monotonic() + timeout)
+    before = len(journal(endpoints.receiver, endpoints.token))
     t0 = time.monotonic()
+    injected_at = time.time()
     deadline = t0 + timeout
     inject(endpoints, fault, component)
     on_event(f"injected {fault} into {component}")
 
     def acting_alert() -> str | None:
-        for a in firing_alerts(endpoints.prometheus):
-            name = a["labels"].get("alertname", "")
-            if (expected is None or name == expected) and a["labels"].get("tier") in ACTING_TIERS:
-                return name
+        for a in acting_alerts():
+            if datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp() >= injected_at - 1:
+                return a["labels"]["alertname"]
         return None
 
     name = _until(acting_alert, deadline)
     if name:
         result.alert, result.alert_seconds = name, time.monotonic() - t0
         on_event(f"alert {name} firing after {result.alert_seconds:.1f}s")
-    rows = _until(lambda: journal(endpoints.receiver, endpoints.token)[before:] or None, deadline)
+    rows = _until(lambda: actions(journal(endpoints.receiver, endpoints.token)[before:]) or None, deadline)
     if rows:
         result.action_seconds = time.monotonic() - t0
-        on_event(f"receiver journaled an action after {result.action_seconds:.1f}s")
-        if _until(lambda: health_probe_green(endpoints.exporter), deadline):
+        on_event(f"receiver started a {rows[0].get('tier')} action after {result.action_seconds:.1f}s")
+        action_id = rows[0].get("id")
+
+        def healed() -> bool:
+            row = next(r for r in journal(endpoints.receiver, endpoints.token) if r.get("id") == action_id)
+            if row.get("status") in ("failed", "interrupted"):
+                raise ValueError("the action failed")  # keep waiting: an escalation may still heal it
+            return row.get("status") == "succeeded" and health_probe_green(endpoints.exporter)
+
+        if _until(healed, deadline):
             result.green_seconds = time.monotonic() - t0
-            on_event(f"health probe green after {result.green_seconds:.1f}s")
-    result.actions = journal(endpoints.receiver, endpoints.token)[before:]
+            on_event(f"action verified and health probe green after {result.green_seconds:.1f}s")
+    result.actions = actions(journal(endpoints.receiver, endpoints.token)[before:])
     return result
 
 

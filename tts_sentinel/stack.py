@@ -110,8 +110,9 @@ class Stack:
     """Generates the configs of the whole loop into `workdir` and runs it."""
 
     def __init__(self, workdir: Path, ports: Ports | None = None, timing: Timing | None = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, receiver_overrides: dict[str, Any] | None = None) -> None:
         self.dir = workdir.resolve()
+        self.receiver_overrides = receiver_overrides or {}
         self.ports = ports or Ports()
         self.timing = timing or Timing()
         self.python = python
@@ -159,6 +160,7 @@ class Stack:
                         "interval_seconds": 15.0,
                         "request": {"url": f"http://127.0.0.1:{p.api}/tts", "timeout_seconds": 10.0},
                     },
+                    "semantic": {"report_path": str(self.log_dir / "semantic_report.log")},
                     "baseline_dir": str(d / "baseline"),
                 },
             },
@@ -170,6 +172,7 @@ class Stack:
                 "exporter_url": self.url("exporter"),
                 "alertmanager_url": self.url("alertmanager"),
                 "verification": {"timeout_seconds": 30.0, "interval_seconds": 0.5},
+                **self.receiver_overrides,
                 "targets": [
                     {
                         "name": SERVICE,

@@ -1,7 +1,7 @@
 """Is this WAV speech-shaped audio? The L2 checks, in numpy, on frames of 10 ms.
 
 Each check maps to one fixed failure reason; the first failing check in the order
-below is the verdict (a silent clip is `silent`, not also `zero_run`).
+below is the verdict (an all-zero clip is `silent`, not also `zero_run`).
 """
 
 from __future__ import annotations
@@ -78,10 +78,13 @@ def check_speech(audio: Audio, limits: AudioLimitsConfig, text: str) -> AudioRep
     if duration > max_seconds:
         return report("too_long", f"{duration:.2f}s for {text_units(text)} characters, "
                                   f"bound {max_seconds:.1f}s (runaway generation?)")
-    if not x.any() or silence_ratio > limits.max_silence_ratio:
-        return report("silent", f"silence ratio {silence_ratio:.2f} (max {limits.max_silence_ratio})")
+    if not len(rms) or float(np.max(rms)) < floor:
+        return report("silent", "no frame above the silence level: the audio is silent")
+    # Before the silence ratio: a dropped stream chunk also raises the ratio, but is a zero run.
     if zero_run > limits.max_zero_run_seconds:
         return report("zero_run", f"{zero_run:.2f}s of all-zero frames (max {limits.max_zero_run_seconds}s)")
+    if silence_ratio > limits.max_silence_ratio:
+        return report("silent", f"silence ratio {silence_ratio:.2f} (max {limits.max_silence_ratio})")
     if clipping_ratio > limits.max_clipping_ratio:
         return report("clipping", f"clipping ratio {clipping_ratio:.4f} (max {limits.max_clipping_ratio})")
     return report(None, f"{duration:.2f}s, silence {silence_ratio:.2f}, zero run {zero_run:.2f}s")

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 LABEL_VALUE = r"^[a-z_][a-z0-9_]*$"
+
+
+def compiled_regex(value: str) -> str:
+    """Pydantic check: `value` must compile as a Python regular expression."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+# A config string that must be a valid regular expression (checked once, at load).
+RegexText = Annotated[str, AfterValidator(compiled_regex)]
 
 
 class LogFileConfig(BaseModel):
@@ -30,7 +43,9 @@ class LogCommandConfig(BaseModel):
     """A command whose stdout is a log, e.g. `journalctl -f -o cat -u UNIT` or `docker logs -f NAME`.
 
     Real Qwen3-TTS and vLLM-Omni log only to stdout/stderr, so this is how they are followed.
-    The argv list is executed directly, never through a shell.
+    The argv list is executed directly, never through a shell. Ask the command for new lines
+    only (`journalctl -f -n 0 ...`, `docker logs -f --tail 0 ...`): it is started again after
+    every exit, and history it prints again would be counted again.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +56,12 @@ class LogCommandConfig(BaseModel):
     include_stderr: bool = True
     restart_backoff_initial_seconds: float = Field(default=1.0, gt=0)
     restart_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # For triage: an argv printing the recent history with timestamps, `{since_seconds}` and
+    # `{since_local}` (YYYY-MM-DD HH:MM:SS) replaced, e.g.
+    # [journalctl, -o, short-iso-precise, --no-pager, -u, UNIT, --since, "{since_local}"] or
+    # [docker, logs, --timestamps, --since, "{since_seconds}s", NAME]. Empty: triage skips this log.
+    history_argv: list[str] = Field(default_factory=list)
+    history_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class PatternConfig(BaseModel):
@@ -49,17 +70,8 @@ class PatternConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=LABEL_VALUE)
-    regex: str
+    regex: RegexText
     logs: list[str] = Field(default_factory=list, description="log names; empty means every log")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 # The five patterns of the seed (§2.2), as the seed prints them. The lead's alert rules use these names.
@@ -110,22 +122,12 @@ def _default_cause_rules() -> list[CauseRuleConfig]:
     # From the seed (§2.2/§2.3): an OOM is the root of the silence, underflow and unicode errors that
     # follow it; a load timeout leaves nothing to synthesise with; an invalid-unicode error puts
     # preprocessing into protection mode, after which every request is silent.
+    oom = ["cuda_oom", "torch_cuda_oom", "torch_oom_error"]
+    after_oom = ["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead", "orchestrator_crashed"]
     return [
-        CauseRuleConfig(
-            cause="cuda_oom",
-            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
-            within_seconds=30,
-        ),
-        CauseRuleConfig(
-            cause="torch_cuda_oom",
-            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
-            within_seconds=30,
-        ),
-        CauseRuleConfig(
-            cause="torch_oom_error",
-            effects=["audio_silent", "stream_underflow", "invalid_unicode", "engine_dead"],
-            within_seconds=30,
-        ),
+        # The same OOM shows up in several layers (our log line, the torch traceback): the first is root.
+        *(CauseRuleConfig(cause=o, effects=[x for x in oom if x != o] + after_oom, within_seconds=30)
+          for o in oom),
         CauseRuleConfig(cause="model_load_timeout", effects=["audio_silent"], within_seconds=120),
         CauseRuleConfig(cause="invalid_unicode", effects=["audio_silent"], within_seconds=60),
         CauseRuleConfig(cause="engine_dead", effects=["audio_silent", "stream_underflow"], within_seconds=30),
@@ -138,19 +140,10 @@ class TriageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # The seed's line format: `2024-06-15 14:22:03,102 [ERROR] message`.
-    timestamp_regex: str = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?"
+    timestamp_regex: RegexText = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?"
     timestamp_format: str = "%Y-%m-%d %H:%M:%S"
     rules: list[CauseRuleConfig] = Field(default_factory=_default_cause_rules)
     max_lines: int = Field(default=200, ge=1, description="lines printed at most; the verdict sees all")
-
-    @field_validator("timestamp_regex")
-    @classmethod
-    def _ts_compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 class LogsConfig(BaseModel):

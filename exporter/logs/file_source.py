@@ -8,12 +8,16 @@ plain (uncompressed) rotated generations next to it:
   open and read to its end for `rotate_wait_seconds` (the writer may still append
   until it reopens), and the new file is read from its first byte;
 * a generation never seen before (created and rotated away between two polls) is
-  read whole;
+  read whole; one seen before that grew (late writes) is read from its old end;
 * the followed file is shorter than the offset, or its first bytes changed: it was
   truncated (copytruncate). The copy logrotate just made is found by its first
-  bytes and read from our offset, then the file is read again from 0;
-* compressed archives are never read.
+  bytes and read from our offset, then the file is read again from 0. A copy whose
+  original is not truncated yet is left alone until it is;
+* compressed archives are never read: a generation compressed before we ever
+  opened it (several rotations between two polls) is the one loss no tailer avoids.
 
+Known generations are remembered by identity, size, mtime and a fingerprint of
+their first bytes, so a reused inode number is not mistaken for a file we read.
 Offsets are exported as a small dict (identity, offset, fingerprint of the first
 bytes) so a restart resumes exactly where the previous process stopped.
 """
@@ -26,7 +30,8 @@ import os
 import stat as stat_mod
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +65,34 @@ class FollowedFile:
     ident: Identity
     pos: int
     assembler: LineAssembler
-    fp_len: int = 0
-    fp: str = ""
+    head: bytes = b""  # the first bytes we counted, to recognise the file, its copies and truncation
     drain_until: float | None = None
     gone_since: float | None = None
 
     def consumed(self) -> int:
         """Offset of the first byte not yet counted (a pending partial line is re-read after restart)."""
         return self.pos - len(self.assembler.pending)
+
+    @property
+    def fp_len(self) -> int:
+        return len(self.head)
+
+    @property
+    def fp(self) -> str:
+        return hashlib.blake2b(self.head, digest_size=12).hexdigest()
+
+    def head_unchanged(self) -> bool:
+        """True while the file still starts with the bytes we read first (not truncated, not rewritten)."""
+        return not self.head or os.pread(self.fd, len(self.head), 0) == self.head
+
+
+@dataclass(frozen=True)
+class TruncatedContent:
+    """What the followed file held before a truncation: to recognise its copy and resume in it."""
+
+    head: bytes
+    consumed: int
+    discarding: bool
 
 
 @dataclass
@@ -79,12 +104,6 @@ class FileSourceOptions:
     rotate_wait_seconds: float = 5.0
     fingerprint_bytes: int = 256
     start_at: str = "end"
-
-
-@dataclass
-class _Errors:
-    last: str = ""
-    reported: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -127,29 +146,48 @@ class RotatingFileSource:
         self.draining: list[FollowedFile] = []
         # Plain rotated generations already accounted for (read, or there before we started).
         self.known: dict[Identity, KnownGeneration] = {}
-        # Unknown generations that look like a copy of the followed file: decided on a later poll.
-        self._held: dict[Identity, float] = {}
+        # Never-seen generations that start like the followed file: copies (copytruncate) whose
+        # original is not truncated yet. Read from our offset once it is.
+        self._held: set[Identity] = set()
         self._stop = stop_event or threading.Event()
-        self._errors = _Errors()
+        self._last_error = ""
         self._poll_error = ""
         self._started = False
         self._saved = saved
 
     # ----- public -----------------------------------------------------------------
 
+    def prime(self) -> None:
+        """Decide where reading starts (saved offset, or start_at) now, without reading new lines.
+
+        Called by the pipeline's start(), so that "the files there at start" means exactly that,
+        however late the first poll runs.
+        """
+        self._guarded(lambda: None)
+
     def poll(self) -> None:
         """Read everything new; notice rotation, truncation, deletion. Never raises OSError."""
+        self._guarded(self._poll)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Start if needed, run `step`; an OS error is counted and reported, never raised."""
         self._poll_error = ""
         try:
             if not self._started:
                 self._start()
-            self._poll()
+            step()
         except OSError as exc:
             self._poll_error = f"{exc.strerror or exc} ({exc.filename or self.path})"
         self._set_error(self._poll_error)
 
-    def state(self) -> dict[str, Any]:
-        """What to save so a restart resumes here (see `saved` in the constructor)."""
+    def state(self) -> dict[str, Any] | None:
+        """What to save so a restart resumes here (see `saved` in the constructor).
+
+        A source that never started hands back what it was given: stopping an exporter that
+        failed before its first poll must not overwrite good offsets with empty ones.
+        """
+        if not self._started:
+            return self._saved
         cur = None
         if self.cur is not None:
             c = self.cur
@@ -269,28 +307,32 @@ class RotatingFileSource:
                 self._finish(f)
                 self.draining.remove(f)
         cur = self.cur
-        # Check truncation before reading: reading a truncated and regrown file from the old offset
-        # would count the tail of the new content twice.
-        truncated = cur is not None and self._is_truncated(cur)
-        if cur is not None and not truncated:
-            self._read(cur)
+        # Truncation is checked before and during the read: reading a truncated and regrown file from
+        # the old offset would count the tail of the new content twice.
+        truncated = cur is not None and (self._is_truncated(cur) or not self._read(cur, verify=True))
         path_ident = self._path_ident()
-        generations = self._generations()
-        self._read_new_generations(generations, truncated, now)
-        if truncated and cur is not None:
-            self.counter.truncations.inc()
-            cur.pos = 0
-            cur.assembler = LineAssembler(self.opt.max_line_bytes)
-            cur.fp_len, cur.fp = 0, ""
-            self._read(cur)
         if cur is not None and path_ident != cur.ident:
             self._release_or_drain(cur, path_ident, now)
+            truncated = False  # whatever happened to it, the old file is finished by draining
         if path_ident is not None and (self.cur is None or self.cur.ident != path_ident):
             if path_ident not in {f.ident for f in self.draining}:
+                # Opened before the generations are looked at, so that a copy of it is recognised.
                 f = self._open(self.path)
                 if f is not None:
                     self.cur = f
                     self._read(f)
+        before_truncation: TruncatedContent | None = None
+        if truncated and cur is not None:
+            # Read the new content first: a copy of *it* (the next copytruncate, in progress) must
+            # be recognised as such, while a copy of the old content is read from the old offset.
+            self.counter.truncations.inc()
+            before_truncation = TruncatedContent(cur.head, cur.consumed(), cur.assembler.discarding)
+            cur.pos = 0
+            cur.assembler = LineAssembler(self.opt.max_line_bytes)
+            cur.head = b""
+            self._read(cur)
+        generations = self._generations()
+        self._read_new_generations(generations, before_truncation)
         # Forget generations that no longer exist: the list stays short, and a reused inode number
         # cannot be mistaken for a file we read.
         present = {g.ident for g in generations}
@@ -308,41 +350,52 @@ class RotatingFileSource:
         if cur.gone_since is None:
             cur.gone_since = now
         if st.st_nlink == 0 and now - cur.gone_since >= self.opt.rotate_wait_seconds:
+            self._forget_held_copies()
             self._read(cur, to_end=True)
             self._finish(cur)
             self.counter.rotations.inc()
             self.cur = None
 
     def _drain(self, f: FollowedFile, now: float) -> None:
+        self._forget_held_copies()
         self.counter.rotations.inc()
         f.drain_until = now + self.opt.rotate_wait_seconds
         self.draining.append(f)
         if self.cur is f:
             self.cur = None
 
+    def _forget_held_copies(self) -> None:
+        """The followed file is done: copies of it hold nothing we will not have read from it."""
+        for g in self._generations():
+            if g.ident in self._held:
+                self._remember_unopened(g)
+        self._held.clear()
+
     def _is_truncated(self, f: FollowedFile) -> bool:
-        size = os.fstat(f.fd).st_size
-        if size < f.pos:
-            return True
-        return bool(f.fp_len) and _fingerprint_prefix(f.fd, f.fp_len) != f.fp
+        return os.fstat(f.fd).st_size < f.pos or not f.head_unchanged()
 
     def _is_known(self, g: Generation) -> bool:
         k = self.known.get(g.ident)
         return k is not None and k.size == g.size and k.mtime_ns == g.mtime_ns
 
-    def _read_new_generations(self, generations: list[Generation], truncated: bool, now: float) -> None:
+    def _read_new_generations(
+        self, generations: list[Generation], truncated: TruncatedContent | None
+    ) -> None:
         """Read the generations that changed since we accounted for them, or that we never saw.
 
-        A never-seen generation that starts like the followed file is a copytruncate copy: it is
-        read from our offset. A known generation that grew got late writes: read from its old end.
+        * a known generation that grew got late writes: read from its old end;
+        * one that starts with the content the followed file had before this poll's truncation is
+          the copytruncate copy: read from where we were;
+        * one that starts like the followed file as it is now (or is a shorter start of it: a copy
+          in progress) is a copy whose original is not truncated yet: everything in it is still to
+          be read from the original, so it is held until the truncation shows;
+        * anything else is a generation we never saw (rotated between two polls): read whole.
         """
         followed = {f.ident for f in self.draining}
         if self.cur is not None:
             followed.add(self.cur.ident)
         changed = [g for g in generations if g.ident not in followed and not self._is_known(g)]
-        if not changed:
-            self._held.clear()
-            return
+        self._held &= {g.ident for g in changed}
         for g in sorted(changed, key=lambda g: g.mtime_ns):
             f = self._open(g.path)
             if f is None:
@@ -352,40 +405,44 @@ class RotatingFileSource:
             same_file = k is not None and (not k.fp_len or _fingerprint_prefix(f.fd, k.fp_len) == k.fp)
             if k is not None and same_file and g.size >= k.size:
                 f.pos = k.size  # the same file, appended to after we finished it
-            elif cur is not None and cur.fp_len and _fingerprint_prefix(f.fd, cur.fp_len) == cur.fp:
-                # Starts like the followed file: a copytruncate copy. Read it from where we are, once
-                # the followed file is truncated; until then it may be a copy in progress.
-                first_seen = self._held.setdefault(g.ident, now)
-                if not truncated and now - first_seen < self.opt.rotate_wait_seconds:
-                    os.close(f.fd)
-                    continue
-                if truncated:
-                    f.pos = cur.consumed()
-                    f.assembler.discarding = cur.assembler.discarding
-            self._held.pop(g.ident, None)
+            elif truncated and truncated.head and os.pread(f.fd, len(truncated.head), 0) == truncated.head:
+                f.pos = truncated.consumed
+                f.assembler.discarding = truncated.discarding
+            elif cur is not None and cur.head and cur.head.startswith(os.pread(f.fd, len(cur.head), 0)):
+                self._held.add(g.ident)
+                os.close(f.fd)
+                continue
+            self._held.discard(g.ident)
             self._read(f, to_end=True)
             self._finish(f)
 
     # ----- reading ----------------------------------------------------------------
 
-    def _read(self, f: FollowedFile, *, to_end: bool = False) -> None:
+    def _read(self, f: FollowedFile, *, to_end: bool = False, verify: bool = False) -> bool:
         """Read `f` from its offset to its current end, feeding complete lines to the counter.
 
         A long backlog is cut short when the pipeline stops (the offset stays exact), unless
-        `to_end`: a rotated file is read to its end because nothing would resume it.
+        `to_end`: a rotated file is read to its end because nothing would resume it. With
+        `verify`, each block is counted only if the file still starts with the same bytes after
+        it was read; False means it was truncated meanwhile and nothing of that block was counted.
         """
         block_size = self.opt.read_block_bytes
         while to_end or not self._stop.is_set():
             data = os.pread(f.fd, block_size, f.pos)
             if not data:
                 break
+            if verify and not f.head_unchanged():
+                return False
+            if len(f.head) == f.pos < self.opt.fingerprint_bytes:
+                # The head is the file's first bytes as we read them: taken from this very read,
+                # never from a second one that could already see a truncated file.
+                f.head += data[: self.opt.fingerprint_bytes - f.pos]
             f.pos += len(data)
             block, cut = f.assembler.push(data)
             self.counter.feed(block, cut)
             if len(data) < block_size:
                 break
-        if f.fp_len < self.opt.fingerprint_bytes:
-            self._refresh_fp(f)
+        return True
 
     def _finish(self, f: FollowedFile) -> None:
         """The file will get no more lines: count a last line without newline, remember it, close it."""
@@ -415,17 +472,24 @@ class RotatingFileSource:
             os.close(f.fd)
 
     def _refresh_fp(self, f: FollowedFile) -> None:
-        f.fp_len, f.fp = _fingerprint(f.fd, self.opt.fingerprint_bytes)
+        f.head = os.pread(f.fd, min(max(f.pos, 0), self.opt.fingerprint_bytes), 0)
 
     def _update_lag(self) -> None:
-        lag = 0
-        for f in ([self.cur] if self.cur else []) + self.draining:
-            try:
-                lag += max(0, os.fstat(f.fd).st_size - f.pos)
-            except OSError:
-                pass
-        self.counter.lag.set(lag)
         self.counter.up.set(1 if self.cur is not None else 0)
+
+    def lag_bytes(self) -> float:
+        """Bytes at the path not read yet, measured now (called at scrape time, from another thread).
+
+        Only the path is stat'ed, never our file descriptors, which the poll thread may close.
+        """
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return 0.0
+        cur = self.cur
+        if cur is not None and (st.st_dev, st.st_ino) == cur.ident:
+            return float(max(0, st.st_size - cur.pos))
+        return float(st.st_size) if self._started else 0.0
 
     # ----- files ------------------------------------------------------------------
 
@@ -486,8 +550,8 @@ class RotatingFileSource:
         if message:
             self.counter.read_errors.inc()
             self.counter.up.set(0)
-            if message != self._errors.last:
+            if message != self._last_error:
                 log.warning("log %s: %s", self.name, message)
-        elif self._errors.last:
+        elif self._last_error:
             log.info("log %s: %s is readable again", self.name, self.path)
-        self._errors.last = message
+        self._last_error = message

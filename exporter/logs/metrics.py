@@ -40,8 +40,8 @@ class LogMetrics:
             registry=registry,
         )
         self.lag = Gauge(
-            "tts_log_lag_bytes", "Bytes written to the followed file and not read yet.", ["log"],
-            registry=registry,
+            "tts_log_lag_bytes", "Bytes in the followed file not read yet, measured at scrape (0 for commands).",
+            ["log"], registry=registry,
         )
         self.source_up = Gauge(
             "tts_log_source_up", "1 when the log source is open (file readable or command running).",

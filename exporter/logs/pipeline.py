@@ -56,6 +56,8 @@ class LogPipeline:
             )
             for f in config.files
         ]
+        for src in self.files:  # measured at scrape time, not at the last poll
+            self.counters[src.name].lag.set_function(src.lag_bytes)
         self.commands = [
             CommandSource(c, self.counters[c.name], config.max_line_bytes, stop_event=self._stop)
             for c in config.commands
@@ -73,6 +75,9 @@ class LogPipeline:
         if self._thread is not None:
             return
         self._stop.clear()
+        with self._lock:
+            for src in self.files:
+                src.prime()
         for c in self.commands:
             c.start()
         self._thread = threading.Thread(target=self._run, name="log-pipeline", daemon=True)
@@ -105,7 +110,8 @@ class LogPipeline:
     def save_offsets(self) -> None:
         """Save every file source's position now (atomic)."""
         try:
-            self.store.save({src.name: src.state() for src in self.files})
+            states = {src.name: src.state() for src in self.files}
+            self.store.save({name: st for name, st in states.items() if st is not None})
         except OSError as exc:
             # Losing the save costs recounting after a restart, not the running counts: keep going.
             self.metrics.read_errors.labels(log="_offsets").inc()

@@ -12,8 +12,20 @@ import sys
 import time
 
 from exporter.probes.collector import single_run_exposition
+from exporter.probes.config import ProbesConfig
 from exporter.probes.prober import verdict
 from exporter.probes.registry import prober_for
+
+
+def load_probes(path: str | None) -> ProbesConfig | None:
+    """The `exporter.probes` section of the config file, or None after printing why it is unusable."""
+    from tts_sentinel.config import ConfigError, load_config
+
+    try:
+        return load_config(path).exporter.probes
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,12 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the module once; print `MODULE: ok|FAIL [reasons] (seconds) detail`."""
-    from tts_sentinel.config import ConfigError, load_config
-
-    try:
-        probes = load_config(args.config).exporter.probes
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    probes = load_probes(args.config)
+    if probes is None:
         return 2
     modules = probes.all_modules()
     if args.module not in modules:

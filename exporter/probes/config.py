@@ -96,8 +96,9 @@ class AudioLimitsConfig(_Strict):
     max_seconds_base: float = Field(default=2.0, ge=0)
     max_seconds_per_char: float = Field(default=0.4, gt=0)
     frame_seconds: float = Field(default=0.01, gt=0)
-    # Real speech has short exact-zero gaps; a run of all-zero frames longer than this fails.
-    max_zero_run_seconds: float = Field(default=0.2, ge=0)
+    # Real speech has exact-zero gaps: espeak-ng's pauses at commas and full stops are up to
+    # 0.33 s of zeros once quantised to 16 bits. A longer run of all-zero frames fails.
+    max_zero_run_seconds: float = Field(default=0.5, ge=0)
     silence_threshold_dbfs: float = -50.0
     max_silence_ratio: float = Field(default=0.7, ge=0, le=1)
     clipping_level: float = Field(default=0.999, gt=0, le=1)
@@ -113,14 +114,19 @@ class SynthesisTarget(_Strict):
     instructions: str = ""
 
 
-class SynthesisProbeConfig(_Strict):
+class _SpeechProbeConfig(_Strict):
+    """What the probes that request speech share."""
+
+    # Off unless configured: the request URL must point at the real API first.
+    enabled: bool = False
+    request: SpeechRequestConfig = SpeechRequestConfig()
+
+
+class SynthesisProbeConfig(_SpeechProbeConfig):
     """L2: a real synthesis request per target; the WAV is validated with our numpy code."""
 
     prober: Literal["synthesis"] = "synthesis"
-    # Off unless configured: the request URL must point at the real API first.
-    enabled: bool = False
     interval_seconds: float = Field(default=60.0, gt=0)
-    request: SpeechRequestConfig = SpeechRequestConfig()
     text: str = SEED_TEXT
     targets: list[SynthesisTarget] = Field(default_factory=lambda: [SynthesisTarget()], min_length=1)
     audio: AudioLimitsConfig = AudioLimitsConfig()
@@ -133,14 +139,11 @@ class StylePrompt(_Strict):
     instructions: str = ""
 
 
-class SemanticProbeConfig(_Strict):
+class SemanticProbeConfig(_SpeechProbeConfig):
     """L3: F0 contour (pyworld) of styled prompts vs the baseline templates, by DTW."""
 
     prober: Literal["semantic"] = "semantic"
-    # Off unless configured: the request URL must point at the real API first.
-    enabled: bool = False
     interval_seconds: float = Field(default=3600.0, gt=0)
-    request: SpeechRequestConfig = SpeechRequestConfig()
     lang: str = "zh"
     speaker: str = "Vivian"
     styles: dict[str, StylePrompt] = Field(default_factory=lambda: {
@@ -157,14 +160,11 @@ class SemanticProbeConfig(_Strict):
     report_path: Path = Path("/var/log/qwen3-tts/semantic_report.log")
 
 
-class QualityProbeConfig(_Strict):
+class QualityProbeConfig(_SpeechProbeConfig):
     """Seed §5.3: envelope fluctuation, STOI vs the baseline recording, optional PESQ."""
 
     prober: Literal["quality"] = "quality"
-    # Off unless configured: the request URL must point at the real API first.
-    enabled: bool = False
     interval_seconds: float = Field(default=3600.0, gt=0)
-    request: SpeechRequestConfig = SpeechRequestConfig()
     lang: str = "zh"
     speaker: str = "Vivian"
     samples: dict[str, str] = Field(default_factory=lambda: {"seed": SEED_TEXT})

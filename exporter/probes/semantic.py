@@ -2,10 +2,14 @@
 
 For every style: synthesise the prompt, extract the F0 contour (pyworld), compare
 its z-scored log-F0 with the baseline template by DTW (mean |dz| along the path)
-and check the F0 spread in semitones. 0.35 is a distance in z units: on real
-speech (espeak-ng) another voice of the same text measured 0.06-0.12, another
-sentence 0.22-0.38 and a monotone reading 0.38. A JSON line per run goes to the
-semantic report log.
+and check the F0 spread in semitones. 0.35 is a distance in z units, not Hz or
+semitones. Measured here (bench machine, dio, window 0.2): the simulator's voice,
+another speaker of the same prompt 0.04-0.09, another sentence 0.34-0.38, the other
+style 0.41-0.44, monotone 0.80; espeak-ng (English), another voice of the same text
+0.04-0.29, another sentence 0.15-0.56. A monotone espeak reading still z-scores to a
+similar shape (0.16-0.21) but its spread drops to 0.35-0.42 semitones against
+1.5-3.1 for the normal reading: the spread check is what catches it. A JSON line
+per run goes to the semantic report log.
 """
 
 from __future__ import annotations

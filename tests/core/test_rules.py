@@ -82,3 +82,12 @@ def test_alertmanager_sends_tiers_to_the_receiver_and_critical_to_oncall():
     hook = next(r for r in am["receivers"] if r["name"] == "tts-sentinel")["webhook_configs"][0]
     assert hook["http_config"]["authorization"]["type"] == "Bearer"
     assert "credentials_file" in hook["http_config"]["authorization"]
+
+
+def test_aggregations_keep_the_labels_the_receiver_matches_targets_on():
+    """An alert that loses `service` matches no target and would be ignored by the receiver."""
+    for fname, rule in alerts():
+        for by in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
+            labels = {label.strip() for label in by.split(",")}
+            assert "service" in labels, f"{fname}: {rule['alert']} aggregates away `service`: ({by})"
+        assert "without" not in rule["expr"] or "service" not in rule["expr"].split("without")[1].split(")")[0]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from support import require_binary
 
-from tts_sentinel.drill import StackEndpoints, firing_alerts, journal, run_drill
+from tts_sentinel.drill import StackEndpoints, actions, firing_alerts, journal, run_drill
 from tts_sentinel.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
 
 pytestmark = pytest.mark.e2e
@@ -79,14 +79,42 @@ def test_hung_web_front_is_healed_by_exactly_one_light_restart(stack):
     wait_for(lambda: not any(a["labels"]["alertname"] == "TtsHealthProbeFailing"
                              for a in firing_alerts(endpoints.prometheus)), 90, "the alert to resolve")
     time.sleep(3)  # one more group_interval for a late duplicate to arrive
-    actions = journal(endpoints.receiver, endpoints.token)
-    assert len(actions) == 1, json.dumps(actions, indent=1)
-    assert actions[0]["tier"] == "light"
+    done = actions(journal(endpoints.receiver, endpoints.token))
+    assert len(done) == 1, json.dumps(done, indent=1)
+    assert done[0]["tier"] == "light" and done[0]["status"] == "succeeded"
     # the critical alert also paged on-call through Alertmanager's second route
     assert "TtsHealthProbeFailing" in stack.oncall.alertnames()
-    FIGURES.write_text(json.dumps({"fault": "hang", "alert_seconds": round(result.alert_seconds, 1),
-                                   "action_seconds": round(result.action_seconds, 1),
-                                   "green_seconds": round(result.green_seconds, 1)}))
+    record_figures(result)
+
+
+def record_figures(result) -> None:
+    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    figures[result.fault] = {"alert_seconds": round(result.alert_seconds, 1),
+                             "action_seconds": round(result.action_seconds, 1),
+                             "green_seconds": round(result.green_seconds, 1)}
+    FIGURES.write_text(json.dumps(figures, indent=1))
+
+
+def test_cuda_oom_is_healed_by_one_medium_restart_verified_by_real_synthesis(stack):
+    endpoints = StackEndpoints.from_dir(stack.dir)
+    before = len(actions(journal(endpoints.receiver, endpoints.token)))
+    web_pid = stack.program_pid(WEB_PROGRAM)
+    inference_pid = stack.program_pid(INFERENCE_PROGRAM)
+
+    result = run_drill(endpoints, "oom", "inference", timeout=150, on_event=print)
+    print(result.summary())
+
+    assert result.alert == "TtsCudaOutOfMemory", result.summary()
+    assert result.green_seconds is not None, json.dumps(result.actions, indent=1)
+    # medium tier: the inference process (model) was restarted, the web front was not
+    assert stack.program_pid(INFERENCE_PROGRAM) not in (0, inference_pid)
+    assert stack.program_pid(WEB_PROGRAM) == web_pid
+    new = actions(journal(endpoints.receiver, endpoints.token))[before:]
+    # the OOM and the silence it causes fire together: one medium action, verified by L2
+    assert [a["tier"] for a in new] == ["medium"], json.dumps(new, indent=1)
+    verification = new[0]["verification"]
+    assert "synthesis" in json.dumps(verification), verification
+    record_figures(result)
 
 
 def test_every_dashboard_query_is_valid_promql(stack):

@@ -5,6 +5,7 @@ With --import-mode=importlib test modules cannot import this file, so helpers ar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,21 @@ from exporter.logs.pipeline import LogPipeline
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     v = registry.get_sample_value(name, labels)
     return 0.0 if v is None else v
+
+
+def _wait_for(cond: Callable[[], bool], deadline_s: float = 20.0) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., bool]:
+    """wait_for(cond, deadline_s=20): poll a condition until it holds or the deadline passes (no timed asserts)."""
+    return _wait_for
 
 
 @pytest.fixture

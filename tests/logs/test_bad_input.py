@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+import time
 import tracemalloc
 
 import pytest
@@ -100,17 +105,73 @@ def test_unusable_path_is_an_error_counted_and_the_rest_keeps_going(
     assert value(registry, "tts_log_source_up", log="webui") == 1
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_file_without_read_permission_is_an_error_and_retried(make_config, new_pipeline, value, logdir):
-    log = logdir / "webui.log"
-    append(log, OOM)
-    log.chmod(0)
-    pipeline, registry = new_pipeline(make_config())
-    pipeline.poll_once()
-    assert value(registry, "tts_log_read_errors_total", log="webui") >= 1
-    log.chmod(0o644)
-    pipeline.poll_once()
-    assert value(registry, "tts_log_pattern_matches_total", log="webui", pattern="cuda_oom") == 1
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from prometheus_client import CollectorRegistry
+from exporter.logs.config import LogFileConfig, LogsConfig
+from exporter.logs.pipeline import LogPipeline
+
+d = Path(sys.argv[1])
+config = LogsConfig(files=[LogFileConfig(name=n, path=d / f"{n}.log") for n in ("webui", "health")],
+                    start_at="beginning")
+registry = CollectorRegistry()
+pipeline = LogPipeline(config, registry, d / "state")
+
+def report(name):
+    v = lambda m, **l: registry.get_sample_value(m, l) or 0
+    doc = {"errors": v("tts_log_read_errors_total", log="webui"),
+           "oom": v("tts_log_pattern_matches_total", log="webui", pattern="cuda_oom"),
+           "health_lines": v("tts_log_lines_total", log="health")}
+    (d / name).write_text(json.dumps(doc))
+
+pipeline.poll_once()
+pipeline.poll_once()
+report("first.json")
+deadline = time.monotonic() + 30
+while not (d / "fixed").exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+pipeline.poll_once()
+report("second.json")
+pipeline.stop()
+"""
+
+
+def test_file_without_read_permission_is_an_error_and_retried(tmp_path):
+    # Root reads any file; without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH it obeys the mode like anyone.
+    argv = [sys.executable, "-c", CHILD]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing: cannot make a file unreadable")
+        argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *argv]
+    d = tmp_path / "perm"
+    d.mkdir()
+    try:
+        log = d / "webui.log"
+        log.write_bytes(OOM)
+        log.chmod(0)
+        (d / "health.log").write_bytes(INFO * 2)
+        (d / "health.log").chmod(0o644)
+        child = subprocess.Popen([*argv, str(d)])
+        try:
+            deadline = time.monotonic() + 60
+            while not (d / "first.json").exists() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            first = json.loads((d / "first.json").read_text())
+            assert first["errors"] == 2  # each failed poll counts
+            assert first["oom"] == 0
+            assert first["health_lines"] == 2  # the other log keeps going
+            log.chmod(0o644)
+            (d / "fixed").write_text("")
+            assert child.wait(timeout=60) == 0
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        second = json.loads((d / "second.json").read_text())
+        assert second["oom"] == 1 and second["errors"] == 2
+    finally:
+        log.chmod(0o644)
 
 
 def test_corrupt_offsets_file_is_reported_and_ignored(make_config, new_pipeline, value, logdir, tmp_path):

@@ -9,15 +9,6 @@ import time
 from exporter.logs.config import LogCommandConfig, LogsConfig
 
 
-def wait_for(cond, deadline_s: float = 20.0) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 def command_config(name: str, code: str, **kw) -> LogCommandConfig:
     return LogCommandConfig(
         name=name, argv=[sys.executable, "-c", code],
@@ -25,7 +16,7 @@ def command_config(name: str, code: str, **kw) -> LogCommandConfig:
     )
 
 
-def test_lines_of_a_command_that_exits_are_counted_on_every_restart(new_pipeline, value):
+def test_lines_of_a_command_that_exits_are_counted_on_every_restart(wait_for, new_pipeline, value):
     code = (
         "import sys\n"
         "print('2024-06-15 14:22:03,102 [ERROR] [CUDA] Out of memory on device 0')\n"
@@ -47,7 +38,7 @@ def test_lines_of_a_command_that_exits_are_counted_on_every_restart(new_pipeline
         assert runs - 1 <= n <= runs, pattern
 
 
-def test_stderr_can_be_left_out(new_pipeline, value):
+def test_stderr_can_be_left_out(wait_for, new_pipeline, value):
     code = "import sys, time\nprint('out', flush=True)\nsys.stderr.write('err\\n')\ntime.sleep(60)\n"
     config = LogsConfig(files=[], commands=[command_config("tts", code, include_stderr=False)])
     pipeline, registry = new_pipeline(config)
@@ -58,7 +49,7 @@ def test_stderr_can_be_left_out(new_pipeline, value):
     assert value(registry, "tts_log_lines_total", log="tts") == 1
 
 
-def test_stop_ends_a_command_that_never_exits(new_pipeline, value, tmp_path):
+def test_stop_ends_a_command_that_never_exits(wait_for, new_pipeline, value, tmp_path):
     pidfile = tmp_path / "pid"
     code = (
         f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
@@ -75,7 +66,7 @@ def test_stop_ends_a_command_that_never_exits(new_pipeline, value, tmp_path):
     assert value(registry, "tts_log_source_up", log="tts") == 0
 
 
-def test_a_command_that_cannot_start_is_an_error_not_a_crash(new_pipeline, value, tmp_path):
+def test_a_command_that_cannot_start_is_an_error_not_a_crash(wait_for, new_pipeline, value, tmp_path):
     missing = LogCommandConfig(
         name="tts", argv=[str(tmp_path / "no-such-binary")],
         restart_backoff_initial_seconds=0.05, restart_backoff_max_seconds=0.1,

@@ -17,14 +17,6 @@ def append(path, data: bytes) -> None:
         f.write(data)
 
 
-def wait_for(cond, deadline_s: float = 10.0) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
 
 def test_every_log_and_pattern_series_exists_at_zero(make_config, new_pipeline, value):
     config = make_config()
@@ -95,7 +87,7 @@ def test_file_that_appears_later_is_read_from_its_start(make_config, new_pipelin
 
 
 def test_background_thread_counts_and_restart_resumes_exactly(
-    make_config, new_pipeline, value, logdir, tmp_path
+    wait_for, make_config, new_pipeline, value, logdir, tmp_path
 ):
     config = make_config()
     state = tmp_path / "state"
@@ -111,3 +103,136 @@ def test_background_thread_counts_and_restart_resumes_exactly(
     second.stop()
     assert value(registry2, "tts_log_pattern_matches_total", log="inference", pattern="cuda_oom") == 4
     assert value(registry2, "tts_log_lines_total", log="inference") == 4
+
+
+def test_writer_still_appending_to_the_renamed_file_is_read_until_rotate_wait(
+    make_config, new_pipeline, value, logdir
+):
+    pipeline, registry = new_pipeline(make_config(rotate_wait_seconds=3600))
+    log = logdir / "webui.log"
+    with open(log, "ab", buffering=0) as old_fd:
+        old_fd.write(INFO)
+        pipeline.poll_once()
+        os.rename(log, logdir / "webui.log.1")
+        append(log, INFO)  # the new file
+        pipeline.poll_once()
+        old_fd.write(OOM)  # the service has not reopened its log yet
+        pipeline.poll_once()
+    assert value(registry, "tts_log_lines_total", log="webui") == 3
+    assert value(registry, "tts_log_pattern_matches_total", log="webui", pattern="cuda_oom") == 1
+
+
+def test_concurrent_writer_with_rotations_loses_and_repeats_nothing(wait_for, make_config, new_pipeline, value, logdir):
+    import shutil
+    import threading
+
+    pipeline, registry = new_pipeline(make_config(poll_interval_seconds=0.005, rotate_wait_seconds=0.05))
+    pipeline.start()
+    written = {"webui": 0, "inference": 0}
+
+    def writer(name: str, copytruncate: bool) -> None:
+        path = logdir / f"{name}.log"
+        for gen in range(12):
+            with open(path, "ab") as f:
+                for _ in range(400):
+                    written[name] += 1
+                    f.write(b"2024-06-15 14:22:03,102 [INFO] line %d\n" % written[name])
+                    if written[name] % 50 == 0:
+                        f.flush()
+            rotated = logdir / f"{name}.log.{gen}"
+            if copytruncate:
+                shutil.copyfile(path, rotated)
+                with open(path, "r+b") as f:
+                    f.truncate(0)
+            else:
+                os.rename(path, rotated)
+
+    threads = [threading.Thread(target=writer, args=(n, n == "inference")) for n in written]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, n in written.items():
+        assert wait_for(lambda name=name, n=n: value(registry, "tts_log_lines_total", log=name) >= n)
+    time.sleep(0.2)  # a double count would show up now
+    pipeline.stop()
+    for name, n in written.items():
+        assert value(registry, "tts_log_lines_total", log=name) == n, name
+
+
+def test_configured_pattern_counts_only_on_its_logs(make_config, new_pipeline, value, logdir, tmp_path):
+    from exporter.logs.config import PatternConfig
+
+    extra = [PatternConfig(name="tokenizer_skipped", regex=r"Tokenizer skipped \d+ special chars",
+                           logs=["inference"])]
+    pipeline, registry = new_pipeline(make_config(extra_patterns=extra))
+    skipped = b"2024-06-15 14:22:04,000 [WARN] Tokenizer skipped 3 special chars\n"
+    append(logdir / "inference.log", skipped * 2)
+    append(logdir / "webui.log", skipped)
+    pipeline.poll_once()
+    assert registry.get_sample_value(
+        "tts_log_pattern_matches_total", {"log": "inference", "pattern": "tokenizer_skipped"}) == 2
+    # No series at all for a log the pattern is not configured on: label values stay bounded.
+    assert registry.get_sample_value(
+        "tts_log_pattern_matches_total", {"log": "webui", "pattern": "tokenizer_skipped"}) is None
+    assert value(registry, "tts_log_bytes_total", log="inference") == 2 * len(skipped)
+
+
+def test_lag_shows_bytes_written_and_not_read_yet(make_config, new_pipeline, value, logdir):
+    pipeline, registry = new_pipeline(make_config())
+    append(logdir / "inference.log", INFO * 10)
+    pipeline.poll_once()
+    assert value(registry, "tts_log_lag_bytes", log="inference") == 0
+    append(logdir / "inference.log", INFO * 1000)
+    assert value(registry, "tts_log_lag_bytes", log="inference") == len(INFO) * 1000
+    pipeline.poll_once()
+    assert value(registry, "tts_log_lag_bytes", log="inference") == 0
+    assert value(registry, "tts_log_lines_total", log="inference") == 1010
+
+
+def test_unknown_log_in_a_pattern_is_a_config_error(make_config):
+    import pytest
+    from pydantic import ValidationError
+
+    from exporter.logs.config import PatternConfig
+
+    with pytest.raises(ValidationError, match="unknown logs"):
+        make_config(extra_patterns=[PatternConfig(name="x_y", regex="x", logs=["nope"])])
+    with pytest.raises(ValidationError, match="pattern names must be unique"):
+        make_config(extra_patterns=[PatternConfig(name="cuda_oom", regex="x")])
+
+
+def test_restart_in_the_middle_of_a_long_line_counts_it_once(make_config, new_pipeline, value, logdir, tmp_path):
+    config = make_config(max_line_bytes=256)
+    state = tmp_path / "state"
+    long_line = OOM[:-1] + b"x" * 1000 + b"\n"
+    first, reg1 = new_pipeline(config, state)
+    append(logdir / "webui.log", INFO + long_line[:600])  # the long line is cut and skipped to its end
+    first.poll_once()
+    first.stop()
+    append(logdir / "webui.log", long_line[600:] + INFO)
+    second, reg2 = new_pipeline(config, state)
+    second.poll_once()
+
+    def both(name: str, **labels: str) -> float:
+        return value(reg1, name, log="webui", **labels) + value(reg2, name, log="webui", **labels)
+
+    assert both("tts_log_lines_total") == 3
+    assert both("tts_log_long_lines_total") == 1
+    assert both("tts_log_pattern_matches_total", pattern="cuda_oom") == 1
+
+
+def test_stopping_a_pipeline_that_never_started_keeps_the_saved_offsets(
+    make_config, new_pipeline, value, logdir, tmp_path
+):
+    config, state = make_config(), tmp_path / "state"
+    append(logdir / "inference.log", INFO * 5)
+    first, _ = new_pipeline(config, state)
+    first.poll_once()
+    first.stop()
+    never_started, _ = new_pipeline(config, state)  # e.g. the exporter could not bind its port
+    never_started.stop()
+    append(logdir / "inference.log", OOM)
+    third, registry = new_pipeline(config, state)
+    third.poll_once()
+    assert value(registry, "tts_log_lines_total", log="inference") == 1

@@ -1,5 +1,6 @@
 """Property: whatever the rotation scheme and however polls and restarts interleave with the writes,
-every line written is counted exactly once.
+every line written is counted exactly once, lines written in two pieces and lines longer than
+the limit (cut) included.
 
 A writer model appends numbered lines to the three logs and rotates them in one of the ways
 real deployments do (dated rename, numbered rename, numbered rename with gzip, copytruncate,
@@ -30,6 +31,8 @@ from exporter.logs.pipeline import LogPipeline
 MODES = ["rename_dated", "rename_numbered", "gzip_numbered", "copytruncate", "delete_create"]
 NAMES = ["webui", "inference", "health"]
 KEEP = 5
+MAX_LINE = 256
+LONG = 300
 
 
 class RotatingWriter:
@@ -40,20 +43,41 @@ class RotatingWriter:
         self.mode = mode
         self.lines = 0
         self.ooms = 0
+        self.long = 0
         self.rotations = 0
+        self.partial = b""  # the rest of a line whose start is already in the file
         self.needs_poll = False  # a generation could be lost to compression/deletion before a poll
 
-    def append(self, n: int) -> None:
+    def _next_line(self) -> bytes:
+        self.lines += 1
+        if self.lines % 3 == 0:
+            self.ooms += 1
+            return b"2024-06-15 14:22:03,102 [ERROR] [CUDA] Out of memory on device 0 #%d\n" % self.lines
+        if self.lines % 7 == 0:  # longer than max_line_bytes: cut and counted once
+            self.long += 1
+            return b"2024-06-15 14:22:03,000 [INFO] " + b"x" * LONG + b" #%d\n" % self.lines
+        return b"2024-06-15 14:22:03,%03d [INFO] request %d done\n" % (self.lines % 1000, self.lines)
+
+    def _write(self, data: bytes) -> None:
         with open(self.path, "ab") as f:
-            for _ in range(n):
-                self.lines += 1
-                if self.lines % 3 == 0:
-                    self.ooms += 1
-                    f.write(b"2024-06-15 14:22:03,102 [ERROR] [CUDA] Out of memory on device 0 #%d\n"
-                            % self.lines)
-                else:
-                    f.write(b"2024-06-15 14:22:03,%03d [INFO] request %d done\n"
-                            % (self.lines % 1000, self.lines))
+            f.write(data)
+
+    def finish_partial(self) -> None:
+        if self.partial:
+            self._write(self.partial)
+            self.partial = b""
+
+    def append(self, n: int) -> None:
+        self.finish_partial()
+        self._write(b"".join(self._next_line() for _ in range(n)))
+
+    def start_partial(self, cut: int) -> None:
+        """Write the start of a line; the rest comes with the next write (a logger mid-write)."""
+        self.finish_partial()
+        line = self._next_line()
+        cut = max(1, min(cut, len(line) - 1))
+        self._write(line[:cut])
+        self.partial = line[cut:]
 
     def _gen(self, n: int, gz: bool = False) -> Path:
         return self.path.with_name(f"{self.path.name}.{n}{'.gz' if gz else ''}")
@@ -76,6 +100,7 @@ class RotatingWriter:
                     os.rename(src, self._gen(n + 1, gz))
 
     def rotate(self) -> None:
+        self.finish_partial()  # loggers write whole lines: no line straddles two files
         self.rotations += 1
         if not self.path.exists():
             return
@@ -108,6 +133,7 @@ op = st.one_of(
     st.tuples(st.just("append"), st.integers(0, 2), st.integers(1, 40)),
     st.tuples(st.just("rotate"), st.integers(0, 2), st.just(0)),
     st.tuples(st.just("poll"), st.just(0), st.just(0)),
+    st.tuples(st.just("partial"), st.integers(0, 2), st.integers(1, 400)),
     st.tuples(st.just("restart"), st.just(0), st.integers(0, 3)),
 )
 
@@ -129,6 +155,7 @@ def test_lines_written_equal_lines_counted(modes, ops, block, rotate_wait):
             files=[LogFileConfig(name=n, path=w.path) for n, w in zip(NAMES, writers, strict=True)],
             rotate_wait_seconds=rotate_wait,
             read_block_bytes=block,
+            max_line_bytes=MAX_LINE,
         )
         registries: list[CollectorRegistry] = []
 
@@ -142,6 +169,8 @@ def test_lines_written_equal_lines_counted(modes, ops, block, rotate_wait):
             w = writers[idx]
             if kind == "append":
                 w.append(n)
+            elif kind == "partial":
+                w.start_partial(n)
             elif kind == "rotate":
                 if w.needs_poll or w.mode == "delete_create":
                     pipeline.poll_once()
@@ -166,6 +195,8 @@ def test_lines_written_equal_lines_counted(modes, ops, block, rotate_wait):
                 pipeline.poll_once()
                 for x in writers:
                     x.needs_poll = False
+        for w in writers:
+            w.finish_partial()
         pipeline.poll_once()
         pipeline.poll_once()  # the second poll finishes files the first one saw rotated
         pipeline.stop()
@@ -174,3 +205,5 @@ def test_lines_written_equal_lines_counted(modes, ops, block, rotate_wait):
             assert lines == w.lines, (name, w.mode, modes, ops)
             ooms = counted(registries, "tts_log_pattern_matches_total", log=name, pattern="cuda_oom")
             assert ooms == w.ooms, (name, w.mode, modes, ops)
+            long = counted(registries, "tts_log_long_lines_total", log=name)
+            assert long == w.long, (name, w.mode, modes, ops)

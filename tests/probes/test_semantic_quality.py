@@ -109,3 +109,20 @@ def test_quality_healthy_then_noise(sim, recorded):
     assert set(noisy.reasons) == {"envelope", "stoi"}
     checks = {m.labels["check"]: m.value for m in noisy.gauges if m.name == "tts_quality_check_passed"}
     assert checks == {"envelope": 0.0, "stoi": 0.0}
+
+
+def test_quality_with_pesq_enabled(sim, recorded):
+    try:
+        import pesq  # noqa: F401
+    except ImportError:
+        installed = False
+    else:
+        installed = True
+    config = recorded.quality.model_copy(update={"pesq": True})
+    result = probe_quality(config, recorded)
+    values = {m.name: m.value for m in result.gauges}
+    # Optional extra: scored when installed, silently absent (not a failure) otherwise.
+    assert result.success
+    assert ("tts_quality_pesq_mos" in values) == installed
+    if installed:
+        assert values["tts_quality_pesq_mos"] > 4.0

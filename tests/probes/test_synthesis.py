@@ -22,7 +22,7 @@ def test_healthy_service_passes_the_seed_text(sim):
     gauges = {m.name: m.value for m in result.gauges}
     assert 1.2 < gauges["tts_audio_duration_seconds"] < gauges["tts_audio_max_duration_seconds"]
     # The simulator's 40 ms exact-zero lead-in (a few zero frames) is tolerated.
-    assert 0 < gauges["tts_audio_zero_run_seconds"] <= 0.2
+    assert 0 < gauges["tts_audio_zero_run_seconds"] <= 0.1
 
 
 @pytest.mark.parametrize(

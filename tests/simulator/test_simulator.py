@@ -6,9 +6,12 @@ import json
 import os
 import re
 import signal
+import socket
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.audio.wav import decode_wav
 
@@ -145,3 +148,20 @@ def test_openai_protocol(start_sim):
     assert "Vivian" in voices
     sim.fault("oom")
     assert httpx.get(sim.api + "/health", timeout=5).status_code == 503
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=64), st.dictionaries(st.text(max_size=5), st.text(max_size=20)).map(
+    lambda d: json.dumps(d).encode())))
+def test_any_body_gets_an_answer_and_the_service_lives_on(simulator, body):
+    r = httpx.post(simulator.api + "/tts", content=body, timeout=10)
+    assert r.status_code in (200, 400)
+    if r.status_code == 400:
+        assert r.json()["error"]
+
+
+def test_bad_content_length_is_refused(simulator):
+    with socket.create_connection(("127.0.0.1", int(simulator.api.rsplit(":", 1)[1])), timeout=5) as s:
+        s.sendall(b"POST /tts HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+        assert b" 400 " in s.recv(1000).split(b"\r\n", 1)[0] + b" "
+    assert tts(simulator).status_code == 200

@@ -15,7 +15,7 @@ import httpx
 
 from tts_sentinel.config import ConfigError, load_config
 
-COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "why / note")
+COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "root cause", "why / note")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,8 @@ def row_cells(job: dict[str, Any]) -> list[str]:
     why = job.get("note") or job.get("reason") or ""
     if job.get("escalation"):
         why = f"{job['escalation']}; {why}"
-    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, why.replace("\n", " ")]
+    root = ((job.get("triage") or {}).get("root_cause") or {}).get("pattern") or ""
+    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, root, why.replace("\n", " ")]
 
 
 def render_table(jobs: list[dict[str, Any]], width: int) -> str:

@@ -79,3 +79,29 @@ def test_without_triage_the_journal_says_why(make_receiver, monkeypatch):
     receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=object())
     job = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
     assert job["triage"]["available"] is False and "triage not installed" in job["triage"]["note"]
+
+
+def test_real_triage_names_the_root_cause_in_the_journal(make_receiver, tmp_path):
+    from datetime import datetime, timedelta
+
+    from exporter.logs.config import LogsConfig
+
+    now = datetime.now()
+
+    def line(seconds_ago, text):
+        return (now - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3] + " [ERROR] " + text + "\n"
+
+    (tmp_path / "inference.log").write_text(line(30, "[CUDA] Out of memory on device 0"))
+    (tmp_path / "health.log").write_text(line(20, "Health check failed: audio output silent for 8s"))
+    logs = LogsConfig.model_validate(
+        {
+            "files": [
+                {"name": "inference", "path": str(tmp_path / "inference.log"), "rotation": "size"},
+                {"name": "health", "path": str(tmp_path / "health.log"), "rotation": "none"},
+            ]
+        }
+    )
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=logs)
+    job = receiver.wait_job(receiver.post(payload(alert("TtsAudioSilent", tier="medium"))).json()["new_jobs"][0])
+    assert job["triage"]["root_cause"]["pattern"] == "cuda_oom"
+    assert [d["pattern"] for d in job["triage"]["derived"]] == ["audio_silent"]

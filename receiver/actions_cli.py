@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (default: $TTS_SENTINEL_CONFIG, else defaults)")
     parser.add_argument("--journal", type=Path, help="journal file (default: receiver.journal_path)")
     parser.add_argument("--url", help="read GET URL/actions of a running receiver instead of the file")
+    parser.add_argument("--token-file", type=Path, help="bearer token for --url (default: receiver.token_file)")
     parser.add_argument("--limit", type=int, default=30, help="newest N rows (default 30)")
     parser.add_argument("--target", help="only this target")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -34,7 +35,11 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": args.limit}
         if args.target:
             params["target"] = args.target
-        resp = httpx.get(args.url.rstrip("/") + "/actions", params=params, timeout=10)
+        token_file = args.token_file or load_config(args.config).receiver.token_file
+        headers = {}
+        if token_file is not None:
+            headers["Authorization"] = "Bearer " + Path(token_file).read_text(encoding="utf-8").strip()
+        resp = httpx.get(args.url.rstrip("/") + "/actions", params=params, headers=headers, timeout=10)
         resp.raise_for_status()
         return resp.json()
     from receiver.journal import Journal

@@ -143,7 +143,7 @@ def create_app(service: ReceiverService) -> FastAPI:
             return JSONResponse(status_code=503, content={"error": f"journal unavailable ({exc}); retry later"})
         return JSONResponse(status_code=202, content=result.summary())
 
-    @app.get("/actions")
+    @app.get("/actions", dependencies=[Depends(require_token)], responses={401: {"description": "token"}})
     def get_actions(
         limit: int = Query(100, ge=1, le=10_000),
         target: str | None = Query(None, max_length=64),

@@ -194,7 +194,7 @@ class RunningReceiver:
         return self.client.post("/alerts", json=payload, headers=headers, **kwargs)
 
     def actions(self, **params):
-        return self.client.get("/actions", params=params).json()
+        return self.client.get("/actions", params=params, headers={"Authorization": f"Bearer {TOKEN}"}).json()
 
     def job(self, job_id):
         return self.service.journal.job(job_id)

@@ -80,7 +80,7 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
         assert supervisor.healthy("inference")
         again = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=headers)
         assert again.json()["duplicates"] == 1 and again.json()["new_jobs"] == []
-        assert [j["id"] for j in httpx.get(url + "/actions").json()] == [job_id]
+        assert [j["id"] for j in httpx.get(url + "/actions", headers=AUTH).json()] == [job_id]
     finally:
         proc.terminate()
         proc.wait(10)
@@ -100,6 +100,9 @@ def test_interrupted_heavy_job_is_reported_not_resumed(make_receiver, tmp_path):
         assert "on-call NOT told" in job["note"], "no Alertmanager configured: the journal says so"
 
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def _up(url):
     try:
         return httpx.get(url + "/healthz", timeout=1).status_code == 200
@@ -108,7 +111,7 @@ def _up(url):
 
 
 def _job(url, job_id):
-    return next(j for j in httpx.get(url + "/actions").json() if j["id"] == job_id)
+    return next(j for j in httpx.get(url + "/actions", headers=AUTH).json() if j["id"] == job_id)
 
 
 def test_refuses_to_start_without_a_token(tmp_path):

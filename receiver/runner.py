@@ -169,7 +169,8 @@ class JobRunner:
             raise Refusal(
                 "business_hours",
                 f"heavy restart refused during business hours ({self._local_now():%a %H:%M %Z}); "
-                "do it by hand if it cannot wait, or it runs when the alert fires again after hours",
+                "do it by hand if it cannot wait (re-sends of this firing are not retried; "
+                "a new firing after hours runs)",
                 page="TtsRemediationRefused",
             )
         if dry or tier == "none":

@@ -198,17 +198,18 @@ def main() -> int:
                 print("receiver did not start; see", workdir / "receiver.log")
                 return 1
             time.sleep(0.2)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
         cpu0 = process_cpu_seconds(proc.pid)
         result = asyncio.run(storm(url, incidents, sends, concurrency))
         server_cpu = process_cpu_seconds(proc.pid) - cpu0
         # Wait for the workers to finish every job.
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            jobs = httpx.get(url + "/actions", params={"limit": 10_000}).json()
+            jobs = httpx.get(url + "/actions", params={"limit": 10_000}, headers=auth).json()
             if len(jobs) >= incidents and all(j["status"] not in ("queued", "running") for j in jobs):
                 break
             time.sleep(0.5)
-        jobs = httpx.get(url + "/actions", params={"limit": 10_000}).json()
+        jobs = httpx.get(url + "/actions", params={"limit": 10_000}, headers=auth).json()
     finally:
         proc.terminate()
         proc.wait(20)

@@ -15,7 +15,7 @@ import httpx
 
 from tts_sentinel.config import ConfigError, load_config
 
-COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "why / note")
+COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "root cause", "why / note")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (default: $TTS_SENTINEL_CONFIG, else defaults)")
     parser.add_argument("--journal", type=Path, help="journal file (default: receiver.journal_path)")
     parser.add_argument("--url", help="read GET URL/actions of a running receiver instead of the file")
+    parser.add_argument("--token-file", type=Path, help="bearer token for --url (default: receiver.token_file)")
     parser.add_argument("--limit", type=int, default=30, help="newest N rows (default 30)")
     parser.add_argument("--target", help="only this target")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -34,7 +35,11 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": args.limit}
         if args.target:
             params["target"] = args.target
-        resp = httpx.get(args.url.rstrip("/") + "/actions", params=params, timeout=10)
+        token_file = args.token_file or load_config(args.config).receiver.token_file
+        headers = {}
+        if token_file is not None:
+            headers["Authorization"] = "Bearer " + Path(token_file).read_text(encoding="utf-8").strip()
+        resp = httpx.get(args.url.rstrip("/") + "/actions", params=params, headers=headers, timeout=10)
         resp.raise_for_status()
         return resp.json()
     from receiver.journal import Journal
@@ -61,7 +66,8 @@ def row_cells(job: dict[str, Any]) -> list[str]:
     why = job.get("note") or job.get("reason") or ""
     if job.get("escalation"):
         why = f"{job['escalation']}; {why}"
-    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, why.replace("\n", " ")]
+    root = ((job.get("triage") or {}).get("root_cause") or {}).get("pattern") or ""
+    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, root, why.replace("\n", " ")]
 
 
 def render_table(jobs: list[dict[str, Any]], width: int) -> str:

@@ -81,44 +81,49 @@ class AlertAdmission:
         return result
 
     def _admit_unmatched(self, alert: WebhookAlert, tier: str, why: str, result: Admission) -> None:
-        starts = alert.startsAt.isoformat()
-        with self.journal.transaction() as j:
-            if j.known_key(alert.fingerprint, starts, "unmatched"):
-                result.duplicates += 1
-                return
-            job_id = j.insert_job(
-                target="-",
-                tier=tier,
-                reason=f"{why}; no configured target matches the labels",
-                status="ignored",
-                result="ignored",
-                alerts=[_alert_record(alert, tier, why)],
-                finished_at=time.time(),
-            )
-            j.remember_key(alert.fingerprint, starts, "unmatched", job_id)
-        result.ignored += 1
+        job_id = self._admit_single(
+            alert,
+            "unmatched",
+            result,
+            target="-",
+            tier=tier,
+            status="ignored",
+            result="ignored",
+            reason=f"{why}; no configured target matches the labels",
+            alerts=[_alert_record(alert, tier, why)],
+            finished_at=time.time(),
+        )
+        if job_id is not None:
+            result.ignored += 1
 
     def _admit_restore(self, alert: WebhookAlert, target: str, result: Admission) -> None:
+        job_id = self._admit_single(
+            alert,
+            "derate-restore",
+            result,
+            target=target,
+            kind="restore",
+            tier="derate",
+            status="queued",
+            reason="derate alert resolved: restore the GPU power limit",
+            alerts=[_alert_record(alert, "derate", "resolved")],
+        )
+        if job_id is not None:
+            result.new_jobs.append(job_id)
+            result.targets_to_wake.add(target)
+
+    def _admit_single(self, alert: WebhookAlert, key_tier: str, outcome: Admission, **job: Any) -> int | None:
+        """One job for one alert unless its key is known (then count a duplicate and return None)."""
         starts = alert.startsAt.isoformat()
         with self.journal.transaction() as j:
-            if j.known_key(alert.fingerprint, starts, "derate-restore"):
-                result.duplicates += 1
-                return
-            job_id = j.insert_job(
-                target=target,
-                kind="restore",
-                tier="derate",
-                reason="derate alert resolved: restore the GPU power limit",
-                status="queued",
-                alerts=[_alert_record(alert, "derate", "resolved")],
-            )
-            j.remember_key(alert.fingerprint, starts, "derate-restore", job_id)
-        result.new_jobs.append(job_id)
-        result.targets_to_wake.add(target)
+            if j.known_key(alert.fingerprint, starts, key_tier):
+                outcome.duplicates += 1
+                return None
+            job_id = j.insert_job(**job)
+            j.remember_key(alert.fingerprint, starts, key_tier, job_id)
+        return job_id
 
-    def _admit_target(
-        self, target: str, alerts: list[tuple[WebhookAlert, str, str]], result: Admission
-    ) -> None:
+    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, str, str]], result: Admission) -> None:
         now = time.time()
         with self.journal.transaction() as j:
             fresh: list[tuple[WebhookAlert, str, str]] = []
@@ -159,27 +164,38 @@ class AlertAdmission:
     def _place(
         self, j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], result: Admission
     ) -> int:
-        """Join the target's queued or running job when it covers this tier; otherwise queue a new one."""
-        queued = j.active_job(target, "queued")
-        running = j.active_job(target, "running")
-        if queued is not None and queued["kind"] == "remediate":
-            alerts = (queued.get("alerts") or []) + records
-            fields: dict[str, Any] = {"alerts": alerts}
-            if TIER_RANK[tier] > TIER_RANK[queued["tier"]]:
-                fields["tier"] = tier
-                fields["reason"] = f"{why} (raised from {queued['tier']}: highest tier of the incident wins)"
-            j.update_job(queued["id"], **fields)
-            result.joined_jobs.append(queued["id"])
-            return int(queued["id"])
-        if (
-            running is not None
-            and running["kind"] == "remediate"
-            and TIER_RANK[running["tier"]] >= TIER_RANK[tier]
-        ):
-            j.update_job(running["id"], alerts=(running.get("alerts") or []) + records)
-            result.joined_jobs.append(running["id"])
-            return int(running["id"])
-        job_id = j.insert_job(target=target, tier=tier, reason=why, status="queued", alerts=records)
-        result.new_jobs.append(job_id)
-        result.targets_to_wake.add(target)
+        job_id, joined = place_job(j, target, tier, why, records)
+        if joined:
+            result.joined_jobs.append(job_id)
+        else:
+            result.new_jobs.append(job_id)
+            result.targets_to_wake.add(target)
         return job_id
+
+
+def place_job(
+    j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], escalated_from: int | None = None
+) -> tuple[int, bool]:
+    """One action per target per incident: join the queued job (raising its tier if needed) or a
+    running job that covers this tier; otherwise queue a new job. Call inside a transaction.
+
+    Returns (job id, whether an existing job was joined).
+    """
+    queued = j.active_job(target, "queued", kind="remediate")
+    if queued is not None:
+        fields: dict[str, Any] = {"alerts": (queued.get("alerts") or []) + records}
+        if TIER_RANK[tier] > TIER_RANK[queued["tier"]]:
+            fields["tier"] = tier
+            fields["reason"] = f"{why} (raised from {queued['tier']}: highest tier of the incident wins)"
+        if escalated_from is not None:
+            fields["escalated_from"] = escalated_from
+        j.update_job(queued["id"], **fields)
+        return int(queued["id"]), True
+    running = j.active_job(target, "running", kind="remediate")
+    if running is not None and escalated_from is None and TIER_RANK[running["tier"]] >= TIER_RANK[tier]:
+        j.update_job(running["id"], alerts=(running.get("alerts") or []) + records)
+        return int(running["id"]), True
+    job_id = j.insert_job(
+        target=target, tier=tier, reason=why, status="queued", alerts=records, escalated_from=escalated_from
+    )
+    return job_id, False

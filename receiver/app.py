@@ -78,8 +78,7 @@ class BodyLimit:
 
 async def _too_large(send: Send, limit: int) -> None:
     body = (
-        b'{"error":"request body larger than %d bytes; split the alert group or raise '
-        b'receiver.max_body_bytes"}' % limit
+        b'{"error":"request body larger than %d bytes; split the alert group or raise receiver.max_body_bytes"}' % limit
     )
     await send(
         {
@@ -141,12 +140,10 @@ def create_app(service: ReceiverService) -> FastAPI:
         except sqlite3.Error as exc:
             # The job is not persisted: 503 makes Alertmanager retry instead of losing it.
             log.error("journal write failed: %s", exc)
-            return JSONResponse(
-                status_code=503, content={"error": f"journal unavailable ({exc}); retry later"}
-            )
+            return JSONResponse(status_code=503, content={"error": f"journal unavailable ({exc}); retry later"})
         return JSONResponse(status_code=202, content=result.summary())
 
-    @app.get("/actions")
+    @app.get("/actions", dependencies=[Depends(require_token)], responses={401: {"description": "token"}})
     def get_actions(
         limit: int = Query(100, ge=1, le=10_000),
         target: str | None = Query(None, max_length=64),

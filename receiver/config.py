@@ -22,6 +22,22 @@ TIERS: tuple[str, ...] = ("light", "medium", "heavy", "derate", "none")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _regex(pattern: str, what: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} is not a valid regex: {exc}") from None
+    return pattern
+
+
+def _matchers(value: dict[str, str]) -> dict[str, str]:
+    """Label matchers: exact values, or `~regex` that must compile."""
+    for label, pattern in value.items():
+        if pattern.startswith("~"):
+            _regex(pattern[1:], f"matcher for {label!r}")
+    return value
+
+
 class SupervisordConfig(BaseModel):
     """How to reach supervisord's XML-RPC interface."""
 
@@ -87,11 +103,7 @@ class CommandConfig(BaseModel):
     @field_validator("label_value_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return _regex(value, "label_value_pattern")
 
 
 class KubernetesConfig(BaseModel):
@@ -144,13 +156,7 @@ class TargetConfig(BaseModel):
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        for label, pattern in value.items():
-            if pattern.startswith("~"):
-                try:
-                    re.compile(pattern[1:])
-                except re.error as exc:
-                    raise ValueError(f"matcher for {label!r} is not a valid regex: {exc}") from None
-        return value
+        return _matchers(value)
 
 
 class PolicyRule(BaseModel):
@@ -164,7 +170,7 @@ class PolicyRule(BaseModel):
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        return TargetConfig._regexes(value)
+        return _matchers(value)
 
 
 StepAction = Literal[

@@ -27,9 +27,7 @@ class NvmlGpu:
             try:
                 import pynvml  # nvidia-ml-py
             except ImportError:
-                raise GpuUnavailable(
-                    "nvidia-ml-py (pynvml) is not installed"
-                ) from None
+                raise GpuUnavailable("nvidia-ml-py (pynvml) is not installed") from None
             self._nvml = pynvml
         if not self._initialised:
             try:

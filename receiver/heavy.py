@@ -102,9 +102,7 @@ def preflight(target: TargetConfig) -> dict[str, Any]:
 
 
 def _compare(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
-    problems = [
-        f"{name} changed" for name in sorted(expected) if name in actual and actual[name] != expected[name]
-    ]
+    problems = [f"{name} changed" for name in sorted(expected) if name in actual and actual[name] != expected[name]]
     problems += [f"{name} missing" for name in sorted(expected) if name not in actual]
     problems += [f"{name} unexpected" for name in sorted(actual) if name not in expected]
     return problems

@@ -96,8 +96,7 @@ class Journal:
     def remember_key(self, fingerprint: str, starts_at: str, tier: str, job_id: int | None) -> None:
         """Store an idempotency key (ignored when it is already there)."""
         self.execute(
-            "INSERT OR IGNORE INTO alert_keys(fingerprint, starts_at, tier, job_id, seen_at)"
-            " VALUES (?,?,?,?,?)",
+            "INSERT OR IGNORE INTO alert_keys(fingerprint, starts_at, tier, job_id, seen_at) VALUES (?,?,?,?,?)",
             (fingerprint, starts_at, tier, job_id, time.time()),
         )
 
@@ -155,23 +154,15 @@ class Journal:
         self, limit: int = 100, target: str | None = None, status: str | None = None, since_id: int = 0
     ) -> list[dict[str, Any]]:
         """Newest jobs first, optionally filtered."""
-        sql = "SELECT * FROM jobs WHERE id > ?"
-        params: list[Any] = [since_id]
-        if target is not None:
-            sql += " AND target=?"
-            params.append(target)
-        if status is not None:
-            sql += " AND status=?"
-            params.append(status)
+        sql, params = _where("SELECT * FROM jobs WHERE id > ?", [since_id], target=target, status=status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [_decode(r) for r in self.execute(sql, params).fetchall()]
 
-    def active_job(self, target: str, status: str) -> dict[str, Any] | None:
-        """The oldest job of `target` in `status` (queued or running)."""
-        row = self.execute(
-            "SELECT * FROM jobs WHERE target=? AND status=? ORDER BY id LIMIT 1", (target, status)
-        ).fetchone()
+    def active_job(self, target: str, status: str, kind: str | None = None) -> dict[str, Any] | None:
+        """The oldest job of `target` in `status` (queued or running), optionally of one kind."""
+        sql, params = _where("SELECT * FROM jobs WHERE target=? AND status=?", [target, status], kind=kind)
+        row = self.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
         return None if row is None else _decode(row)
 
     def count_actions(self, target: str, since: float, tier: str | None = None) -> int:
@@ -180,24 +171,17 @@ class Journal:
             "SELECT COUNT(*) FROM jobs WHERE target=? AND started_at >= ? AND dry_run=0"
             " AND status IN ('running','succeeded','failed','interrupted')"
         )
-        params: list[Any] = [target, since]
-        if tier is not None:
-            sql += " AND tier=?"
-            params.append(tier)
+        sql, params = _where(sql, [target, since], tier=tier)
         return int(self.execute(sql, params).fetchone()[0])
 
     def last_finished(self, target: str, tier: str | None = None, status: str | None = None) -> dict | None:
         """The most recently finished real action on `target`."""
-        sql = (
-            "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
+        sql, params = _where(
+            "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'",
+            [target],
+            tier=tier,
+            status=status,
         )
-        params: list[Any] = [target]
-        if tier is not None:
-            sql += " AND tier=?"
-            params.append(tier)
-        if status is not None:
-            sql += " AND status=?"
-            params.append(status)
         sql += " ORDER BY finished_at DESC LIMIT 1"
         row = self.execute(sql, params).fetchone()
         return None if row is None else _decode(row)
@@ -227,17 +211,43 @@ class _Transaction:
 
     def __enter__(self) -> Journal:
         self.journal.lock.acquire()
-        self.journal._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.journal._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            # A failed BEGIN (locked, closed, disk error) must not leave the lock held forever.
+            self.journal.lock.release()
+            raise
         return self.journal
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self.journal._conn
         try:
             if exc_type is None:
-                self.journal._conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    _rollback(conn)  # leave no half-open transaction behind for the next caller
+                    raise
             else:
-                self.journal._conn.execute("ROLLBACK")
+                _rollback(conn)
         finally:
             self.journal.lock.release()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _where(sql: str, params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
+    """Append `AND column=?` for every given (not None) column; column names come from code only."""
+    for column, value in equal.items():
+        if value is not None:
+            sql += f" AND {column}=?"
+            params.append(value)
+    return sql, params
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,8 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tts-sentinel receiver`."""
     parser.add_argument("--config", help="YAML config file (default: $TTS_SENTINEL_CONFIG, else defaults)")
-    parser.add_argument(
-        "--token-file", type=Path, help="file holding the bearer token (overrides the config)"
-    )
-    parser.add_argument(
-        "--insecure", action="store_true", help="accept requests without a token (never in production)"
-    )
+    parser.add_argument("--token-file", type=Path, help="file holding the bearer token (overrides the config)")
+    parser.add_argument("--insecure", action="store_true", help="accept requests without a token (never in production)")
     parser.add_argument("--host", help="listen address (overrides receiver.listen_host)")
     parser.add_argument("--port", type=int, help="listen port (overrides receiver.listen_port)")
     parser.add_argument("--dry-run", action="store_true", help="journal what would run, run nothing")
@@ -32,8 +28,7 @@ def read_token(path: Path | None) -> str | None:
         raise ValueError(f"cannot read the token file {path}: {exc}") from None
     if len(token) < 16:
         raise ValueError(
-            f"the token in {path} is shorter than 16 characters; generate a longer one "
-            "(e.g. `openssl rand -hex 32`)"
+            f"the token in {path} is shorter than 16 characters; generate a longer one (e.g. `openssl rand -hex 32`)"
         )
     return token
 

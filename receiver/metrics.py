@@ -28,9 +28,7 @@ class ReceiverMetrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
             registry=self.registry,
         )
-        self.in_progress = Gauge(
-            "tts_remediation_in_progress", "Remediation jobs running now.", registry=self.registry
-        )
+        self.in_progress = Gauge("tts_remediation_in_progress", "Remediation jobs running now.", registry=self.registry)
         self.escalations = Counter(
             "tts_remediation_escalations", "Escalations to a higher tier.", registry=self.registry
         )

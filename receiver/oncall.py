@@ -18,9 +18,7 @@ class OnCallPager:
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self.timeout_seconds = timeout_seconds
 
-    def page(
-        self, alertname: str, target: str, reason: str, description: str, job_id: int | None = None
-    ) -> str:
+    def page(self, alertname: str, target: str, reason: str, description: str, job_id: int | None = None) -> str:
         """Post the alert; returns a note for the journal (never raises: the journal must be written)."""
         if not self.alertmanager_url:
             log.error("on-call NOT told (no alertmanager_url): %s %s: %s", alertname, target, description)
@@ -45,9 +43,7 @@ class OnCallPager:
             "generatorURL": "",
         }
         try:
-            resp = httpx.post(
-                f"{self.alertmanager_url}/api/v2/alerts", json=[alert], timeout=self.timeout_seconds
-            )
+            resp = httpx.post(f"{self.alertmanager_url}/api/v2/alerts", json=[alert], timeout=self.timeout_seconds)
         except httpx.HTTPError as exc:
             log.error("on-call NOT told: Alertmanager unreachable: %s", exc)
             return f"on-call NOT told: Alertmanager at {self.alertmanager_url} unreachable ({exc})"

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 log = logging.getLogger(__name__)
+JOURNAL_EVENTS = 20
 
 
 def triage_verdict(logs_config: object | None, since_seconds: float) -> dict[str, Any]:
@@ -21,4 +22,10 @@ def triage_verdict(logs_config: object | None, since_seconds: float) -> dict[str
     except Exception as exc:  # noqa: BLE001 - triage must never block a remediation
         log.warning("triage failed: %s", exc)
         return {"available": False, "note": f"triage failed: {exc}"}
-    return verdict if isinstance(verdict, dict) else {"verdict": verdict}
+    if not isinstance(verdict, dict):
+        return {"verdict": verdict}
+    # The journal keeps the verdict and the latest lines, not every matching line of 10 minutes.
+    events = verdict.get("events")
+    if isinstance(events, list) and len(events) > JOURNAL_EVENTS:
+        verdict = {**verdict, "events": events[-JOURNAL_EVENTS:]}
+    return verdict

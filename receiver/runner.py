@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from receiver.actuators import Actuator, ActuatorError, build_actuator
+from receiver.admission import place_job
 from receiver.config import ReceiverConfig, Step, TargetConfig
 from receiver.gpu import GpuUnavailable, NvmlGpu, reset_gpu, running_as_root
 from receiver.heavy import PreflightRefusal, clear_cache, preflight
@@ -147,9 +148,7 @@ class JobRunner:
                     verification = extra.get("verification")
                     if not verification or not verification.get("success"):
                         entry["ok"] = False
-                        raise StepFailed(
-                            f"verification {step.module} failed: {(verification or {}).get('detail')}"
-                        )
+                        raise StepFailed(f"verification {step.module} failed: {(verification or {}).get('detail')}")
             except (ActuatorError, GpuUnavailable, PreflightRefusal, StepFailed, OSError) as exc:
                 entry.update(ok=False, output=_tail(str(exc)))
                 entry["duration_seconds"] = round(time.monotonic() - t0, 3)
@@ -170,7 +169,8 @@ class JobRunner:
             raise Refusal(
                 "business_hours",
                 f"heavy restart refused during business hours ({self._local_now():%a %H:%M %Z}); "
-                "do it by hand if it cannot wait, or it runs when the alert fires again after hours",
+                "do it by hand if it cannot wait (re-sends of this firing are not retried; "
+                "a new firing after hours runs)",
                 page="TtsRemediationRefused",
             )
         if dry or tier == "none":
@@ -206,10 +206,7 @@ class JobRunner:
     def _business_hours(self) -> bool:
         hours = self.config.business_hours
         local = self._local_now()
-        return (
-            local.weekday() in hours.weekdays
-            and hours.start <= local.time().replace(tzinfo=None) <= hours.end
-        )
+        return local.weekday() in hours.weekdays and hours.start <= local.time().replace(tzinfo=None) <= hours.end
 
     def _refuse(self, job: dict[str, Any], target: TargetConfig, refusal: Refusal) -> None:
         self.metrics.refused.labels(reason=refusal.reason).inc()
@@ -219,17 +216,13 @@ class JobRunner:
         self._finish(job, "refused", "refused", note=note, reason_suffix=f"refused: {refusal.reason}")
         return None
 
-    def _failed(
-        self, job: dict[str, Any], target: TargetConfig, why: str, entry: dict[str, Any]
-    ) -> int | None:
+    def _failed(self, job: dict[str, Any], target: TargetConfig, why: str, entry: dict[str, Any]) -> int | None:
         up = next_tier(job["tier"])
         if job["tier"] == "derate":
             # No GPU, no NVML or no root: the card stays hot, so a person must know now.
             self.metrics.refused.labels(reason="derate_unavailable").inc()
             note = (
-                why
-                + "; "
-                + self.pager.page("TtsRemediationRefused", target.name, "derate_unavailable", why, job["id"])
+                why + "; " + self.pager.page("TtsRemediationRefused", target.name, "derate_unavailable", why, job["id"])
             )
             self._finish(job, "failed", "failure", note=note)
             return None
@@ -237,20 +230,14 @@ class JobRunner:
             note = (
                 why
                 + "; no higher tier; "
-                + self.pager.page(
-                    "TtsRemediationExhausted", target.name, f"{job['tier']}_failed", why, job["id"]
-                )
+                + self.pager.page("TtsRemediationExhausted", target.name, f"{job['tier']}_failed", why, job["id"])
             )
             self._finish(job, "failed", "failure", note=note)
             return None
-        new_id = self.journal.insert_job(
-            target=target.name,
-            tier=up,
-            status="queued",
-            alerts=job.get("alerts") or [],
-            reason=f"escalated from {job['tier']} job {job['id']}: {why}",
-            escalated_from=job["id"],
-        )
+        why_up = f"escalated from {job['tier']} job {job['id']}: {why}"
+        with self.journal.transaction() as j:
+            # A job already queued for this target absorbs the escalation: still one action per incident.
+            new_id, _joined = place_job(j, target.name, up, why_up, job.get("alerts") or [], escalated_from=job["id"])
         self.metrics.escalations.inc()
         self._finish(job, "failed", "failure", note=why, escalation=f"escalated to {up} as job {new_id}")
         return new_id
@@ -276,9 +263,7 @@ class JobRunner:
             fields["escalation"] = escalation
         self.journal.update_job(job["id"], **fields)
         self.metrics.actions.labels(tier=job["tier"], result=result).inc()
-        log.info(
-            "job %s %s %s on %s: %s %s", job["id"], job["tier"], status, job["target"], note, reason_suffix
-        )
+        log.info("job %s %s %s on %s: %s %s", job["id"], job["tier"], status, job["target"], note, reason_suffix)
 
     # -- steps --------------------------------------------------------------------------------
     def _describe(self, step: Step, target: TargetConfig) -> dict[str, Any]:
@@ -303,9 +288,7 @@ class JobRunner:
         if act == "clear_cache":
             return {"step": f"clear cache dir {target.cache_dir}"}
         if act == "derate":
-            return {
-                "step": f"lower GPU {target.gpu.index} power limit to {target.gpu.derate_ratio:g} x default"
-            }
+            return {"step": f"lower GPU {target.gpu.index} power limit to {target.gpu.derate_ratio:g} x default"}
         return {"step": act}
 
     def _execute(
@@ -368,8 +351,7 @@ class JobRunner:
             )
         self.gpu.set_power_limit(index, new)
         return (
-            f"power limit {limits['current_mw']} -> {new} mW (card range {limits['min_mw']}-"
-            f"{limits['max_mw']})",
+            f"power limit {limits['current_mw']} -> {new} mW (card range {limits['min_mw']}-{limits['max_mw']})",
             {"previous_limit_mw": limits["current_mw"], "new_limit_mw": new, "limits": limits},
         )
 

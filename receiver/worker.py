@@ -42,9 +42,7 @@ class TargetWorkers:
                     f"interrupted by a receiver restart after {job['attempts']} attempt(s); "
                     "not resumed: check the target by hand"
                 )
-                page = self.pager.page(
-                    "TtsRemediationExhausted", job["target"], "interrupted", why, job["id"]
-                )
+                page = self.pager.page("TtsRemediationExhausted", job["target"], "interrupted", why, job["id"])
                 self.journal.update_job(
                     job["id"],
                     status="interrupted",

@@ -33,6 +33,15 @@ class Actuator(Protocol):
         ...
 
 
+def component_name(component: str, web: str, inference: str) -> str:
+    """The configured name (program, unit, container, deployment) of "web" or "inference"."""
+    if component == "web":
+        return web
+    if component == "inference":
+        return inference
+    raise ActuatorError(f"unknown component {component!r}; components are web and inference")
+
+
 def signal_name(signame: str) -> str:
     """Normalise "USR1"/"SIGUSR1" to "SIGUSR1"; raise ActuatorError for anything that is not a signal."""
     import signal as _signal

@@ -11,7 +11,7 @@ import re
 import signal
 import subprocess
 
-from receiver.actuators.base import ActuatorError, signal_name
+from receiver.actuators.base import ActuatorError, component_name, signal_name
 from receiver.config import CommandConfig
 
 OUTPUT_TAIL = 2000
@@ -28,11 +28,7 @@ class CommandActuator:
 
     def unit(self, component: str) -> str:
         """The unit name passed as the last argument."""
-        if component == "web":
-            return self.config.web_unit
-        if component == "inference":
-            return self.config.inference_unit
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_unit, self.config.inference_unit)
 
     def environment(self, operation: str, unit: str, signame: str = "") -> dict[str, str]:
         """A minimal environment: PATH, the operation, and the allowlisted, validated labels."""

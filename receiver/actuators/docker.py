@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import httpx
 
-from receiver.actuators.base import ActuatorError, signal_name
+from receiver.actuators.base import ActuatorError, component_name, signal_name
 from receiver.config import DockerConfig
 
 
@@ -20,11 +20,7 @@ class DockerActuator:
 
     def container(self, component: str) -> str:
         """The container name (or id) of a component."""
-        if component == "web":
-            return self.config.web_container
-        if component == "inference":
-            return self.config.inference_container
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_container, self.config.inference_container)
 
     def _post(self, component: str, verb: str, params: dict[str, str] | None = None) -> str:
         name = self.container(component)

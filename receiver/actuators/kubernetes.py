@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from receiver.actuators.base import ActuatorError
+from receiver.actuators.base import ActuatorError, component_name
 from receiver.config import KubernetesConfig
 
 
@@ -25,29 +25,18 @@ class KubernetesActuator:
 
     def deployment(self, component: str) -> str:
         """The Deployment of a component."""
-        if component == "web":
-            return self.config.web_deployment
-        if component == "inference":
-            return self.config.inference_deployment
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_deployment, self.config.inference_deployment)
 
     def restart(self, component: str) -> str:
         """PATCH the pod template's restartedAt annotation, as `kubectl rollout restart` does."""
         name = self.deployment(component)
-        path = (
-            f"/apis/apps/v1/namespaces/{quote(self.config.namespace, safe='')}"
-            f"/deployments/{quote(name, safe='')}"
-        )
+        path = f"/apis/apps/v1/namespaces/{quote(self.config.namespace, safe='')}/deployments/{quote(name, safe='')}"
         stamp = datetime.now(UTC).isoformat()
-        patch = {
-            "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}
-        }
+        patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
         try:
             token = self.config.token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ActuatorError(
-                f"cannot read the service-account token {self.config.token_file}: {exc}"
-            ) from None
+            raise ActuatorError(f"cannot read the service-account token {self.config.token_file}: {exc}") from None
         verify: str | bool = str(self.config.ca_file) if self.config.ca_file else True
         try:
             resp = httpx.patch(

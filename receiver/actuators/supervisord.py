@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import xmlrpc.client
 
-from receiver.actuators.base import ActuatorError, signal_name
+from receiver.actuators.base import ActuatorError, component_name, signal_name
 from receiver.config import SupervisordConfig
 
 # supervisor.xmlrpc.Faults: starting a running or stopping a stopped program is fine for us.
@@ -41,11 +41,7 @@ class SupervisordActuator:
 
     def program(self, component: str) -> str:
         """The supervisord program name of a component."""
-        if component == "web":
-            return self.config.web_program
-        if component == "inference":
-            return self.config.inference_program
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_program, self.config.inference_program)
 
     def _call(self, method: str, *args: object) -> object:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from receiver.actuators.base import ActuatorError, signal_name
+from receiver.actuators.base import ActuatorError, component_name, signal_name
 from receiver.config import SystemdConfig
 
 
@@ -18,20 +18,14 @@ class SystemdActuator:
 
     def unit(self, component: str) -> str:
         """The systemd unit of a component."""
-        if component == "web":
-            return self.config.web_unit
-        if component == "inference":
-            return self.config.inference_unit
-        raise ActuatorError(f"unknown component {component!r}")
+        return component_name(component, self.config.web_unit, self.config.inference_unit)
 
     def _systemctl(self, *args: str) -> str:
         argv = [self.config.systemctl, *args]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.config.timeout_seconds)
         except subprocess.TimeoutExpired:
-            raise ActuatorError(
-                f"{' '.join(argv)} did not finish in {self.config.timeout_seconds:g}s"
-            ) from None
+            raise ActuatorError(f"{' '.join(argv)} did not finish in {self.config.timeout_seconds:g}s") from None
         except OSError as exc:
             raise ActuatorError(f"cannot run {argv[0]}: {exc}") from None
         output = (proc.stdout + proc.stderr).strip()
@@ -53,6 +47,4 @@ class SystemdActuator:
 
     def signal(self, component: str, signame: str) -> str:
         """`systemctl kill --kill-whom=main --signal=SIG UNIT`: the main process only (hot reload)."""
-        return self._systemctl(
-            "kill", "--kill-whom=main", f"--signal={signal_name(signame)}", self.unit(component)
-        )
+        return self._systemctl("kill", "--kill-whom=main", f"--signal={signal_name(signame)}", self.unit(component))

@@ -23,6 +23,7 @@ from support import free_port
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from receiver.service import ReceiverService
+from tests.receiver.fakes import ServedInThread, answer
 
 HERE = Path(__file__).parent
 TOKEN = "test-token-0123456789abcdef"
@@ -132,7 +133,7 @@ stopwaitsecs=5
             self.proc.wait(5)
 
 
-class ProbeServer:
+class ProbeServer(ServedInThread):
     """A tiny real HTTP server answering /probe?module=health|synthesis like the exporter does.
 
     health = the web front's /health, synthesis = the inference service's /health.
@@ -159,30 +160,17 @@ class ProbeServer:
                 calls.append(module)
                 ok = sup.healthy("web" if module == "health" else "inference")
                 body = (
-                    f"# TYPE tts_probe_success gauge\n"
-                    f'tts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'
+                    f'# TYPE tts_probe_success gauge\ntts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'
                 ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer(self, 200, body, "text/plain; version=0.0.4")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
 
 
 class RunningReceiver:
     """ReceiverService + FastAPI app under a real uvicorn server in a thread."""
 
-    def __init__(
-        self, config: ReceiverConfig, journal_path: Path, token: str | None = TOKEN, **kwargs
-    ) -> None:
+    def __init__(self, config: ReceiverConfig, journal_path: Path, token: str | None = TOKEN, **kwargs) -> None:
         self.service = ReceiverService(config, token, journal_path=journal_path, **kwargs)
         self.service.start()
         self.port = free_port()
@@ -206,7 +194,7 @@ class RunningReceiver:
         return self.client.post("/alerts", json=payload, headers=headers, **kwargs)
 
     def actions(self, **params):
-        return self.client.get("/actions", params=params).json()
+        return self.client.get("/actions", params=params, headers={"Authorization": f"Bearer {TOKEN}"}).json()
 
     def job(self, job_id):
         return self.service.journal.job(job_id)

@@ -13,7 +13,30 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 
-class FakeDockerEngine:
+def answer(handler: BaseHTTPRequestHandler, code: int, body: bytes = b"", content_type: str = "application/json"):
+    """Send a complete HTTP response from a BaseHTTPRequestHandler."""
+    handler.send_response(code)
+    if body:
+        handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class ServedInThread:
+    """A socketserver serving from a daemon thread; `close()` stops it."""
+
+    def serve(self, server):
+        self.server = server
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeDockerEngine(ServedInThread):
     """Docker Engine API subset on a unix socket: POST /vX/containers/{id}/{start,stop,restart,kill}.
 
     Answers like dockerd: 204 on success, 304 for start-when-running / stop-when-stopped,
@@ -34,13 +57,7 @@ class FakeDockerEngine:
                 return "unix"
 
             def _answer(self, code, body=None):
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(code)
-                if data:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                answer(self, code, b"" if body is None else json.dumps(body).encode())
 
             def do_POST(self):
                 url = urlparse(self.path)
@@ -67,13 +84,7 @@ class FakeDockerEngine:
                         return self._answer(409, {"message": f"Container {name} is not running"})
                 return self._answer(204)
 
-        self.server = socketserver.ThreadingUnixStreamServer(str(socket_path), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(socketserver.ThreadingUnixStreamServer(str(socket_path), Handler))
 
 
 FAKE_SYSTEMCTL = """#!{python}
@@ -186,3 +197,37 @@ class FakeNvml:
             raise NVMLError(2)
         self.set_calls.append((handle, limit))
         lim["current"] = limit
+
+
+class FakeKubernetesApi(ServedInThread):
+    """The one Kubernetes API call the actuator makes: PATCH apps/v1 Deployment (strategic merge)."""
+
+    def __init__(self, deployments: list[str], token: str) -> None:
+        from http.server import ThreadingHTTPServer
+
+        from support import free_port
+
+        self.patches: list[tuple[str, str, dict]] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_PATCH(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                m = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)", self.path)
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    code, reply = 401, {"kind": "Status", "message": "Unauthorized"}
+                elif not m or m.group(2) not in deployments:
+                    code, reply = 404, {"kind": "Status", "message": "deployments.apps not found"}
+                elif self.headers.get("Content-Type") != "application/strategic-merge-patch+json":
+                    code, reply = 415, {"kind": "Status", "message": "unsupported patch type"}
+                else:
+                    api.patches.append((m.group(1), m.group(2), body))
+                    code, reply = 200, {"kind": "Deployment", "metadata": {"name": m.group(2)}}
+                answer(self, code, json.dumps(reply).encode())
+
+        self.serve(ThreadingHTTPServer(("127.0.0.1", self.port), Handler))

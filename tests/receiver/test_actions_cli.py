@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from receiver.journal import Journal
-from tests.receiver.conftest import alert, payload, receiver_config
+from tests.receiver.conftest import TOKEN, alert, payload, receiver_config
 
 
 def _cli(*args):
@@ -56,7 +56,10 @@ def test_from_a_running_receiver_and_a_missing_journal(make_receiver, tmp_path):
     receiver = make_receiver(receiver_config(None, None, dry_run=True))
     job_id = receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0]
     receiver.wait_job(job_id)
-    rows = json.loads(_cli("--url", receiver.url, "--json").stdout)
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    assert _cli("--url", receiver.url, "--json").returncode == 2, "the journal needs the token"
+    rows = json.loads(_cli("--url", receiver.url, "--token-file", str(token), "--json").stdout)
     assert rows[0]["id"] == job_id and rows[0]["status"] == "dry_run"
     missing = _cli("--journal", str(tmp_path / "nope.sqlite3"))
     assert missing.returncode == 2 and "no journal at" in missing.stderr

@@ -61,9 +61,7 @@ def test_docker_unknown_container_and_missing_socket_are_clear_errors(engine, tm
 
 def test_systemd_argv_and_hot_reload(tmp_path):
     systemctl, calls = fake_systemctl(tmp_path, ["w.service", "i.service"])
-    act = SystemdActuator(
-        SystemdConfig(systemctl=str(systemctl), web_unit="w.service", inference_unit="i.service")
-    )
+    act = SystemdActuator(SystemdConfig(systemctl=str(systemctl), web_unit="w.service", inference_unit="i.service"))
     act.restart("web")
     act.signal("web", "SIGUSR1")
     act.stop("inference")
@@ -161,3 +159,34 @@ def test_command_failure_and_missing_operation(tmp_path):
         act.restart("web")
     with pytest.raises(ActuatorError, match="no `stop` command configured"):
         act.stop("web")
+
+
+def test_kubernetes_rollout_restart_and_unsupported_operations(tmp_path):
+    from receiver.actuators.kubernetes import KubernetesActuator
+    from receiver.config import KubernetesConfig
+    from tests.receiver.fakes import FakeKubernetesApi
+
+    token = tmp_path / "sa-token"
+    token.write_text("k8s-token\n")
+    api = FakeKubernetesApi(["tts-web"], "k8s-token")
+    try:
+        act = KubernetesActuator(
+            KubernetesConfig(
+                api_url=api.url,
+                namespace="tts",
+                token_file=token,
+                ca_file=None,
+                web_deployment="tts-web",
+                inference_deployment="absent",
+            )
+        )
+        assert "rollout restart tts/tts-web" in act.restart("web")
+        [(namespace, name, patch)] = api.patches
+        assert (namespace, name) == ("tts", "tts-web")
+        assert "kubectl.kubernetes.io/restartedAt" in patch["spec"]["template"]["metadata"]["annotations"]
+        with pytest.raises(ActuatorError, match="404"):
+            act.restart("inference")
+        with pytest.raises(ActuatorError, match="cannot stop"):
+            act.stop("web")
+    finally:
+        api.close()

@@ -71,6 +71,7 @@ def test_token_is_required(make_receiver):
     assert receiver.post(payload(alert()), token=None).status_code == 401
     assert receiver.post(payload(alert()), token=TOKEN[:-1] + "x").status_code == 401
     assert receiver.actions() == []
+    assert receiver.client.get("/actions").status_code == 401, "the journal needs the token too"
 
 
 def test_malformed_input_gets_a_clear_4xx(make_receiver):

@@ -54,9 +54,9 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
     try:
         wait_for(lambda: _up(url), timeout=30, what="receiver up")
         supervisor.inject("inference", "oom")
-        job_id = httpx.post(
-            url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=headers
-        ).json()["new_jobs"][0]
+        job_id = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=headers).json()[
+            "new_jobs"
+        ][0]
         wait_for(
             lambda: any(s["step"].startswith("start inference") for s in _job(url, job_id)["steps"] or []),
             timeout=30,
@@ -80,7 +80,7 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
         assert supervisor.healthy("inference")
         again = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=headers)
         assert again.json()["duplicates"] == 1 and again.json()["new_jobs"] == []
-        assert [j["id"] for j in httpx.get(url + "/actions").json()] == [job_id]
+        assert [j["id"] for j in httpx.get(url + "/actions", headers=AUTH).json()] == [job_id]
     finally:
         proc.terminate()
         proc.wait(10)
@@ -90,9 +90,7 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
 def test_interrupted_heavy_job_is_reported_not_resumed(make_receiver, tmp_path):
     journal_path = tmp_path / "journal.sqlite3"
     journal = Journal(journal_path)
-    heavy = journal.insert_job(
-        target="qwen3-tts", tier="heavy", status="running", attempts=1, reason="segfault"
-    )
+    heavy = journal.insert_job(target="qwen3-tts", tier="heavy", status="running", attempts=1, reason="segfault")
     light = journal.insert_job(target="qwen3-tts", tier="light", status="running", attempts=2, reason="l1")
     journal.close()
     receiver = make_receiver(receiver_config(None, None), journal_path=journal_path)
@@ -100,6 +98,9 @@ def test_interrupted_heavy_job_is_reported_not_resumed(make_receiver, tmp_path):
         job = receiver.job(job_id)
         assert job["status"] == "interrupted" and "not resumed" in job["note"]
         assert "on-call NOT told" in job["note"], "no Alertmanager configured: the journal says so"
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _up(url):
@@ -110,4 +111,19 @@ def _up(url):
 
 
 def _job(url, job_id):
-    return next(j for j in httpx.get(url + "/actions").json() if j["id"] == job_id)
+    return next(j for j in httpx.get(url + "/actions", headers=AUTH).json() if j["id"] == job_id)
+
+
+def test_refuses_to_start_without_a_token(tmp_path):
+    config = tmp_path / "sentinel.yml"
+    config.write_text(
+        yaml.safe_dump({"receiver": {"listen_port": free_port(), "journal_path": str(tmp_path / "j.sqlite3")}})
+    )
+    cli = [sys.executable, "-m", "tts_sentinel.cli", "receiver", "--config", str(config)]
+    no_token = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert no_token.returncode == 2 and "--insecure" in no_token.stderr
+    short = tmp_path / "short.token"
+    short.write_text("abc\n")
+    weak = subprocess.run([*cli, "--token-file", str(short)], capture_output=True, text=True, timeout=60)
+    assert weak.returncode == 2 and "shorter than 16" in weak.stderr
+    assert not (tmp_path / "j.sqlite3").exists(), "nothing started"

@@ -32,9 +32,7 @@ def test_medium_restarts_inference_and_verifies_l2(supervisor, probe, make_recei
     assert supervisor.pid("tts-inference") != inference_pid
     assert supervisor.pid("tts-webui") == web_pid, "medium leaves the web front alone"
     release = job["steps"][1]
-    assert release["ok"] and "still has processes [4242]" in release["output"], (
-        "no reset while a process holds it"
-    )
+    assert release["ok"] and "still has processes [4242]" in release["output"], "no reset while a process holds it"
     assert "synthesis" in probe.calls
 
 
@@ -169,9 +167,7 @@ def _heavy_target(tmp_path, weights_manifest=None):
     git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "deploy"], check=True)
-    commit = subprocess.run(
-        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     target = {
         "cache_dir": str(cache),
         "weights_dir": str(weights),
@@ -200,9 +196,7 @@ def test_heavy_outside_business_hours_records_clears_and_restarts(supervisor, pr
     assert job["verification"]["module"] == "synthesis" and job["verification"]["success"]
 
 
-def test_heavy_refused_when_weights_changed_or_config_broken(
-    supervisor, probe, make_receiver, tmp_path, alertmanager
-):
+def test_heavy_refused_when_weights_changed_or_config_broken(supervisor, probe, make_receiver, tmp_path, alertmanager):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"model.safetensors": "0" * 64}))
     target, _commit, _ = _heavy_target(tmp_path, weights_manifest=manifest)
@@ -218,9 +212,7 @@ def test_heavy_refused_when_weights_changed_or_config_broken(
 
     manifest.unlink()
     (tmp_path / "config.yaml").write_text("model: [unclosed\n")
-    job2 = receiver.wait_job(
-        receiver.post(payload(alert("TtsBadConfig", tier="heavy"))).json()["new_jobs"][0]
-    )
+    job2 = receiver.wait_job(receiver.post(payload(alert("TtsBadConfig", tier="heavy"))).json()["new_jobs"][0])
     assert job2["status"] == "refused" and "does not parse" in job2["note"]
     assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids
     reasons = wait_for(

@@ -45,9 +45,7 @@ def main() -> None:
 
         def do_GET(self):
             if self.path == "/stats":
-                return self._send(
-                    200, {"pid": os.getpid(), "reloads": STATE["reloads"], "fault": STATE["fault"]}
-                )
+                return self._send(200, {"pid": os.getpid(), "reloads": STATE["reloads"], "fault": STATE["fault"]})
             if self.path == "/health":
                 if STATE["fault"]:
                     return self._send(503, {"status": STATE["fault"]})

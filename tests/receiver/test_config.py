@@ -1,0 +1,36 @@
+"""The receiver section: the documented example is valid, mistakes name the key and line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tts_sentinel.config import ConfigError, parse_config
+
+README = Path(__file__).parents[2] / "receiver" / "README.md"
+
+
+def test_documented_example_is_valid():
+    block = re.search(r"```yaml\n(.*?)```", README.read_text(), re.S).group(1)
+    receiver = parse_config(block, "README").receiver
+    assert receiver.policy[0].tier == "medium"
+    assert [s.action for s in receiver.tiers["medium"]] == ["stop", "release_gpu", "start", "wait", "verify"]
+    assert receiver.targets[0].command.label_env == ["instance"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line", "words"),
+    [
+        ("receiver:\n  tiers:\n    reboot: []\n", 2, "unknown tier"),
+        ("receiver:\n  targets:\n    - name: a\n      match: {instance: '~(['}\n", 4, "not a valid regex"),
+        ("receiver:\n  targets:\n    - name: a\n    - name: a\n", 1, "unique"),
+        ("receiver:\n  business_hours:\n    timezone: Mars/Olympus\n", 3, "unknown time zone"),
+        ("receiver:\n  targets:\n    - name: a\n      command: {label_env: ['bad-name']}\n", 4, "environment"),
+    ],
+)
+def test_mistakes_name_key_and_line(yaml_text, line, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(yaml_text, "f.yml")
+    assert f"f.yml:{line}:" in str(err.value) and words in str(err.value)

@@ -1,0 +1,107 @@
+"""Policy and admission without real actions: overrides, single action per target, escalation joining,
+503 only when the job could not be persisted, triage verdict in the journal."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from receiver.admission import place_job
+from receiver.journal import Journal
+from receiver.policy import TierPolicy, labels_match, next_tier
+from tests.receiver.conftest import alert, payload, receiver_config
+
+
+def test_matchers_exact_and_regex():
+    assert labels_match(
+        {"service": "qwen3-tts", "instance": "~gpu-0[12]:.*"}, {"service": "qwen3-tts", "instance": "gpu-01:7860"}
+    )
+    assert not labels_match({"instance": "~gpu-0[12]"}, {"instance": "gpu-01:7860"}), "regex matches whole value"
+    assert not labels_match({"service": "qwen3-tts"}, {})
+    assert next_tier("light") == "medium" and next_tier("heavy") is None and next_tier("derate") is None
+
+
+def test_policy_rule_overrides_the_alert_tier():
+    cfg = receiver_config(None, None, policy=[{"match": {"alertname": "TtsCudaOom"}, "tier": "heavy"}])
+    policy = TierPolicy(cfg)
+    assert policy.tier_for({"alertname": "TtsCudaOom", "tier": "medium"})[0] == "heavy"
+    assert policy.tier_for({"alertname": "Other", "tier": "medium"}) == ("medium", "alert label tier=medium")
+    assert policy.tier_for({"alertname": "Other", "tier": "reboot"})[0] == "none"
+
+
+def test_override_reaches_the_journal(make_receiver):
+    cfg = receiver_config(None, None, dry_run=True, policy=[{"match": {"alertname": "TtsCudaOom"}, "tier": "heavy"}])
+    receiver = make_receiver(cfg)
+    job = receiver.wait_job(receiver.post(payload(alert("TtsCudaOom", tier="medium"))).json()["new_jobs"][0])
+    assert job["tier"] == "heavy" and "policy rule #0" in job["reason"]
+
+
+def test_escalation_joins_a_queued_job_instead_of_a_second_action(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    with journal.transaction() as j:
+        queued, joined = place_job(j, "t", "light", "L1", [{"fingerprint": "a"}])
+        assert not joined
+        again, joined = place_job(j, "t", "medium", "escalated", [{"fingerprint": "a"}], escalated_from=99)
+    assert joined and again == queued
+    row = journal.job(queued)
+    assert row["tier"] == "medium" and row["escalated_from"] == 99 and len(row["alerts"]) == 2
+
+
+def test_journal_failure_answers_503_so_alertmanager_retries(make_receiver):
+    receiver = make_receiver(receiver_config(None, None, dry_run=True))
+    receiver.service.workers.stop()
+    receiver.service.journal.close()
+    answer = receiver.post(payload(alert()))
+    assert answer.status_code == 503 and "retry" in answer.json()["error"]
+    assert receiver.client.get("/healthz").status_code == 503
+
+
+def test_triage_verdict_is_journaled_when_triage_exists(make_receiver, monkeypatch):
+    calls = []
+
+    def diagnose(config, since_seconds, now=None):  # the logs helper's published signature
+        calls.append((config, since_seconds))
+        return {"root_cause": "cuda_oom", "events": 3}
+
+    # Stand-in for exporter.triage (another team's module) to pin the call contract.
+    module = types.ModuleType("exporter.triage")
+    module.diagnose = diagnose
+    monkeypatch.setitem(sys.modules, "exporter.triage", module)
+    logs = object()
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=logs)
+    job = receiver.wait_job(receiver.post(payload(alert(tier="medium"))).json()["new_jobs"][0])
+    assert job["triage"] == {"root_cause": "cuda_oom", "events": 3}
+    assert calls == [(logs, 600.0)]
+
+
+def test_without_triage_the_journal_says_why(make_receiver, monkeypatch):
+    monkeypatch.setitem(sys.modules, "exporter.triage", None)  # import fails
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=object())
+    job = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
+    assert job["triage"]["available"] is False and "triage not installed" in job["triage"]["note"]
+
+
+def test_real_triage_names_the_root_cause_in_the_journal(make_receiver, tmp_path):
+    from datetime import datetime, timedelta
+
+    from exporter.logs.config import LogsConfig
+
+    now = datetime.now()
+
+    def line(seconds_ago, text):
+        return (now - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3] + " [ERROR] " + text + "\n"
+
+    (tmp_path / "inference.log").write_text(line(30, "[CUDA] Out of memory on device 0"))
+    (tmp_path / "health.log").write_text(line(20, "Health check failed: audio output silent for 8s"))
+    logs = LogsConfig.model_validate(
+        {
+            "files": [
+                {"name": "inference", "path": str(tmp_path / "inference.log"), "rotation": "size"},
+                {"name": "health", "path": str(tmp_path / "health.log"), "rotation": "none"},
+            ]
+        }
+    )
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=logs)
+    job = receiver.wait_job(receiver.post(payload(alert("TtsAudioSilent", tier="medium"))).json()["new_jobs"][0])
+    assert job["triage"]["root_cause"]["pattern"] == "cuda_oom"
+    assert [d["pattern"] for d in job["triage"]["derived"]] == ["audio_silent"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -120,6 +121,7 @@ class JobRunner:
         if tier == "none":
             self._finish(job, "succeeded", "success", note="tier none: journal only")
             return None
+        steps = steps + _alert_verifications(job, steps)
         if dry:
             plan = [self._describe(step, target) for step in steps]
             self.journal.update_job(job["id"], steps=plan)
@@ -398,9 +400,29 @@ class JobRunner:
         return None
 
 
+def _alert_verifications(job: dict[str, Any], steps: list[Step]) -> list[Step]:
+    """Extra verify steps for the probe modules the alerts name in their `verify` label.
+
+    The tier's own verification checks what the tier restarts (L1 for light, L2 for medium);
+    an alert raised by another probe must see that probe green too, or the action did not
+    fix what was broken (e.g. a light restart for an L2 failure that L1 never saw).
+    """
+    have = {step.module for step in steps if step.action == "verify"}
+    extra: list[Step] = []
+    for alert in job.get("alerts") or []:
+        module = (alert.get("labels") or {}).get("verify", "")
+        if _MODULE_NAME.match(module) and module not in have:
+            have.add(module)
+            extra.append(Step(action="verify", module=module))
+    return extra
+
+
 def _first_labels(job: dict[str, Any]) -> dict[str, str]:
     alerts = job.get("alerts") or []
     return dict(alerts[0].get("labels") or {}) if alerts else {}
+
+
+_MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 
 def _tail(text: str) -> str:

@@ -24,8 +24,7 @@ def alerts():
 
 
 def runbook_anchors() -> set[str]:
-    text = "\n".join(p.read_text() for p in [RULES / "runbooks.md", *sorted((RULES / "runbooks").glob("*.md"))]
-                     if p.exists())
+    text = (RULES / "runbooks.md").read_text()
     return {re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-")) for h in re.findall(r"^#+ (.+)$", text, re.M)}
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
 
+from tts_sentinel.stack import free_port  # tests never use fixed ports
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (tests never use fixed ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "require_binary"]
 
 
 def require_binary(*names: str) -> str:

@@ -111,7 +111,8 @@ def inject(endpoints: StackEndpoints, fault: str, component: str) -> None:
     r.raise_for_status()
 
 
-def _until(predicate: Callable[[], Any], deadline: float, every: float = 0.25) -> Any:
+def wait_until(predicate: Callable[[], Any], deadline: float, every: float = 0.25) -> Any:
+    """The first truthy value of `predicate()` before `deadline` (monotonic), else None; HTTP errors count as no."""
     while time.monotonic() < deadline:
         try:
             value = predicate()
@@ -137,7 +138,7 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
     # An alert still firing from an earlier incident would hide this one: wait for quiet first.
     if acting_alerts():
         on_event("waiting for the alerts of an earlier incident to resolve")
-        _until(lambda: not acting_alerts(), time.monotonic() + timeout)
+        wait_until(lambda: not acting_alerts(), time.monotonic() + timeout)
     before = len(journal(endpoints.receiver, endpoints.token))
     t0 = time.monotonic()
     injected_at = time.time()
@@ -151,11 +152,11 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
                 return a["labels"]["alertname"]
         return None
 
-    name = _until(acting_alert, deadline)
+    name = wait_until(acting_alert, deadline)
     if name:
         result.alert, result.alert_seconds = name, time.monotonic() - t0
         on_event(f"alert {name} firing after {result.alert_seconds:.1f}s")
-    rows = _until(lambda: actions(journal(endpoints.receiver, endpoints.token)[before:]) or None, deadline)
+    rows = wait_until(lambda: actions(journal(endpoints.receiver, endpoints.token)[before:]) or None, deadline)
     if rows:
         result.action_seconds = time.monotonic() - t0
         on_event(f"receiver started a {rows[0].get('tier')} action after {result.action_seconds:.1f}s")
@@ -167,7 +168,7 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
                 raise ValueError("the action failed")  # keep waiting: an escalation may still heal it
             return row.get("status") == "succeeded" and health_probe_green(endpoints.exporter)
 
-        if _until(healed, deadline):
+        if wait_until(healed, deadline):
             result.green_seconds = time.monotonic() - t0
             on_event(f"action verified and health probe green after {result.green_seconds:.1f}s")
     result.actions = actions(journal(endpoints.receiver, endpoints.token)[before:])

@@ -40,7 +40,8 @@ class StackError(RuntimeError):
     """The stack could not be started; the message says which part and where its log is."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -62,14 +63,14 @@ def find_binary(*names: str) -> str:
 class Ports:
     """Every loopback port the stack uses."""
 
-    web: int = field(default_factory=_free_port)
-    api: int = field(default_factory=_free_port)
-    exporter: int = field(default_factory=_free_port)
-    receiver: int = field(default_factory=_free_port)
-    prometheus: int = field(default_factory=_free_port)
-    alertmanager: int = field(default_factory=_free_port)
-    supervisord: int = field(default_factory=_free_port)
-    oncall: int = field(default_factory=_free_port)
+    web: int = field(default_factory=free_port)
+    api: int = field(default_factory=free_port)
+    exporter: int = field(default_factory=free_port)
+    receiver: int = field(default_factory=free_port)
+    prometheus: int = field(default_factory=free_port)
+    alertmanager: int = field(default_factory=free_port)
+    supervisord: int = field(default_factory=free_port)
+    oncall: int = field(default_factory=free_port)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from support import require_binary
 
-from tts_sentinel.drill import StackEndpoints, actions, firing_alerts, journal, run_drill
+from tts_sentinel.drill import StackEndpoints, actions, firing_alerts, journal, run_drill, wait_until
 from tts_sentinel.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
 
 pytestmark = pytest.mark.e2e
@@ -33,16 +33,10 @@ def stack(tmp_path_factory):
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, ValueError, KeyError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    value = wait_until(predicate, time.monotonic() + timeout)
+    if not value:
+        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    return value
 
 
 def test_stack_starts_healthy_with_every_target_up(stack):

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from receiver.verification import probe_succeeded
+
 ACTING_TIERS = {"light", "medium", "heavy", "derate"}
 # Which alert each simulator fault is expected to raise first.
 EXPECTED_ALERT = {
@@ -98,10 +100,7 @@ def actions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def health_probe_green(exporter: str) -> bool:
     """True when the exporter's L1 probe, run now, succeeds."""
     text = httpx.get(f"{exporter}/probe", params={"module": "health"}, timeout=10).text
-    for line in text.splitlines():
-        if line.startswith("tts_probe_success") and 'probe="health"' in line:
-            return float(line.rsplit(" ", 1)[1]) == 1.0
-    return False
+    return bool(probe_succeeded(text))
 
 
 def inject(endpoints: StackEndpoints, fault: str, component: str) -> None:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 """,
             flush=True,
         )
-        narrate(stack, StackEndpoints.from_dir(directory), args.duration, lambda: stopping)
+        narrate(StackEndpoints.from_dir(directory), args.duration, lambda: stopping)
     finally:
         print("stopping every process the demo started ...", flush=True)
         stack.stop()
@@ -95,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def narrate(stack: Stack, endpoints: StackEndpoints, duration: float, stopping: object) -> None:
+def narrate(endpoints: StackEndpoints, duration: float, stopping: Callable[[], bool]) -> None:
     """Print alert and action changes once a second until `stopping()` or `duration` elapses."""
     start = time.monotonic()
     firing: set[str] = set()
     seen: dict[object, object] = {}
-    while not stopping() and (duration <= 0 or time.monotonic() - start < duration):  # type: ignore[operator]
+    while not stopping() and (duration <= 0 or time.monotonic() - start < duration):
         try:
             now = {f"{a['labels']['alertname']} (tier={a['labels'].get('tier')})"
                    for a in firing_alerts(endpoints.prometheus)}

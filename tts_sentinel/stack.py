@@ -8,6 +8,7 @@ and is stopped, with its children, by `Stack.stop()`.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -99,7 +100,7 @@ def parse_duration(text: str) -> float:
 
 def scale_rule_durations(rules: dict[str, Any], factor: float) -> dict[str, Any]:
     """A copy of a rules document with every `for:` scaled by `factor` (at least 1s)."""
-    out = json.loads(json.dumps(rules))
+    out = copy.deepcopy(rules)
     for group in out.get("groups", []):
         for rule in group.get("rules", []):
             if "for" in rule:

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from logs_data import write_log  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from exporter.logs.config import BUILTIN_PATTERNS, SEED_PATTERNS, LogFileConfig, LogsConfig  # noqa: E402
+from tts_sentinel.loghistory.config import BUILTIN_PATTERNS, SEED_PATTERNS, LogFileConfig, LogsConfig  # noqa: E402
 
 PATTERNS = list(SEED_PATTERNS)
-from exporter.logs.pipeline import LogPipeline  # noqa: E402
+from tts_sentinel.exporter.logs.pipeline import LogPipeline  # noqa: E402
 
 
 def run_project(log: Path, work: Path) -> tuple[float, int, dict[str, int]]:

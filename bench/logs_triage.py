@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logs_data import write_log  # noqa: E402
 
-from exporter.logs.config import SEED_PATTERNS, LogFileConfig, LogsConfig  # noqa: E402
-from exporter.triage import diagnose  # noqa: E402
+from tts_sentinel.loghistory.config import SEED_PATTERNS, LogFileConfig, LogsConfig  # noqa: E402
+from tts_sentinel.loghistory.triage import diagnose  # noqa: E402
 
 NOW = datetime(2024, 6, 15, 12, 0, 0)
 LINES_PER_100MB = 960_000

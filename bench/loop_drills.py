@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tts_sentinel.drill import StackEndpoints, run_drill  # noqa: E402
-from tts_sentinel.stack import Stack, Timing  # noqa: E402
+from tts_sentinel.harness.drill import StackEndpoints, run_drill  # noqa: E402
+from tts_sentinel.harness.stack import Stack, Timing  # noqa: E402
 
 COMPONENT = {"hang": "web", "error500": "web"}
 

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.audio.pitch import f0_contour, zscore_log_f0
-from exporter.baseline import record_baseline
-from exporter.probes.config import ProbesConfig
-from exporter.probes.health import probe_health
-from exporter.probes.quality import probe_quality
-from exporter.probes.semantic import probe_semantic
-from exporter.probes.synthesis import probe_synthesis
-from simulator.config import SimulatorConfig
-from simulator.main import InProcessSimulator
-from simulator.voice import synthesize
+from tts_sentinel.exporter.audio.pitch import f0_contour, zscore_log_f0
+from tts_sentinel.exporter.baseline import record_baseline
+from tts_sentinel.exporter.probes.config import ProbesConfig
+from tts_sentinel.exporter.probes.health import probe_health
+from tts_sentinel.exporter.probes.quality import probe_quality
+from tts_sentinel.exporter.probes.semantic import probe_semantic
+from tts_sentinel.exporter.probes.synthesis import probe_synthesis
+from tts_sentinel.simulator.config import SimulatorConfig
+from tts_sentinel.simulator.runtime import InProcessSimulator
+from tts_sentinel.simulator.voice import synthesize
 
 
 def free_port() -> int:

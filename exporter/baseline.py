@@ -10,21 +10,19 @@ against the old one's voice:
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exporter.audio.checks import check_speech
-from exporter.audio.pitch import f0_contour
-from exporter.audio.wav import Audio, decode_wav, encode_wav
-from exporter.probes.config import AudioLimitsConfig, ProbesConfig, SpeechRequestConfig
-from exporter.probes.speech import SpeechError, request_speech
+from tts_sentinel.exporter.audio.checks import check_speech
+from tts_sentinel.exporter.audio.pitch import f0_contour
+from tts_sentinel.exporter.audio.wav import Audio, decode_wav, encode_wav
+from tts_sentinel.exporter.probes.config import AudioLimitsConfig, ProbesConfig, SpeechRequestConfig
+from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
 
 
 def model_slug(model_id: str) -> str:
@@ -112,29 +110,3 @@ def record_baseline(probes: ProbesConfig, model_id: str | None = None, root: Pat
         "quality": {"url": quality.request.url, "protocol": quality.request.protocol,
                     "speaker": quality.speaker, "lang": quality.lang, "samples": samples},
     })
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `tts-sentinel baseline`."""
-    parser.add_argument("--config", help="YAML config file (section exporter.probes)")
-    parser.add_argument("--model-id", help="identity of the deployed model (default: exporter.probes.model_id)")
-    parser.add_argument("--dir", type=Path, help="baseline folder (default: exporter.probes.baseline_dir)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Record the baseline; 0 on success, 1 when the service is unreachable or unhealthy, 2 on bad config."""
-    from exporter.probes.cli import load_probes
-
-    probes = load_probes(args.config)
-    if probes is None:
-        return 2
-    try:
-        manifest = record_baseline(probes, args.model_id, args.dir)
-    except SpeechError as exc:
-        print(f"baseline not recorded ({exc.reason}): {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"baseline not recorded: cannot write ({exc}); check baseline_dir or pass --dir", file=sys.stderr)
-        return 1
-    print(f"baseline recorded: {manifest}")
-    return 0

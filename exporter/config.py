@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from exporter.gpu import GpuConfig
-from exporter.logs.config import LogsConfig
-from exporter.probes.config import ProbesConfig
+from tts_sentinel.exporter.gpu import GpuConfig
+from tts_sentinel.exporter.probes.config import ProbesConfig
+from tts_sentinel.loghistory.config import LogsConfig
 
 
 class ExporterConfig(BaseModel):

@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from receiver.config import ReceiverConfig
-from receiver.journal import Journal
-from receiver.payload import WebhookAlert, WebhookPayload
-from receiver.policy import TIER_RANK, TierPolicy, next_tier
+from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.payload import WebhookAlert, WebhookPayload
+from tts_sentinel.receiver.policy import TIER_RANK, TierPolicy, next_tier
 
 
 @dataclass

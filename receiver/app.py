@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from receiver.payload import WebhookPayload, oversized_labels
-from receiver.service import ReceiverService
+from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
+from tts_sentinel.receiver.service import ReceiverService
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from receiver.config import TargetConfig
+from tts_sentinel.receiver.config import TargetConfig
 
 
 class PreflightRefusal(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from receiver.config import TIERS
+from tts_sentinel.receiver.config import TIERS
 
 
 class ReceiverMetrics:

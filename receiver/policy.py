@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from receiver.config import TIERS, ReceiverConfig, TargetConfig
+from tts_sentinel.receiver.config import TIERS, ReceiverConfig, TargetConfig
 
 # One action per target per incident: the highest of these wins.
 TIER_RANK = {"none": 0, "derate": 1, "light": 2, "medium": 3, "heavy": 4}

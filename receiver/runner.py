@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from receiver.actuators import Actuator, ActuatorError, build_actuator
-from receiver.admission import place_job
-from receiver.config import ReceiverConfig, Step, TargetConfig
-from receiver.gpu import GpuUnavailable, NvmlGpu, reset_gpu, running_as_root
-from receiver.heavy import PreflightRefusal, clear_cache, preflight
-from receiver.journal import Journal
-from receiver.metrics import ReceiverMetrics
-from receiver.oncall import OnCallPager
-from receiver.policy import next_tier
-from receiver.rootcause import triage_verdict
-from receiver.verification import ExporterVerifier
+from tts_sentinel.receiver.actuators import Actuator, ActuatorError, build_actuator
+from tts_sentinel.receiver.admission import place_job
+from tts_sentinel.receiver.config import ReceiverConfig, Step, TargetConfig
+from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, reset_gpu, running_as_root
+from tts_sentinel.receiver.heavy import PreflightRefusal, clear_cache, preflight
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.metrics import ReceiverMetrics
+from tts_sentinel.receiver.pager import OnCallPager
+from tts_sentinel.receiver.policy import next_tier
+from tts_sentinel.receiver.rootcause import triage_verdict
+from tts_sentinel.receiver.verification import ExporterVerifier
 
 log = logging.getLogger(__name__)
 TAIL = 500

@@ -7,16 +7,16 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from receiver.actuators import Actuator, build_actuator
-from receiver.admission import Admission, AlertAdmission
-from receiver.config import ReceiverConfig, TargetConfig
-from receiver.gpu import NvmlGpu, running_as_root
-from receiver.journal import Journal
-from receiver.metrics import ReceiverMetrics
-from receiver.oncall import OnCallPager
-from receiver.payload import WebhookPayload
-from receiver.runner import JobRunner
-from receiver.worker import TargetWorkers
+from tts_sentinel.receiver.actuators import Actuator, build_actuator
+from tts_sentinel.receiver.admission import Admission, AlertAdmission
+from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
+from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.metrics import ReceiverMetrics
+from tts_sentinel.receiver.pager import OnCallPager
+from tts_sentinel.receiver.payload import WebhookPayload
+from tts_sentinel.receiver.runner import JobRunner
+from tts_sentinel.receiver.worker import TargetWorkers
 
 PURGE_EVERY_SECONDS = 3600.0
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from receiver.config import VerificationConfig
+from tts_sentinel.receiver.config import VerificationConfig
 
 _SUCCESS_SERIES = ("tts_probe_success", "probe_success")
 

@@ -6,9 +6,9 @@ import logging
 import threading
 import time
 
-from receiver.journal import Journal
-from receiver.oncall import OnCallPager
-from receiver.runner import JobRunner
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.pager import OnCallPager
+from tts_sentinel.receiver.runner import JobRunner
 
 log = logging.getLogger(__name__)
 

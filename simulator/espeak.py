@@ -7,14 +7,14 @@ argument list, never through a shell.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from xml.sax.saxutils import escape
 
 import numpy as np
 
-from exporter.audio.quality import resample
-from exporter.audio.wav import decode_wav
-from simulator.voice import speaker_f0
+from tts_sentinel.simulator.voice import speaker_f0
+from tts_sentinel.simulator.wavfile import read_wav, resample
 
 # style -> (espeak pitch 0-99, words per minute)
 _STYLE = {"neutral": (50, 175), "happy": (68, 210), "serious": (32, 140)}
@@ -41,5 +41,8 @@ def espeak_synthesize(text: str, speaker: str, style: str, sample_rate: int, mon
         raise EspeakError(f"cannot run {binary}: {exc}; install the Debian package espeak-ng") from None
     if done.returncode != 0:
         raise EspeakError(f"{binary} failed ({done.returncode}): {done.stderr.decode(errors='replace')[:200]}")
-    audio = decode_wav(done.stdout)
-    return 0.9 * resample(audio.samples, audio.sample_rate, sample_rate)
+    try:
+        samples, rate = read_wav(done.stdout)
+    except (EOFError, ValueError, struct.error) as exc:
+        raise EspeakError(f"{binary} wrote no usable WAV: {exc}") from None
+    return 0.9 * resample(samples, rate, sample_rate)

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from exporter.audio.wav import encode_wav
-from simulator.config import SimulatorConfig
-from simulator.espeak import EspeakError, espeak_synthesize
-from simulator.faults import INFERENCE
-from simulator.service import Component, Reply, ServiceHandler
-from simulator.voice import detect_style, synthesize
+from tts_sentinel.simulator.config import SimulatorConfig
+from tts_sentinel.simulator.espeak import EspeakError, espeak_synthesize
+from tts_sentinel.simulator.faults import INFERENCE
+from tts_sentinel.simulator.service import Component, Reply, ServiceHandler
+from tts_sentinel.simulator.voice import detect_style, synthesize
+from tts_sentinel.simulator.wavfile import write_wav
 
 # Zero-width space, BOM, bidi marks and C0 controls: the inputs the seed says break preprocessing.
 _BAD_CHARS = re.compile(
@@ -199,7 +199,7 @@ class InferenceService(Component):
             n = int(len(samples) * WRONG_RATE / rate)
             samples = np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples)
             rate = WRONG_RATE
-        body = b"<html>502 upstream error</html>" if fault == "corrupt" else encode_wav(
+        body = b"<html>502 upstream error</html>" if fault == "corrupt" else write_wav(
             samples, rate, streaming_header=self.config.streaming_wav_header,
         )
         self.log.info(

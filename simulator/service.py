@@ -17,9 +17,9 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from simulator.config import SimulatorConfig
-from simulator.faults import INFERENCE, NONE, WEB, FaultError, FaultState, check_fault
-from simulator.logfiles import flush
+from tts_sentinel.simulator.config import SimulatorConfig
+from tts_sentinel.simulator.faults import INFERENCE, NONE, WEB, FaultError, FaultState, check_fault
+from tts_sentinel.simulator.logfiles import flush
 
 MAX_BODY_BYTES = 1 << 20
 

@@ -6,9 +6,9 @@ import logging
 import signal
 from types import FrameType
 
-from simulator.config import SimulatorConfig
-from simulator.faults import NONE, WEB
-from simulator.service import Component, Reply, ServiceHandler
+from tts_sentinel.simulator.config import SimulatorConfig
+from tts_sentinel.simulator.faults import NONE, WEB
+from tts_sentinel.simulator.service import Component, Reply, ServiceHandler
 
 PAGE = b"<!doctype html><title>Qwen3-TTS</title><h1>Qwen3-TTS (simulator)</h1>\n"
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tts_sentinel.stack import free_port  # tests never use fixed ports
+from tts_sentinel.harness.stack import free_port  # tests never use fixed ports
 
 __all__ = ["free_port", "require_binary"]
 

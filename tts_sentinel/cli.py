@@ -1,6 +1,6 @@
 """`tts-sentinel`: one program, one subcommand per job.
 
-Each subcommand lives in the module that does the work; that module exposes
+Each subcommand is one module of `tts_sentinel.commands`, which exposes
 `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
 their subcommand runs, so `--help` stays fast and a broken optional part cannot
 take the others down.
@@ -13,21 +13,7 @@ import importlib
 import sys
 
 from tts_sentinel import __version__
-
-# subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "exporter": ("exporter.main", "run the Prometheus exporter (/metrics, /probe, /healthz)"),
-    "receiver": ("receiver.main", "run the Alertmanager webhook receiver (/alerts, /actions)"),
-    "triage": ("exporter.triage", "what happened in the last N minutes, and its root cause"),
-    "probe": ("exporter.probes.cli", "run one probe module once and print the verdict"),
-    "baseline": ("exporter.baseline", "record L3 templates and reference audio from a healthy service"),
-    "mine": ("exporter.mining", "mine log templates to find new anomaly patterns"),
-    "simulate": ("simulator.main", "run the stand-in TTS service with fault injection"),
-    "demo": ("tts_sentinel.demo", "run the whole stack on loopback"),
-    "drill": ("tts_sentinel.drill", "inject a fault into a running demo and watch it heal"),
-    "actions": ("receiver.actions_cli", "show the remediation journal"),
-    "check-config": ("tts_sentinel.config", "validate a config file"),
-}
+from tts_sentinel.commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,6 @@ sentence that names the file, the line and the key.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from exporter.config import ExporterConfig
-from receiver.config import ReceiverConfig
-from simulator.config import SimulatorConfig
+from tts_sentinel.exporter.config import ExporterConfig
+from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.simulator.config import SimulatorConfig
 
 DEFAULT_CONFIG_ENV = "TTS_SENTINEL_CONFIG"
 
@@ -102,19 +101,3 @@ def load_config(path: str | os.PathLike[str] | None) -> SentinelConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read the config file ({exc}).") from None
     return parse_config(text, str(p))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `tts-sentinel check-config`."""
-    parser.add_argument("file", help="the YAML config file to validate")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`tts-sentinel check-config FILE`: 0 when valid, 2 with every problem printed otherwise."""
-    try:
-        load_config(args.file)
-    except ConfigError as exc:
-        print(exc)
-        return 2
-    print(f"{args.file}: ok")
-    return 0

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from exporter.audio.wav import Audio
-from exporter.probes.config import AudioLimitsConfig
+from tts_sentinel.exporter.audio.wav import Audio
+from tts_sentinel.exporter.probes.config import AudioLimitsConfig
 
 
 @dataclass(frozen=True)

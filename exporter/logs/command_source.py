@@ -15,9 +15,9 @@ import subprocess
 import threading
 import time
 
-from exporter.logs.config import LogCommandConfig
-from exporter.logs.metrics import LogCounter
-from exporter.logs.scanner import LineAssembler
+from tts_sentinel.exporter.logs.metrics import LogCounter
+from tts_sentinel.loghistory.config import LogCommandConfig
+from tts_sentinel.loghistory.scanner import LineAssembler
 
 log = logging.getLogger(__name__)
 

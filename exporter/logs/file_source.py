@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.logs.archives import rotated_generations
-from exporter.logs.metrics import LogCounter
-from exporter.logs.scanner import LineAssembler
+from tts_sentinel.exporter.logs.metrics import LogCounter
+from tts_sentinel.loghistory.archives import rotated_generations
+from tts_sentinel.loghistory.scanner import LineAssembler
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from exporter.logs.scanner import BlockScanner, CompiledPattern
+from tts_sentinel.loghistory.scanner import BlockScanner, CompiledPattern
 
 
 class LogMetrics:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from exporter.logs.command_source import CommandSource
-from exporter.logs.config import LogsConfig
-from exporter.logs.file_source import FileSourceOptions, RotatingFileSource
-from exporter.logs.metrics import LogCounter, LogMetrics
-from exporter.logs.offsets import OffsetStore
-from exporter.logs.scanner import compile_pattern
+from tts_sentinel.exporter.logs.command_source import CommandSource
+from tts_sentinel.exporter.logs.file_source import FileSourceOptions, RotatingFileSource
+from tts_sentinel.exporter.logs.metrics import LogCounter, LogMetrics
+from tts_sentinel.exporter.logs.offsets import OffsetStore
+from tts_sentinel.loghistory.config import LogsConfig
+from tts_sentinel.loghistory.scanner import compile_pattern
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.probes.prober import ProbeResult
+from tts_sentinel.exporter.probes.prober import ProbeResult
 
 
 class ProbeCollector(Collector):

@@ -6,8 +6,8 @@ import json
 
 import httpx
 
-from exporter.probes.config import HealthProbeConfig, ProbesConfig
-from exporter.probes.prober import Measurement, Prober, ProbeResult
+from tts_sentinel.exporter.probes.config import HealthProbeConfig, ProbesConfig
+from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
 
 REASONS = ("timeout", "connection", "http_status", "body")
 

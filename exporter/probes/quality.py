@@ -7,12 +7,12 @@ rules/probes.rules.yml only asks that a check has failed for 24 h without a brea
 
 from __future__ import annotations
 
-from exporter.audio.checks import envelope_fluctuation
-from exporter.audio.quality import pesq_score, stoi_score
-from exporter.baseline import BaselineStore
-from exporter.probes.config import ProbesConfig, QualityProbeConfig
-from exporter.probes.prober import Measurement, Prober, ProbeResult
-from exporter.probes.speech import SpeechError, request_speech
+from tts_sentinel.exporter.audio.checks import envelope_fluctuation
+from tts_sentinel.exporter.audio.quality import pesq_score, stoi_score
+from tts_sentinel.exporter.baseline import BaselineStore
+from tts_sentinel.exporter.probes.config import ProbesConfig, QualityProbeConfig
+from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
+from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
 
 REASONS = ("timeout", "connection", "http_status", "bad_wav", "no_baseline", "envelope", "stoi", "pesq")
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib
 
-from exporter.probes.prober import Prober
+from tts_sentinel.exporter.probes.prober import Prober
 
 PROBERS: dict[str, str] = {
-    "health": "exporter.probes.health",
-    "synthesis": "exporter.probes.synthesis",
-    "semantic": "exporter.probes.semantic",
-    "quality": "exporter.probes.quality",
+    "health": "tts_sentinel.exporter.probes.health",
+    "synthesis": "tts_sentinel.exporter.probes.synthesis",
+    "semantic": "tts_sentinel.exporter.probes.semantic",
+    "quality": "tts_sentinel.exporter.probes.quality",
 }
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from exporter.probes.collector import ProbeCollector, single_run_exposition
-from exporter.probes.config import ProbesConfig
-from exporter.probes.prober import Prober, ProbeResult
-from exporter.probes.registry import prober_for
+from tts_sentinel.exporter.probes.collector import ProbeCollector, single_run_exposition
+from tts_sentinel.exporter.probes.config import ProbesConfig
+from tts_sentinel.exporter.probes.prober import Prober, ProbeResult
+from tts_sentinel.exporter.probes.registry import prober_for
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exporter.audio.pitch import MIN_VOICED_FRAMES, dtw_distance, f0_contour, f0_spread_semitones, zscore_log_f0
-from exporter.baseline import BaselineStore
-from exporter.probes.config import ProbesConfig, SemanticProbeConfig
-from exporter.probes.prober import Measurement, Prober, ProbeResult
-from exporter.probes.speech import SpeechError, request_speech
+from tts_sentinel.exporter.audio.pitch import (
+    MIN_VOICED_FRAMES,
+    dtw_distance,
+    f0_contour,
+    f0_spread_semitones,
+    zscore_log_f0,
+)
+from tts_sentinel.exporter.baseline import BaselineStore
+from tts_sentinel.exporter.probes.config import ProbesConfig, SemanticProbeConfig
+from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
+from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
 
 REASONS = ("timeout", "connection", "http_status", "bad_wav", "no_baseline", "unvoiced", "dtw_distance", "f0_spread")
 log = logging.getLogger(__name__)

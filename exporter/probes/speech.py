@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import httpx
 
-from exporter.audio.wav import Audio, WavError, decode_wav
-from exporter.probes.config import SpeechRequestConfig
+from tts_sentinel.exporter.audio.wav import Audio, WavError, decode_wav
+from tts_sentinel.exporter.probes.config import SpeechRequestConfig
 
 
 class SpeechError(Exception):

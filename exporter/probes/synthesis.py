@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from exporter.audio.checks import check_speech
-from exporter.probes.config import ProbesConfig, SynthesisProbeConfig, SynthesisTarget
-from exporter.probes.prober import Measurement, Prober, ProbeResult
-from exporter.probes.speech import SpeechError, request_speech
+from tts_sentinel.exporter.audio.checks import check_speech
+from tts_sentinel.exporter.probes.config import ProbesConfig, SynthesisProbeConfig, SynthesisTarget
+from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
+from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
 
 REASONS = ("timeout", "connection", "http_status", "bad_wav", "sample_rate", "too_short", "too_long",
            "silent", "zero_run", "clipping")

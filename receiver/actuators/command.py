@@ -11,8 +11,8 @@ import re
 import signal
 import subprocess
 
-from receiver.actuators.base import ActuatorError, component_name, signal_name
-from receiver.config import CommandConfig
+from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
+from tts_sentinel.receiver.config import CommandConfig
 
 OUTPUT_TAIL = 2000
 

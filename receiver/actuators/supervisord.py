@@ -5,8 +5,8 @@ from __future__ import annotations
 import http.client
 import xmlrpc.client
 
-from receiver.actuators.base import ActuatorError, component_name, signal_name
-from receiver.config import SupervisordConfig
+from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
+from tts_sentinel.receiver.config import SupervisordConfig
 
 # supervisor.xmlrpc.Faults: starting a running or stopping a stopped program is fine for us.
 _ALREADY_STARTED = 60

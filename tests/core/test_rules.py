@@ -94,7 +94,7 @@ def test_aggregations_keep_the_labels_the_receiver_matches_targets_on():
 
 def test_verify_label_names_a_built_in_probe_module():
     """`verify` tells the receiver which probe proves the fix; it must name a module the exporter has."""
-    from exporter.probes.config import ProbesConfig
+    from tts_sentinel.exporter.probes.config import ProbesConfig
 
     modules = set(ProbesConfig().all_modules())
     verified = {rule["alert"]: rule["labels"]["verify"] for _, rule in alerts() if "verify" in rule["labels"]}

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from support import require_binary
 
-from tts_sentinel.drill import StackEndpoints, actions, firing_alerts, journal, run_drill, wait_until
-from tts_sentinel.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
+from tts_sentinel.harness.drill import StackEndpoints, actions, firing_alerts, journal, run_drill, wait_until
+from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
 
 pytestmark = pytest.mark.e2e
 FIGURES = Path(os.environ.get("TTS_SENTINEL_FIGURES", "/tmp/tts-sentinel-e2e-figures.json"))

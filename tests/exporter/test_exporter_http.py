@@ -9,8 +9,8 @@ import httpx
 import pytest
 from support import free_port
 
-from exporter.config import ExporterConfig
-from exporter.main import Exporter
+from tts_sentinel.exporter.config import ExporterConfig
+from tts_sentinel.exporter.server import Exporter
 
 
 @pytest.fixture

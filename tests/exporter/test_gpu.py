@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_nvml import FakeGpu, FakeNvml  # noqa: E402
 
-from exporter.gpu import GpuCollector, GpuConfig  # noqa: E402
+from tts_sentinel.exporter.gpu import GpuCollector, GpuConfig  # noqa: E402
 
 
 def scrape(collector: GpuCollector) -> dict[tuple[str, tuple], float]:

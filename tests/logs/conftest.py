@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.logs.config import LogFileConfig, LogsConfig
-from exporter.logs.pipeline import LogPipeline
+from tts_sentinel.exporter.logs.pipeline import LogPipeline
+from tts_sentinel.loghistory.config import LogFileConfig, LogsConfig
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -109,8 +109,8 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from prometheus_client import CollectorRegistry
-from exporter.logs.config import LogFileConfig, LogsConfig
-from exporter.logs.pipeline import LogPipeline
+from tts_sentinel.loghistory.config import LogFileConfig, LogsConfig
+from tts_sentinel.exporter.logs.pipeline import LogPipeline
 
 d = Path(sys.argv[1])
 config = LogsConfig(files=[LogFileConfig(name=n, path=d / f"{n}.log") for n in ("webui", "health")],

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from exporter.logs.config import LogCommandConfig, LogsConfig
+from tts_sentinel.loghistory.config import LogCommandConfig, LogsConfig
 
 
 def command_config(name: str, code: str, **kw) -> LogCommandConfig:

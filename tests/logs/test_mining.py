@@ -7,10 +7,10 @@ import json
 import re
 from contextlib import redirect_stdout
 
-from exporter.logs.config import BUILTIN_PATTERNS
-from exporter.logs.scanner import compile_pattern
-from exporter.mining import mask, mine
 from tts_sentinel.cli import main
+from tts_sentinel.loghistory.config import BUILTIN_PATTERNS
+from tts_sentinel.loghistory.mining import mask, mine
+from tts_sentinel.loghistory.scanner import compile_pattern
 
 TS = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?\s*"
 

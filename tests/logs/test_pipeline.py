@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from exporter.logs.config import BUILTIN_PATTERNS
+from tts_sentinel.loghistory.config import BUILTIN_PATTERNS
 
 OOM = b"2024-06-15 14:22:03,102 [ERROR] [CUDA] Out of memory on device 0\n"
 SILENT = b"2024-06-15 14:22:03,105 [WARNING] Health check failed: audio output silent for 8s\n"
@@ -161,7 +161,7 @@ def test_concurrent_writer_with_rotations_loses_and_repeats_nothing(wait_for, ma
 
 
 def test_configured_pattern_counts_only_on_its_logs(make_config, new_pipeline, value, logdir, tmp_path):
-    from exporter.logs.config import PatternConfig
+    from tts_sentinel.loghistory.config import PatternConfig
 
     extra = [PatternConfig(name="tokenizer_skipped", regex=r"Tokenizer skipped \d+ special chars",
                            logs=["inference"])]
@@ -194,7 +194,7 @@ def test_unknown_log_in_a_pattern_is_a_config_error(make_config):
     import pytest
     from pydantic import ValidationError
 
-    from exporter.logs.config import PatternConfig
+    from tts_sentinel.loghistory.config import PatternConfig
 
     with pytest.raises(ValidationError, match="unknown logs"):
         make_config(extra_patterns=[PatternConfig(name="x_y", regex="x", logs=["nope"])])

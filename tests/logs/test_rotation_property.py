@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from exporter.logs.config import LogFileConfig, LogsConfig
-from exporter.logs.pipeline import LogPipeline
+from tts_sentinel.exporter.logs.pipeline import LogPipeline
+from tts_sentinel.loghistory.config import LogFileConfig, LogsConfig
 
 MODES = ["rename_dated", "rename_numbered", "gzip_numbered", "copytruncate", "delete_create"]
 NAMES = ["webui", "inference", "health"]

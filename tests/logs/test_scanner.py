@@ -7,8 +7,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.logs.config import BUILTIN_PATTERNS
-from exporter.logs.scanner import (
+from tts_sentinel.loghistory.config import BUILTIN_PATTERNS
+from tts_sentinel.loghistory.scanner import (
     LineAssembler,
     compile_pattern,
     count_matching_lines,

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from exporter.logs.config import LogFileConfig, LogsConfig
-from exporter.triage import diagnose, parse_duration
 from tts_sentinel.cli import main
+from tts_sentinel.loghistory.config import LogFileConfig, LogsConfig
+from tts_sentinel.loghistory.triage import diagnose, parse_duration
 
 NOW = datetime(2024, 6, 15, 14, 30, 0)
 OOM = "[CUDA] Out of memory on device 0"
@@ -198,7 +198,7 @@ def test_command_history_is_triaged_with_zoned_timestamps(config, tmp_path):
     """vLLM-Omni logs to stdout: triage reads `journalctl --since ...` / `docker logs --since ...` output."""
     import sys
 
-    from exporter.logs.config import LogCommandConfig
+    from tts_sentinel.loghistory.config import LogCommandConfig
 
     def utc(t: datetime) -> str:  # how docker --timestamps prints: UTC, nine fraction digits
         return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
@@ -223,7 +223,7 @@ def test_command_history_is_triaged_with_zoned_timestamps(config, tmp_path):
 
 
 def test_history_command_that_fails_is_a_warning(config, tmp_path):
-    from exporter.logs.config import LogCommandConfig
+    from tts_sentinel.loghistory.config import LogCommandConfig
 
     missing = LogCommandConfig(name="vllm", argv=["true"], history_argv=[str(tmp_path / "no-journalctl")])
     failing = LogCommandConfig(name="dock", argv=["true"], history_argv=["false"])

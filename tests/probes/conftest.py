@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from support import free_port
 
-from simulator.config import SimulatorConfig
-from simulator.main import InProcessSimulator
+from tts_sentinel.simulator.config import SimulatorConfig
+from tts_sentinel.simulator.runtime import InProcessSimulator
 
 
 def make_simulator(tmp_path, **overrides) -> InProcessSimulator:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.audio.checks import check_speech, envelope_fluctuation, longest_true_run
-from exporter.audio.wav import WavError, decode_wav, encode_wav
-from exporter.probes.config import AudioLimitsConfig
-from simulator.voice import synthesize
+from tts_sentinel.exporter.audio.checks import check_speech, envelope_fluctuation, longest_true_run
+from tts_sentinel.exporter.audio.wav import WavError, decode_wav, encode_wav
+from tts_sentinel.exporter.probes.config import AudioLimitsConfig
+from tts_sentinel.simulator.voice import synthesize
 
 TEXT = "你好,世界。Hello, world."
 RATE = 24000
@@ -100,7 +100,7 @@ def test_longest_true_run():
 
 
 def test_alignment_recovers_a_shift_and_stoi_sees_through_it():
-    from exporter.audio.quality import align, stoi_score
+    from tts_sentinel.exporter.audio.quality import align, stoi_score
 
     x = speech()
     delayed = np.concatenate([np.zeros(1234), x])
@@ -114,7 +114,7 @@ def test_alignment_recovers_a_shift_and_stoi_sees_through_it():
 
 
 def test_pesq_is_optional():
-    from exporter.audio.quality import pesq_score
+    from tts_sentinel.exporter.audio.quality import pesq_score
 
     x = speech()
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.probes.config import ProbesConfig
-from exporter.probes.scheduler import ProbeScheduler
 from tts_sentinel.config import ConfigError, parse_config
+from tts_sentinel.exporter.probes.config import ProbesConfig
+from tts_sentinel.exporter.probes.scheduler import ProbeScheduler
 
 
 def test_defaults_are_the_seeds():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from support import require_binary
 
-from exporter.baseline import record_baseline
-from exporter.probes.config import ProbesConfig
-from exporter.probes.semantic import probe_semantic
-from exporter.probes.synthesis import probe_synthesis
+from tts_sentinel.exporter.baseline import record_baseline
+from tts_sentinel.exporter.probes.config import ProbesConfig
+from tts_sentinel.exporter.probes.semantic import probe_semantic
+from tts_sentinel.exporter.probes.synthesis import probe_synthesis
 
 STYLES = {"happy": {"text": "Say it happily: what a wonderful day it is today!"},
           "serious": {"text": "Read this seriously: the system will restart now."}}

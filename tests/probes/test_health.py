@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.probes.config import HealthProbeConfig
-from exporter.probes.health import probe_health
+from tts_sentinel.exporter.probes.config import HealthProbeConfig
+from tts_sentinel.exporter.probes.health import probe_health
 
 
 def test_seed_health_ok(sim):

@@ -8,8 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.probes.config import HealthProbeConfig, ProbesConfig
-from exporter.probes.scheduler import ProbeScheduler
+from tts_sentinel.exporter.probes.config import HealthProbeConfig, ProbesConfig
+from tts_sentinel.exporter.probes.scheduler import ProbeScheduler
 
 
 def samples(text: bytes | str) -> dict[tuple[str, tuple], float]:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from exporter.baseline import BaselineStore, record_baseline
-from exporter.probes.config import ProbesConfig, SpeechRequestConfig
-from exporter.probes.quality import probe_quality
-from exporter.probes.semantic import probe_semantic
-from exporter.probes.speech import SpeechError
+from tts_sentinel.exporter.baseline import BaselineStore, record_baseline
+from tts_sentinel.exporter.probes.config import ProbesConfig, SpeechRequestConfig
+from tts_sentinel.exporter.probes.quality import probe_quality
+from tts_sentinel.exporter.probes.semantic import probe_semantic
+from tts_sentinel.exporter.probes.speech import SpeechError
 
 
 def probes_config(sim, tmp_path) -> ProbesConfig:

@@ -6,9 +6,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.probes.config import ProbesConfig, SpeechRequestConfig, SynthesisProbeConfig, SynthesisTarget
-from exporter.probes.scheduler import ProbeScheduler
-from exporter.probes.synthesis import REASONS, probe_synthesis
+from tts_sentinel.exporter.probes.config import ProbesConfig, SpeechRequestConfig, SynthesisProbeConfig, SynthesisTarget
+from tts_sentinel.exporter.probes.scheduler import ProbeScheduler
+from tts_sentinel.exporter.probes.synthesis import REASONS, probe_synthesis
 
 
 def l2(sim, **kw) -> SynthesisProbeConfig:

@@ -20,10 +20,10 @@ import pytest
 import uvicorn
 from support import free_port
 
-from receiver.app import create_app
-from receiver.config import ReceiverConfig
-from receiver.service import ReceiverService
 from tests.receiver.fakes import ServedInThread, answer
+from tts_sentinel.receiver.app import create_app
+from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.receiver.service import ReceiverService
 
 HERE = Path(__file__).parent
 TOKEN = "test-token-0123456789abcdef"

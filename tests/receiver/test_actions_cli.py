@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from receiver.journal import Journal
 from tests.receiver.conftest import TOKEN, alert, payload, receiver_config
+from tts_sentinel.receiver.journal import Journal
 
 
 def _cli(*args):

@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from receiver.actuators import ActuatorError, build_actuator
-from receiver.actuators.command import CommandActuator
-from receiver.actuators.docker import DockerActuator
-from receiver.actuators.systemd import SystemdActuator
-from receiver.config import CommandConfig, DockerConfig, SystemdConfig, TargetConfig
 from tests.receiver.fakes import FakeDockerEngine, fake_systemctl
+from tts_sentinel.receiver.actuators import ActuatorError, build_actuator
+from tts_sentinel.receiver.actuators.command import CommandActuator
+from tts_sentinel.receiver.actuators.docker import DockerActuator
+from tts_sentinel.receiver.actuators.systemd import SystemdActuator
+from tts_sentinel.receiver.config import CommandConfig, DockerConfig, SystemdConfig, TargetConfig
 
 
 @pytest.fixture
@@ -162,9 +162,9 @@ def test_command_failure_and_missing_operation(tmp_path):
 
 
 def test_kubernetes_rollout_restart_and_unsupported_operations(tmp_path):
-    from receiver.actuators.kubernetes import KubernetesActuator
-    from receiver.config import KubernetesConfig
     from tests.receiver.fakes import FakeKubernetesApi
+    from tts_sentinel.receiver.actuators.kubernetes import KubernetesActuator
+    from tts_sentinel.receiver.config import KubernetesConfig
 
     token = tmp_path / "sa-token"
     token.write_text("k8s-token\n")

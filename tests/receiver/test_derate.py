@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from receiver.gpu import NvmlGpu
 from tests.receiver.conftest import alert, payload, receiver_config, wait_for
 from tests.receiver.fakes import FakeNvml
+from tts_sentinel.receiver.gpu import NvmlGpu
 
 
 def test_derate_lowers_power_limit_and_restores_on_resolved(make_receiver):

@@ -13,9 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from receiver.app import create_app
-from receiver.service import ReceiverService
 from tests.receiver.conftest import TOKEN, receiver_config
+from tts_sentinel.receiver.app import create_app
+from tts_sentinel.receiver.service import ReceiverService
 
 
 @pytest.fixture(scope="module")

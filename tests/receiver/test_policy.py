@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
-from receiver.admission import place_job
-from receiver.journal import Journal
-from receiver.policy import TierPolicy, labels_match, next_tier
 from tests.receiver.conftest import alert, payload, receiver_config
+from tts_sentinel.receiver import rootcause
+from tts_sentinel.receiver.admission import place_job
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.policy import TierPolicy, labels_match, next_tier
 
 
 def test_matchers_exact_and_regex():
@@ -56,17 +54,14 @@ def test_journal_failure_answers_503_so_alertmanager_retries(make_receiver):
     assert receiver.client.get("/healthz").status_code == 503
 
 
-def test_triage_verdict_is_journaled_when_triage_exists(make_receiver, monkeypatch):
+def test_triage_verdict_is_journaled_with_the_call_contract(make_receiver, monkeypatch):
     calls = []
 
-    def diagnose(config, since_seconds, now=None):  # the logs helper's published signature
+    def diagnose(config, since_seconds, now=None):  # loghistory.triage.diagnose's signature
         calls.append((config, since_seconds))
         return {"root_cause": "cuda_oom", "events": 3}
 
-    # Stand-in for exporter.triage (another team's module) to pin the call contract.
-    module = types.ModuleType("exporter.triage")
-    module.diagnose = diagnose
-    monkeypatch.setitem(sys.modules, "exporter.triage", module)
+    monkeypatch.setattr(rootcause, "diagnose", diagnose)
     logs = object()
     receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=logs)
     job = receiver.wait_job(receiver.post(payload(alert(tier="medium"))).json()["new_jobs"][0])
@@ -74,17 +69,21 @@ def test_triage_verdict_is_journaled_when_triage_exists(make_receiver, monkeypat
     assert calls == [(logs, 600.0)]
 
 
-def test_without_triage_the_journal_says_why(make_receiver, monkeypatch):
-    monkeypatch.setitem(sys.modules, "exporter.triage", None)  # import fails
+def test_when_triage_fails_the_journal_says_why_and_the_action_runs(make_receiver, monkeypatch):
+    def broken(config, since_seconds, now=None):
+        raise OSError("log folder vanished")
+
+    monkeypatch.setattr(rootcause, "diagnose", broken)
     receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=object())
     job = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
-    assert job["triage"]["available"] is False and "triage not installed" in job["triage"]["note"]
+    assert job["triage"]["available"] is False and "log folder vanished" in job["triage"]["note"]
+    assert job["status"] == "dry_run"
 
 
 def test_real_triage_names_the_root_cause_in_the_journal(make_receiver, tmp_path):
     from datetime import datetime, timedelta
 
-    from exporter.logs.config import LogsConfig
+    from tts_sentinel.loghistory.config import LogsConfig
 
     now = datetime.now()
 

@@ -11,8 +11,8 @@ import httpx
 import yaml
 from support import free_port
 
-from receiver.journal import Journal
 from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait_for
+from tts_sentinel.receiver.journal import Journal
 
 
 def _start_receiver(config_path, token_path, log):

@@ -7,9 +7,9 @@ import subprocess
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from receiver.heavy import sha256_file
 from tests.receiver.conftest import alert, payload, receiver_config, wait_for
 from tests.receiver.fakes import FakeNvml
+from tts_sentinel.receiver.heavy import sha256_file
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY_MORNING = datetime(2026, 11, 23, 10, 30, tzinfo=SHANGHAI)
@@ -226,6 +226,6 @@ def test_heavy_refused_when_weights_changed_or_config_broken(supervisor, probe, 
 
 
 def _gpu(nvml):
-    from receiver.gpu import NvmlGpu
+    from tts_sentinel.receiver.gpu import NvmlGpu
 
     return NvmlGpu(nvml)

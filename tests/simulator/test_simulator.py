@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.audio.wav import decode_wav
+from tts_sentinel.exporter.audio.wav import decode_wav
 
 SEED_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[(INFO|WARNING|ERROR|CRITICAL)\] .+$")
 SEED_TEXT = "你好,世界。Hello, world."

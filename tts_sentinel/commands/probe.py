@@ -11,16 +11,15 @@ import argparse
 import sys
 import time
 
-from exporter.probes.collector import single_run_exposition
-from exporter.probes.config import ProbesConfig
-from exporter.probes.prober import verdict
-from exporter.probes.registry import prober_for
+from tts_sentinel.config import ConfigError, load_config
+from tts_sentinel.exporter.probes.collector import single_run_exposition
+from tts_sentinel.exporter.probes.config import ProbesConfig
+from tts_sentinel.exporter.probes.prober import verdict
+from tts_sentinel.exporter.probes.registry import prober_for
 
 
 def load_probes(path: str | None) -> ProbesConfig | None:
     """The `exporter.probes` section of the config file, or None after printing why it is unusable."""
-    from tts_sentinel.config import ConfigError, load_config
-
     try:
         return load_config(path).exporter.probes
     except ConfigError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from tts_sentinel.config import ConfigError, load_config
+from tts_sentinel.receiver.journal import Journal
 
 COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "root cause", "why / note")
 
@@ -42,8 +43,6 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
         resp = httpx.get(args.url.rstrip("/") + "/actions", params=params, headers=headers, timeout=10)
         resp.raise_for_status()
         return resp.json()
-    from receiver.journal import Journal
-
     path = args.journal or load_config(args.config).receiver.journal_path
     if not Path(path).exists():
         raise FileNotFoundError(f"no journal at {path}; has the receiver run with this config?")

@@ -7,6 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
+import uvicorn
+
+from tts_sentinel.config import ConfigError, load_config
+from tts_sentinel.receiver.app import create_app
+from tts_sentinel.receiver.auth import read_token
+from tts_sentinel.receiver.service import ReceiverService
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tts-sentinel receiver`."""
@@ -18,29 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="journal what would run, run nothing")
 
 
-def read_token(path: Path | None) -> str | None:
-    """The token in `path` (whitespace stripped); raises ValueError with a sentence when unusable."""
-    if path is None:
-        return None
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read the token file {path}: {exc}") from None
-    if len(token) < 16:
-        raise ValueError(
-            f"the token in {path} is shorter than 16 characters; generate a longer one (e.g. `openssl rand -hex 32`)"
-        )
-    return token
-
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, check the token, start workers and serve until interrupted."""
-    import uvicorn
-
-    from receiver.app import create_app
-    from receiver.service import ReceiverService
-    from tts_sentinel.config import ConfigError, load_config
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)

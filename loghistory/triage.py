@@ -10,8 +10,6 @@ sorted by time, and cause -> effect rules from the config name the root cause.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import re
@@ -28,9 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from exporter.logs.archives import is_compressed, rotated_generations
-from exporter.logs.config import CauseRuleConfig, LogCommandConfig, LogsConfig
-from exporter.logs.scanner import CompiledPattern, compile_pattern
+from tts_sentinel.loghistory.archives import is_compressed, rotated_generations
+from tts_sentinel.loghistory.config import CauseRuleConfig, LogCommandConfig, LogsConfig
+from tts_sentinel.loghistory.scanner import CompiledPattern, compile_pattern
 
 BLOCK = 4 * 1024 * 1024
 # Binary search stops when the range is this small and scans forward from there.
@@ -587,46 +585,3 @@ def format_verdict(result: dict[str, Any]) -> str:
         out.append(f"ALSO, independent: {other['pattern']} x{other['count']} "
                    f"first at {other['first']['time']}{derived}")
     return "\n".join(out)
-
-
-# ----- command line -------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `tts-sentinel triage`."""
-    parser.add_argument("--since", default="10m", help="window length ending now: 90s, 10m, 2h (default 10m)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document for machines")
-    parser.add_argument("--config", default=None,
-                        help="config file (default: $TTS_SENTINEL_CONFIG, else built-in defaults)")
-    parser.add_argument("--now", default=None, help=argparse.SUPPRESS)  # fixed clock for tests and drills
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the window's matching lines and the verdict.
-
-    Exit status: 0 nothing matched, 1 something matched, 2 bad arguments or config.
-    """
-    from tts_sentinel.config import ConfigError, load_config
-
-    try:
-        since = parse_duration(args.since)
-        now = datetime.fromisoformat(args.now) if args.now else None
-        config = load_config(args.config).exporter.logs
-    except (ValueError, ConfigError) as exc:
-        print(f"tts-sentinel triage: {exc}", file=sys.stderr)
-        return 2
-    result = diagnose(config, since, now, show_progress=sys.stderr.isatty() and not args.json)
-    for w in result["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 1 if result["event_count"] else 0
-    hidden = result["event_count"] - len(result["events"])
-    if hidden:
-        print(f"... {hidden} earlier matching lines not shown (raise triage.max_lines to see them)")
-    for e in result["events"]:
-        print(f"{e['log']:<10} {e['line']}")
-    if result["events"]:
-        print()
-    print(format_verdict(result))
-    return 1 if result["event_count"] else 0

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tts_sentinel.oncall import OncallSink
+from tts_sentinel.harness.oncall_sink import OncallSink
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_DIR = REPO / "rules"

@@ -7,18 +7,14 @@ then prints what happens: alerts firing and resolving, actions the receiver take
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import signal
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
-from tts_sentinel.drill import StackEndpoints, firing_alerts, journal
-from tts_sentinel.stack import Ports, Stack, StackError
+from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, journal
+from tts_sentinel.harness.stack import Ports
 
 # The seed's and Prometheus' usual ports, used when free so the URLs look familiar.
 PREFERRED = Ports(web=7860, api=8000, exporter=9464, receiver=9465, prometheus=9090, alertmanager=9093,
@@ -41,59 +37,6 @@ def pick_ports() -> Ports:
         if _is_free(port):
             setattr(fresh, name, port)
     return fresh
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `tts-sentinel demo`."""
-    parser.add_argument("--dir", default=".demo", help="where configs, logs and data go (default .demo, wiped)")
-    parser.add_argument("--duration", type=float, default=0,
-                        help="stop by itself after this many seconds (default: run until Ctrl-C)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the demo stack, narrate events, stop everything on Ctrl-C/SIGTERM or after --duration."""
-    directory = Path(args.dir)
-    if directory.exists():
-        shutil.rmtree(directory)
-    stack = Stack(directory, ports=pick_ports())
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print("starting the TTS Sentinel demo on loopback ...", flush=True)
-    try:
-        stack.start()
-    except StackError as exc:
-        print(f"demo failed to start: {exc}")
-        return 1
-    try:
-        print(
-            f"""
-  TTS service (simulator, supervisord programs tts-webui, tts-inference)
-    web front      {stack.url('web', '/health')}
-    inference API  {stack.url('api', '/tts')}
-  exporter         {stack.url('exporter', '/metrics')}   probe: {stack.url('exporter', '/probe?module=health')}
-  receiver         {stack.url('receiver', '/actions')}   (bearer token in {directory / 'receiver.token'})
-  Prometheus       {stack.url('prometheus', '/alerts')}
-  Alertmanager     {stack.url('alertmanager')}
-  supervisord      {stack.url('supervisord')}
-  on-call pages    {directory / 'run' / 'oncall.jsonl'}
-
-  inject a fault:  .venv/bin/tts-sentinel drill hang --dir {directory}    (also: oom, silent, error500, crash)
-  stop:            Ctrl-C
-""",
-            flush=True,
-        )
-        narrate(StackEndpoints.from_dir(directory), args.duration, lambda: stopping)
-    finally:
-        print("stopping every process the demo started ...", flush=True)
-        stack.stop()
-    print("demo stopped.")
-    return 0
 
 
 def narrate(endpoints: StackEndpoints, duration: float, stopping: Callable[[], bool]) -> None:

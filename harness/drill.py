@@ -7,18 +7,17 @@ the L1 probe is green again. The end-to-end tests call `run_drill` directly.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from receiver.verification import probe_succeeded
+from tts_sentinel.receiver.verification import probe_succeeded
 
 ACTING_TIERS = {"light", "medium", "heavy", "derate"}
 # Which alert each simulator fault is expected to raise first.
@@ -172,31 +171,3 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
             on_event(f"action verified and health probe green after {result.green_seconds:.1f}s")
     result.actions = actions(journal(endpoints.receiver, endpoints.token)[before:])
     return result
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `tts-sentinel drill`."""
-    parser.add_argument("fault", help="simulator fault: hang, error500, silent, oom, crash, underflow, ...")
-    parser.add_argument("--component", choices=["web", "inference"], default=None,
-                        help="which program misbehaves (default: web for hang/error500, inference otherwise)")
-    parser.add_argument("--dir", default=".demo", help="the running demo's directory (default .demo)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for healing (default 120)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run one drill against a running `tts-sentinel demo`; exit 0 when it healed."""
-    directory = Path(args.dir)
-    if not (directory / "stack.json").exists():
-        print(f"no running demo in {directory}: start one with `make demo` (or `tts-sentinel demo --dir {directory}`).")
-        return 2
-    component = args.component or ("web" if args.fault in ("hang", "error500") else "inference")
-    endpoints = StackEndpoints.from_dir(directory)
-    try:
-        result = run_drill(endpoints, args.fault, component, args.timeout,
-                           on_event=(lambda _: None) if args.json else print)
-    except httpx.HTTPError as exc:
-        print(f"the demo in {directory} does not answer ({exc}); is `make demo` still running?")
-        return 2
-    print(json.dumps(asdict(result), indent=2) if args.json else result.summary())
-    return 0 if result.green_seconds is not None else 1

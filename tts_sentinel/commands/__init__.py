@@ -1,0 +1,24 @@
+"""The command floor: one module per `tts-sentinel` subcommand.
+
+Each module exposes `add_arguments(parser)` and `run(args) -> int`. A command parses
+its arguments, loads the whole config once (`tts_sentinel.config`) and hands each
+library only its own typed section; no library imports this floor. Modules are
+imported only when their subcommand runs, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "exporter": ("tts_sentinel.commands.exporter", "run the Prometheus exporter (/metrics, /probe, /healthz)"),
+    "receiver": ("tts_sentinel.commands.receiver", "run the Alertmanager webhook receiver (/alerts, /actions)"),
+    "triage": ("tts_sentinel.commands.triage", "what happened in the last N minutes, and its root cause"),
+    "probe": ("tts_sentinel.commands.probe", "run one probe module once and print the verdict"),
+    "baseline": ("tts_sentinel.commands.baseline", "record L3 templates and reference audio from a healthy service"),
+    "mine": ("tts_sentinel.commands.mine", "mine log templates to find new anomaly patterns"),
+    "simulate": ("tts_sentinel.commands.simulate", "run the stand-in TTS service with fault injection"),
+    "demo": ("tts_sentinel.commands.demo", "run the whole stack on loopback"),
+    "drill": ("tts_sentinel.commands.drill", "inject a fault into a running demo and watch it heal"),
+    "actions": ("tts_sentinel.commands.actions", "show the remediation journal"),
+    "check-config": ("tts_sentinel.commands.check_config", "validate a config file"),
+}

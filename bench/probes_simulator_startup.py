@@ -8,7 +8,6 @@ Run: .venv/bin/python bench/probes_simulator_startup.py [runs]
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import tempfile
 import time
 
 import httpx
+
+from tts_sentinel.harness.stack import free_port
 
 FASTAPI_APP = """
 import sys, uvicorn
@@ -26,12 +27,6 @@ def health():
     return {"status": "ok"}
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def time_to_health(args: list[str], port: int) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -25,15 +24,10 @@ from tts_sentinel.exporter.probes.health import probe_health
 from tts_sentinel.exporter.probes.quality import probe_quality
 from tts_sentinel.exporter.probes.semantic import probe_semantic
 from tts_sentinel.exporter.probes.synthesis import probe_synthesis
+from tts_sentinel.harness.stack import free_port
 from tts_sentinel.simulator.config import SimulatorConfig
 from tts_sentinel.simulator.runtime import InProcessSimulator
 from tts_sentinel.simulator.voice import synthesize
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(fn, runs: int) -> float:

@@ -6,6 +6,8 @@ COPY tts_sentinel ./tts_sentinel
 COPY exporter ./exporter
 COPY receiver ./receiver
 COPY simulator ./simulator
+COPY loghistory ./loghistory
+COPY harness ./harness
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/tts-sentinel tts-sentinel
 USER tts-sentinel
 ENTRYPOINT ["tts-sentinel"]

@@ -13,8 +13,10 @@ plain (uncompressed) rotated generations next to it:
   truncated (copytruncate). The copy logrotate just made is found by its first
   bytes and read from our offset, then the file is read again from 0. A copy whose
   original is not truncated yet is left alone until it is;
-* compressed archives are never read: a generation compressed before we ever
-  opened it (several rotations between two polls) is the one loss no tailer avoids.
+* compressed archives (archived_rest): a new `.gz` that starts like no file we followed
+  (created, written and compressed between two polls) is read whole; the followed file
+  compressed while we were down is read from the saved offset. Archives created while
+  we were down of files we never opened are history, like plain ones.
 
 Known generations are remembered by identity, size, mtime and a fingerprint of
 their first bytes (file_identity), so a reused inode number is not mistaken for a
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tts_sentinel.exporter.logs.archived_rest import CompressedGenerations, read_compressed_rest
 from tts_sentinel.exporter.logs.file_identity import (
     Generation,
     Identity,
@@ -92,6 +95,8 @@ class RotatingFileSource:
         self._poll_error = ""
         self._started = False
         self._saved = saved
+        self.archives = CompressedGenerations(self.path, counter, options.max_line_bytes,
+                                              options.read_block_bytes, options.fingerprint_bytes)
 
     # ----- public -----------------------------------------------------------------
 
@@ -146,6 +151,7 @@ class RotatingFileSource:
 
     def _start(self) -> None:
         self._started = True
+        self.archives.mark_all_seen()
         saved = self._saved
         if not saved:
             # First start: like `tail -F`, the rotated generations are history and the live file
@@ -163,7 +169,8 @@ class RotatingFileSource:
         cur = saved.get("cur")
         if isinstance(cur, dict):
             self._resume(cur)
-        # When the followed file is gone (deleted or compressed), whatever sits at the path is new.
+        # When the followed file is gone (deleted, or read from its archive), whatever sits at the
+        # path is new.
 
     def _resume(self, cur: dict[str, Any]) -> None:
         """Find the file we followed (maybe renamed while we were down) and continue at its offset."""
@@ -200,6 +207,12 @@ class RotatingFileSource:
                 f.drain_until = time.monotonic() + self.opt.rotate_wait_seconds
                 self.draining.append(f)
             return
+        archive = read_compressed_rest(self.path, saved, self.counter, self.opt.max_line_bytes,
+                                       self.opt.read_block_bytes)
+        if archive is not None:
+            log.info("log %s: read the rest of the followed file from %s (compressed while we were down).",
+                     self.name, archive)
+            self.counter.rotations.inc()
 
     def _finish_copy_of(self, fp_len: int, fp: str, offset: int) -> None:
         """After a copytruncate while we were down: read the copy from the saved offset."""
@@ -257,7 +270,10 @@ class RotatingFileSource:
         # Forget generations that no longer exist: the list stays short, and a reused inode number
         # cannot be mistaken for a file we read.
         present = {g.ident for g in generations}
+        for k in (k for i, k in self.known.items() if i not in present):  # compressed or deleted
+            self.archives.finished(k.fp_len, k.fp, k.size)
         self.known = {i: k for i, k in self.known.items() if i in present}
+        self.archives.poll([(f.fp_len, f.fp) for f in [*self.draining, *([self.cur] if self.cur else [])]])
         self._update_lag()
 
     def _release_or_drain(self, cur: FollowedFile, path_ident: Identity | None, now: float) -> None:
@@ -351,6 +367,7 @@ class RotatingFileSource:
     def _finish(self, f: FollowedFile) -> None:
         """The file will get no more lines: count a last line without newline, remember it, close it."""
         known = f.finish(self.counter, self.opt.fingerprint_bytes)
+        self.archives.finished(f.fp_len, f.fp, f.pos)
         if known is not None:
             self.known[f.ident] = known
 

@@ -1,0 +1,142 @@
+"""The rest of a followed file that was compressed while the exporter was down.
+
+logrotate's `compress` without `delaycompress` renames the log and gzips it in one run.
+When that happens while we are stopped, the file we followed exists only as `NAME.N.gz`
+on restart. It is recognised by the fingerprint of its first bytes (saved with the
+offset) and read from the saved offset, so no line is lost and none is counted twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from pathlib import Path
+
+from tts_sentinel.exporter.logs.file_identity import digest
+from tts_sentinel.exporter.logs.file_state import SavedCursor
+from tts_sentinel.exporter.logs.metrics import LogCounter
+from tts_sentinel.loghistory.archives import rotated_generations
+from tts_sentinel.loghistory.scanner import LineAssembler
+
+log = logging.getLogger(__name__)
+
+
+def read_compressed_rest(
+    path: Path, saved: SavedCursor, counter: LogCounter, max_line_bytes: int, block_bytes: int
+) -> Path | None:
+    """Count the lines after `saved.offset` in the gzip archive of the file `saved` describes.
+
+    Returns the archive it read, or None when no archive starts with the saved first bytes.
+    Without a saved fingerprint (the file was empty) nothing can be recognised: None.
+    """
+    if not saved.fp_len:
+        return None
+    for archive in sorted(rotated_generations(path), key=lambda p: p.name):
+        if archive.suffix != ".gz":
+            continue
+        try:
+            with gzip.open(archive, "rb") as z:
+                head = z.read(saved.fp_len)
+                if len(head) < saved.fp_len or digest(head) != saved.fp:
+                    continue
+                z.seek(saved.offset)
+                if z.tell() != saved.offset:  # shorter than our offset: another file after all
+                    continue
+                assembler = LineAssembler(max_line_bytes)
+                assembler.discarding = saved.discarding
+                while chunk := z.read(block_bytes):
+                    counter.feed(*assembler.push(chunk))
+                counter.feed(assembler.flush())
+        except (OSError, EOFError, zlib.error) as exc:
+            log.warning("log %s: cannot read the archive %s (%s); its lines are not counted.", path, archive, exc)
+            continue
+        return archive
+    return None
+
+
+class CompressedGenerations:
+    """Gzip archives next to a followed log, read when they hold lines we never counted.
+
+    With `compress` and no `delaycompress`, logrotate can create a log, see it written and
+    compress it away between two of our polls: the lines exist only in the new `.gz`. Each
+    new archive is compared with the first bytes of every file we followed (open, draining,
+    or finished recently): one that starts like none of them is read whole; one that starts
+    like a finished file but is longer got late writes, read from where we stopped.
+    Archives present at start are history, as plain generations are.
+    """
+
+    def __init__(self, path: Path, counter: LogCounter, max_line_bytes: int, block_bytes: int,
+                 head_bytes: int, remember: int = 64) -> None:
+        self.path = path
+        self.counter = counter
+        self.max_line_bytes = max_line_bytes
+        self.block_bytes = block_bytes
+        self.head_bytes = head_bytes
+        self._seen: set[tuple[int, int]] = set()
+        self._finished: list[tuple[int, str, int]] = []  # (fp_len, fp, bytes read), newest last
+        self._remember = remember
+
+    def mark_all_seen(self) -> None:
+        """Everything there now is history."""
+        self._seen = {ident for ident, _ in self._archives()}
+
+    def finished(self, fp_len: int, fp: str, size: int) -> None:
+        """A file we followed is finished; its archive, when it appears, holds nothing new up to `size`."""
+        self._finished.append((fp_len, fp, size))
+        del self._finished[: -self._remember]
+
+    def poll(self, open_files: list[tuple[int, str]]) -> None:
+        """Read the archives that appeared since the last call; `open_files` are (fp_len, fp) we still read."""
+        for ident, archive in self._archives():
+            if ident in self._seen:
+                continue
+            self._seen.add(ident)
+            try:
+                self._read_new(archive, open_files)
+            except (OSError, EOFError, zlib.error) as exc:
+                log.warning("log %s: cannot read the new archive %s (%s).", self.path, archive, exc)
+        live = {ident for ident, _ in self._archives()}
+        self._seen &= live
+
+    def _read_new(self, archive: Path, open_files: list[tuple[int, str]]) -> None:
+        with gzip.open(archive, "rb") as z:
+            head = z.read(self.head_bytes)
+            if any(_starts_with(head, fp_len, fp) for fp_len, fp in open_files):
+                return  # an open descriptor reads that content
+            start = 0
+            for fp_len, fp, size in reversed(self._finished):
+                if _starts_with(head, fp_len, fp):
+                    start = size
+                    break
+            z.seek(start)
+            if z.tell() < start:
+                return
+            assembler = LineAssembler(self.max_line_bytes)
+            counted = False
+            while chunk := z.read(self.block_bytes):
+                counted = True
+                self.counter.feed(*assembler.push(chunk))
+            self.counter.feed(assembler.flush())
+        if counted:
+            log.info("log %s: counted lines from %s that were compressed before we could read them.",
+                     self.path, archive)
+
+    def _archives(self) -> list[tuple[tuple[int, int], Path]]:
+        out = []
+        for p in rotated_generations(self.path):
+            if p.suffix != ".gz":
+                continue
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            out.append(((st.st_dev, st.st_ino), p))
+        return out
+
+
+def _starts_with(head: bytes, fp_len: int, fp: str) -> bool:
+    """Whether `head` starts with the bytes fingerprinted as (fp_len, fp); an empty file matches an empty head."""
+    if fp_len == 0:
+        return head == b""
+    return len(head) >= fp_len and digest(head[:fp_len]) == fp

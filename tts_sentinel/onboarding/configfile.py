@@ -42,6 +42,9 @@ class InitPlan:
     gpu: bool = True
     gpu_why: str = ""
     config_path: Path = Path("tts-sentinel.yml")
+    listen_host: str = "127.0.0.1"
+    exporter_url: str | None = None
+    written_by: str = "tts-sentinel init"
     notes: list[str] = field(default_factory=list)
 
 
@@ -141,21 +144,22 @@ def _target_lines(plan: InitPlan) -> list[str]:
 def render_config(plan: InitPlan, now: datetime | None = None) -> str:
     """The commented config text of `plan` (not yet validated: see `checked_config`)."""
     svc, stamp = plan.service, (now or datetime.now()).strftime("%Y-%m-%d %H:%M")
-    head = [f"# TTS Sentinel config written by `tts-sentinel init` on {stamp} for {plan.url}",
+    head = [f"# TTS Sentinel config written by `{plan.written_by}` on {stamp} for {plan.url}",
             f"# Service: {PROTOCOL_TEXT[svc.protocol]}.", *(f"#   {w}" for w in svc.why),
             *(f"# Note: {n}" for n in plan.notes),
             f"# Check it:  tts-sentinel check-config {plan.config_path}",
             f"# Check everything it names, live:  tts-sentinel doctor --config {plan.config_path}", ""]
     gpu = ("    enabled: true                 # " + plan.gpu_why) if plan.gpu else (
         f"    enabled: false                # {plan.gpu_why}; set true on a GPU host")
-    exporter = ["exporter:", "  listen_host: 127.0.0.1          # Prometheus on this host; a private address otherwise",
+    exporter = ["exporter:", f"  listen_host: {plan.listen_host}          # where Prometheus scrapes it",
                 f"  listen_port: {plan.exporter_port}",
                 f"  state_dir: {j(str(plan.state_dir))}   # log offsets survive restarts here",
                 "  gpu:", gpu, *_log_lines(plan), *_probe_lines(plan)]
-    receiver = ["", "receiver:", "  listen_host: 127.0.0.1", f"  listen_port: {plan.receiver_port}",
+    exporter_url = plan.exporter_url or f"http://127.0.0.1:{plan.exporter_port}"
+    receiver = ["", "receiver:", f"  listen_host: {plan.listen_host}", f"  listen_port: {plan.receiver_port}",
                 f"  token_file: {j(str(plan.token_file))}   # Alertmanager's credentials_file names the same file",
                 f"  journal_path: {j(str(plan.state_dir / 'journal.sqlite3'))}",
-                f"  exporter_url: \"http://127.0.0.1:{plan.exporter_port}\"   # actions are verified through /probe",
+                f"  exporter_url: {j(exporter_url)}   # actions are verified through its /probe",
                 f"  alertmanager_url: {j(plan.alertmanager_url)}   # refusals and exhausted budgets are paged there",
                 *_target_lines(plan)]
     return "\n".join(head + exporter + receiver) + "\n"

@@ -19,6 +19,8 @@ from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.simulator.config import SimulatorConfig
 
 DEFAULT_CONFIG_ENV = "TTS_SENTINEL_CONFIG"
+# Where commands look for the config when neither --config nor $TTS_SENTINEL_CONFIG names one.
+SEARCH_PATH: tuple[Path, ...] = (Path("tts-sentinel.yml"), Path("/etc/tts-sentinel/config.yml"))
 
 
 class SentinelConfig(BaseModel):
@@ -87,13 +89,27 @@ def parse_config(text: str, source: str = "<config>") -> SentinelConfig:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
 
 
-def load_config(path: str | os.PathLike[str] | None) -> SentinelConfig:
-    """Load the config file at `path` ($TTS_SENTINEL_CONFIG when None; defaults when neither)."""
-    if path is None:
-        path = os.environ.get(DEFAULT_CONFIG_ENV)
-        if not path:
-            return SentinelConfig()
-    p = Path(path)
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file a command uses: `--config`, else $TTS_SENTINEL_CONFIG, else the first of
+    ./tts-sentinel.yml and /etc/tts-sentinel/config.yml that exists; None when there is none.
+
+    A path the user named (flag or variable) is returned even when missing, so that loading it
+    fails with its name instead of silently falling back to another file.
+    """
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(DEFAULT_CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    return next((p for p in SEARCH_PATH if p.is_file()), None)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> SentinelConfig:
+    """Load the config file at `path`, or the one `find_config` finds when None (defaults when none)."""
+    found = find_config(path)
+    if found is None:
+        return SentinelConfig()
+    p = found
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

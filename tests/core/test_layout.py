@@ -26,6 +26,10 @@ PACKAGE_DIRS = {
     "harness": "tts_sentinel.harness",
 }
 
+# data-only packages (no Python): shipped in the wheel, found by tts_sentinel.shipped
+DATA_PACKAGES = {"tts_sentinel.rules": "rules", "tts_sentinel.dashboards": "dashboards",
+                 "tts_sentinel.deploy": "deploy"}
+
 # floor -> floors it may import (itself always included)
 BASE = "base"
 MAY_IMPORT: dict[str, set[str]] = {
@@ -36,7 +40,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "simulator": {BASE},
     "config": {BASE, "loghistory", "exporter", "receiver", "simulator"},
     "harness": {BASE, "loghistory", "exporter", "receiver", "simulator", "config"},
-    "commands": {BASE, "loghistory", "exporter", "receiver", "simulator", "config", "harness"},
+    # init, doctor and deploy: they read the whole config and call the libraries' own clients
+    "onboarding": {BASE, "loghistory", "exporter", "receiver", "simulator", "config"},
+    "commands": {BASE, "loghistory", "exporter", "receiver", "simulator", "config", "harness", "onboarding"},
 }
 
 
@@ -46,7 +52,8 @@ def floor_of(module: str) -> str:
     if len(parts) == 1:
         return BASE  # tts_sentinel itself: the version
     second = parts[1]
-    if second in {"loghistory", "exporter", "receiver", "simulator", "harness", "commands", "config"}:
+    if second in {"loghistory", "exporter", "receiver", "simulator", "harness", "commands", "config",
+                  "onboarding"}:
         return second
     if second == "cli":
         return "commands"
@@ -87,7 +94,10 @@ MODULES = our_modules()
 def test_every_package_folder_is_listed_in_pyproject():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     packages = {name for name, path in MODULES.items() if path.name == "__init__.py"}
-    assert packages == listed, "pyproject's [tool.setuptools] packages must list exactly the package folders"
+    assert packages | set(DATA_PACKAGES) == listed, (
+        "pyproject's [tool.setuptools] packages must list exactly the package folders and the data folders")
+    for package, folder in DATA_PACKAGES.items():
+        assert not list((ROOT / folder).rglob("*.py")), f"{folder}/ is shipped as data ({package}); keep code out"
 
 
 def test_old_top_level_names_are_not_imported():

@@ -21,4 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drill": ("tts_sentinel.commands.drill", "inject a fault into a running demo and watch it heal"),
     "actions": ("tts_sentinel.commands.actions", "show the remediation journal"),
     "check-config": ("tts_sentinel.commands.check_config", "validate a config file"),
+    "init": ("tts_sentinel.commands.init", "look at a running TTS service and write a config that watches it"),
+    "doctor": ("tts_sentinel.commands.doctor", "check every configured source and dependency live"),
+    "deploy": ("tts_sentinel.commands.deploy", "write rules, systemd units or Kubernetes manifests for a deployment"),
 }

@@ -29,6 +29,7 @@ import httpx
 import yaml
 
 from tts_sentinel.harness.oncall_sink import OncallSink
+from tts_sentinel.runbook_urls import with_runbook_urls
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_DIR = REPO / "rules"
@@ -254,6 +255,7 @@ class Stack:
         (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(self.alertmanager_config(), sort_keys=False))
         for rules_file in sorted(RULES_DIR.glob("*.rules.yml")):
             rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale)
+            rules = with_runbook_urls(rules, self.url("receiver", "/runbooks"))  # this stack's receiver serves them
             (self.dir / "rules" / rules_file.name).write_text(yaml.safe_dump(rules, sort_keys=False))
         (self.dir / "stack.json").write_text(json.dumps({"ports": asdict(self.ports), "dir": str(self.dir)}))
 

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import hmac
+import html
 import logging
 import sqlite3
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
+from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
+from tts_sentinel.shipped import shipped_dir
 
 log = logging.getLogger(__name__)
 
-# Open without the token: liveness and Prometheus' scrape. Everything else, the schema included, needs it.
+# Open without the token: liveness, Prometheus' scrape and the runbooks (public documentation that
+# every alert links to). Everything else, the schema included, needs it.
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+OPEN_PREFIXES = ("/runbooks/",)
 
 
 def token_matches(header: str, expected: bytes) -> bool:
@@ -27,6 +32,10 @@ def token_matches(header: str, expected: bytes) -> bool:
     scheme, _, given = header.partition(" ")
     # compare_digest on equal-type bytes: the time does not depend on where they differ.
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path == "/runbooks" or path.startswith(OPEN_PREFIXES)
 
 
 class BearerAuth:
@@ -42,7 +51,7 @@ class BearerAuth:
         self.webhook_requests = service.metrics.webhook_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.expected is None or scope.get("path") in OPEN_PATHS:
+        if scope["type"] != "http" or self.expected is None or _is_open(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
@@ -213,6 +222,28 @@ def create_app(service: ReceiverService) -> FastAPI:
     def metrics() -> Response:
         """Prometheus text exposition of the receiver's metrics."""
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    try:
+        runbooks_md = (shipped_dir("rules") / "runbooks.md").read_text(encoding="utf-8")
+    except OSError as exc:
+        log.warning("runbooks are not served: %s", exc)
+        runbooks_md = None
+
+    @app.get("/runbooks", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/runbooks/", response_class=HTMLResponse, include_in_schema=False)
+    def runbook_index() -> HTMLResponse:
+        """Every runbook, each linking to its page."""
+        if runbooks_md is None:
+            return HTMLResponse("runbooks.md is not part of this installation", status_code=404)
+        return HTMLResponse(render_index(runbooks_md))
+
+    @app.get("/runbooks/{alert}", response_class=HTMLResponse, include_in_schema=False)
+    def runbook(alert: str) -> HTMLResponse:
+        """The runbook section of one alert, as a page with no external assets."""
+        page = render_runbook(runbooks_md, alert) if runbooks_md is not None else None
+        if page is None:
+            return HTMLResponse(f"no runbook for {html.escape(alert)}; see /runbooks/", status_code=404)
+        return HTMLResponse(page)
 
     app.add_middleware(BodyLimit, service=service)
     app.add_middleware(BearerAuth, service=service)  # added last: runs first, before the body is read

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from support import require_binary
 
+from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
+
 RULES = Path(__file__).parents[2] / "rules"
 TIERS = {"light", "medium", "heavy", "derate", "none"}
 SEVERITIES = {"critical", "warning", "info"}
@@ -66,7 +68,7 @@ def test_every_alert_carries_tier_severity_and_a_runbook_that_exists():
         assert rule["labels"]["severity"] in SEVERITIES, (fname, name)
         ann = rule["annotations"]
         assert ann["summary"] and ann["description"], (fname, name)
-        assert ann["runbook_url"].endswith("#" + name.lower()), (fname, name)
+        assert ann["runbook_url"] == runbook_url(DEFAULT_RUNBOOK_BASE, name), (fname, name)
         assert name.lower() in anchors, f"{name} has no section in rules/runbooks.md"
     assert seen >= 6
 

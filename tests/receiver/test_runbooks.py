@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.receiver.conftest import receiver_config
 from tts_sentinel.receiver.runbooks import markdown_to_html, render_index, render_runbook, runbook_sections
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +59,13 @@ def test_the_index_links_every_runbook():
     index = render_index(RUNBOOKS)
     assert index.count("<li>") == len(runbook_sections(RUNBOOKS))
     assert '<a href="/runbooks/TtsEngineDead">TtsEngineDead</a>' in index
+
+
+def test_the_running_receiver_serves_every_runbook_without_the_token(make_receiver):
+    receiver = make_receiver(receiver_config(None, None, dry_run=True))
+    page = receiver.client.get("/runbooks/TtsSegfault")  # no Authorization header
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "TtsSegfault" in page.text and "<script" not in page.text
+    assert receiver.client.get("/runbooks/").status_code == 200
+    assert receiver.client.get("/runbooks/NoSuchAlert").status_code == 404
+    assert receiver.client.get("/actions").status_code == 401  # the journal still needs the token

@@ -102,9 +102,11 @@ def shipped_alertmanager() -> dict:
 
 def test_routing_follows_alertmanagers_tree_with_continue():
     route = shipped_alertmanager()["route"]
-    assert route_receivers(route, {"tier": "medium", "severity": "critical"}) == ["tts-sentinel", "oncall"]
+    # a healable alert goes to the receiver only: on-call hears of it through the receiver's page
+    assert route_receivers(route, {"tier": "medium", "severity": "critical"}) == ["tts-sentinel", "blackhole"]
     assert route_receivers(route, {"tier": "none", "severity": "warning"}) == ["tts-sentinel", "blackhole"]
-    assert route_receivers(route, {"severity": "page"}) == ["oncall"]  # the root's receiver
+    assert route_receivers(route, {"alertname": "TtsNotHealed", "severity": "critical"}) == ["oncall"]
+    assert route_receivers(route, {"severity": "critical"}) == ["oncall"]  # nothing heals it
     legacy = {"receiver": "default", "routes": [{"receiver": "a", "match_re": {"tier": "light|medium"}}]}
     assert route_receivers(legacy, {"tier": "light"}) == ["a"]
     assert route_receivers(legacy, {"tier": "heavy"}) == ["default"]

@@ -1,6 +1,6 @@
 """`tts-sentinel exporter`: the HTTP face of the exporter.
 
-GET /metrics (logs, probes, GPU, self), GET /probe?module=NAME (one probe now, with
+GET /metrics (logs, probes, GPU, process manager, self), GET /probe?module=NAME (one probe now, with
 a fresh registry, as blackbox_exporter does), GET /healthz.
 
 Anyone who reaches the port can ask for /probe, and a synthesis probe is a GPU job on the
@@ -27,6 +27,7 @@ from tts_sentinel.exporter.config import ExporterConfig
 from tts_sentinel.exporter.gpu import GpuCollector
 from tts_sentinel.exporter.logs.pipeline import LogPipeline
 from tts_sentinel.exporter.probes.scheduler import ProbeScheduler
+from tts_sentinel.exporter.processes.collector import ProcessCollector
 
 log = logging.getLogger("tts_sentinel.exporter")
 MAX_HANDLER_THREADS = 32
@@ -116,6 +117,8 @@ class Exporter:
             {"version": __version__}
         )
         self.registry.register(GpuCollector(config.gpu))
+        self.processes = ProcessCollector(config.processes)
+        self.registry.register(self.processes)
         private_state_dir(config.state_dir)
         self.logs = LogPipeline(config.logs, self.registry, config.state_dir)
         self.probes = ProbeScheduler(config.probes, self.registry)
@@ -130,6 +133,7 @@ class Exporter:
         self._server = server
         self.logs.start()
         self.probes.start()
+        self.processes.start()
         threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True).start()
         return server
 
@@ -139,6 +143,7 @@ class Exporter:
             self._server.shutdown()
             self._server.server_close()
         self.probes.stop()
+        self.processes.stop()
         self.logs.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

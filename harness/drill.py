@@ -24,7 +24,7 @@ ACTING_TIERS = {"light", "medium", "heavy", "derate"}
 EXPECTED_ALERT = {
     "hang": "TtsHealthProbeFailing",
     "error500": "TtsHealthProbeFailing",
-    "crash": "TtsHealthProbeFailing",
+    "crash": "TtsProcessCrashed",
     "oom": "TtsCudaOutOfMemory",
     "silent": "TtsAudioSilent",
     "underflow": "TtsStreamUnderflow",

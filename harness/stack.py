@@ -144,6 +144,11 @@ class Stack:
                 "listen_port": p.exporter,
                 "state_dir": str(d / "state"),
                 "gpu": {"enabled": False},
+                "processes": {"kind": "supervisord", "supervisord": {
+                    "url": f"http://127.0.0.1:{p.supervisord}/RPC2",
+                    "web_program": WEB_PROGRAM,
+                    "inference_program": INFERENCE_PROGRAM,
+                }},
                 "logs": {
                     "files": [
                         {"name": "webui", "path": str(self.log_dir / "webui.log"), "rotation": "rename"},

@@ -126,27 +126,36 @@ def alertmanager():
         api.close()
 
 
+def _ours(config: dict) -> tuple[dict, dict]:
+    """The webhook config of the receiver named tts-sentinel, and the route that reaches it."""
+    hook = next(r for r in config["receivers"] if r["name"] == "tts-sentinel")["webhook_configs"][0]
+    route = next(r for r in config["route"]["routes"] if r.get("receiver") == "tts-sentinel")
+    return hook, route
+
+
 def test_alertmanager_must_route_every_tier_to_this_receiver_with_the_token(tmp_path, alertmanager):
     token = tmp_path / "receiver.token"
     token.write_text("t" * 32)
+    token.chmod(0o600)  # the receiver refuses a token file others can read
     receiver = ReceiverConfig(listen_port=9465, token_file=token)
     config = shipped_alertmanager()
-    config["receivers"][0]["webhook_configs"][0]["http_config"]["authorization"]["credentials_file"] = str(token)
+    _ours(config)[0]["http_config"]["authorization"]["credentials_file"] = str(token)
     assert check_alertmanager(alertmanager(config), receiver, _client()).status == "ok"
 
-    config["route"]["routes"][0]["matchers"] = ['tier=~"light|medium"']
+    _ours(config)[1]["matchers"] = ['tier=~"light|medium"']
     check = check_alertmanager(alertmanager(config), receiver, _client())
     assert check.failed and "tier heavy, derate, none reaches no webhook" in check.why
 
     config = shipped_alertmanager()
-    config["receivers"][0]["webhook_configs"][0]["url"] = "http://127.0.0.1:9999/alerts"
+    _ours(config)[0]["url"] = "http://127.0.0.1:9999/alerts"
     check = check_alertmanager(alertmanager(config), receiver, _client())
     assert check.failed and "posts to http://127.0.0.1:9999/alerts" in check.why
 
     other = tmp_path / "other.token"
     other.write_text("o" * 32)
+    other.chmod(0o600)
     config = shipped_alertmanager()
-    config["receivers"][0]["webhook_configs"][0]["http_config"]["authorization"]["credentials_file"] = str(other)
+    _ours(config)[0]["http_config"]["authorization"]["credentials_file"] = str(other)
     check = check_alertmanager(alertmanager(config), receiver, _client())
     assert check.failed and "holds another token" in check.why
 

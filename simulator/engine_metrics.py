@@ -29,6 +29,8 @@ CONTINUITY_THRESHOLD_MS = "100"
 KV_PER_REQUEST = 0.24
 KV_IDLE = 0.02
 PREEMPT_ABOVE = 0.95
+# Qwen3-TTS-12Hz: the talker emits 12 codec tokens per second of audio.
+TOKENS_PER_AUDIO_SECOND = 12
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _FAST = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -122,6 +124,8 @@ class EngineMetrics:
                                      ["model_name", "stage", "replica", "finished_reason"], registry=r)
         self._preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemptions.",
                                     ["model_name", "stage", "replica"], registry=r)
+        self._tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.",
+                               ["model_name", "stage", "replica"], registry=r)
         self._audio_labels = (model, AUDIO_STAGE, REPLICA)
         self._talker_labels = (model, TALKER_STAGE, REPLICA)
         # Families with labels appear only once touched: create the series a rule reads at 0.
@@ -129,6 +133,7 @@ class EngineMetrics:
         self._fail.labels(model)
         self._vllm_success.labels(*self._talker_labels, "stop")
         self._preemptions.labels(*self._talker_labels)
+        self._tokens.labels(*self._talker_labels)
         self._continuity.labels(*self._audio_labels, CONTINUITY_THRESHOLD_MS)
         self._skipped.labels(*self._audio_labels, "no_audio_data")
 
@@ -150,6 +155,10 @@ class EngineMetrics:
         self._duration.labels(*self._audio_labels).observe(audio_seconds)
         self._rtf.labels(*self._audio_labels).observe(seconds / audio_seconds if audio_seconds else 0.0)
         self._frames.labels(*self._audio_labels).inc(frames)
+
+    def generated(self, audio_seconds: float) -> None:
+        """The talker produced the tokens of `audio_seconds` of audio (progress, even before a request ends)."""
+        self._tokens.labels(*self._talker_labels).inc(round(audio_seconds * TOKENS_PER_AUDIO_SECOND))
 
     def failed(self) -> None:
         """A request that ended in an error."""

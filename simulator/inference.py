@@ -219,6 +219,7 @@ class InferenceService(Component):
             )
             elapsed = time.monotonic() - started
             self.log_done(request, len(samples) / rate, elapsed)
+            self.metrics.generated(len(samples) / rate)
             self.metrics.finished(elapsed, len(samples) / rate, len(samples))
             return 200, "audio/wav", body
         except Reply:

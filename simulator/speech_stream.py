@@ -76,7 +76,8 @@ class StreamingSpeech:
         return config.underrun_rtf if self.engine.fault.name == "underrun" else config.stream_rtf
 
     def _paced(self, samples: np.ndarray, rate: int, arrived: float) -> PacedStream:
-        return PacedStream(samples, rate, self.engine.config.stream_chunk_seconds, self._rtf(), arrived)
+        return PacedStream(samples, rate, self.engine.config.stream_chunk_seconds, self._rtf(), arrived,
+                           on_chunk=self.engine.metrics.generated)
 
     def _ended(self, request: SpeechRequest, paced: PacedStream | None, arrived: float, complete: bool) -> None:
         """Account for one streamed request: finished, aborted by the client, or failed."""

@@ -43,6 +43,8 @@ class PacedStream:
     chunk_seconds: float
     rtf: float
     arrived: float = field(default_factory=time.monotonic)
+    # Called with the audio seconds of each chunk once it is produced (the engine's token counter).
+    on_chunk: Callable[[float], None] = lambda seconds: None
     # Arrival time (monotonic) and audio seconds of every chunk sent so far.
     sent: list[tuple[float, float]] = field(default_factory=list)
 
@@ -56,6 +58,7 @@ class PacedStream:
             delay = self.arrived + self.rtf * produced - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            self.on_chunk(len(chunk) / self.sample_rate)
             yield chunk
             self.sent.append((time.monotonic(), len(chunk) / self.sample_rate))
 

@@ -95,10 +95,12 @@ def test_metrics_have_the_engine_names_and_types(omni):
         "vllm_omni:audio_frames": "counter",
         "vllm:num_requests_running": "gauge", "vllm:num_requests_waiting": "gauge",
         "vllm:kv_cache_usage_perc": "gauge", "vllm:num_preemptions": "counter", "vllm:request_success": "counter",
+        "vllm:generation_tokens": "counter",
     }
     assert {name: families[name][0] for name in expected} == expected
     assert value(sim, "vllm_omni:requests_success", finished_reason="stop") == 1
     assert value(sim, "vllm_omni:audio_rtf") == 1  # histogram count: one request
+    assert value(sim, "vllm:generation_tokens") > 12
     # streaming-only families stay empty for a plain request, as on the real server
     assert value(sim, "vllm_omni:audio_ttfp_s") == 0
     # the series rules read exist before the first event
@@ -196,6 +198,7 @@ def test_hung_engine_accepts_requests_completes_none_and_stays_healthy(omni):
     assert value(sim, "vllm:num_requests_running") == 2
     assert value(sim, "vllm:kv_cache_usage_perc") > 0.4
     assert value(sim, "vllm_omni:requests_success") == 0
+    assert value(sim, "vllm:generation_tokens") == 0  # no progress at all: what tells it from a long request
     sim.inference.self_check()  # the self-check thread's tick: the engine's stall line
     assert "No available shared memory broadcast block found in 60 seconds" in (
         sim.config.log_dir / "inference.log").read_text()

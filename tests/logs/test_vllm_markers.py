@@ -11,11 +11,15 @@ scanner, over the whole corpus at once.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tts_sentinel.loghistory.config import BUILTIN_PATTERNS
 from tts_sentinel.loghistory.scanner import compile_pattern, count_matching_lines
+
+RULES = Path(__file__).parents[2] / "rules" / "vllm.rules.yml"
 
 CORPUS: dict[str, list[str]] = {
     "engine_core_fatal": [
@@ -127,3 +131,16 @@ def test_each_marker_counts_exactly_its_own_lines(marker):
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_no_built_in_pattern_counts_a_healthy_engine_line(name):
     assert counted(name, DISTRACTORS) == 0, [line for line in DISTRACTORS if re.search(PATTERNS[name].regex, line)]
+
+
+def vllm_alerts() -> list[dict]:
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+            if "alert" in rule]
+
+
+@pytest.mark.parametrize("marker", MARKERS)
+def test_each_marker_has_an_alert_that_names_its_fault_family(marker):
+    alerts = [a for a in vllm_alerts() if re.search(rf"\b{marker}\b", a["expr"])]
+    assert alerts, f"no alert in {RULES.name} counts {marker}"
+    for alert in alerts:
+        assert alert["labels"]["family"] in {"inference_engine", "inference_hang", "audio_output", "gpu"}, alert

@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_DEB_BINARIES := prometheus prometheus-alertmanager promtool amtool
-# tests and benchmarks also use real speech (espeak-ng, sox) and the peer we compare with (mtail)
-DEB_PACKAGES := $(DEMO_DEB_PACKAGES) espeak-ng sox mtail
-DEB_BINARIES := $(DEMO_DEB_BINARIES) espeak-ng sox mtail
+# tests and benchmarks also use real speech (espeak-ng, sox), the peer we compare with (mtail)
+# and the real logrotate the tailer is tested against
+DEB_PACKAGES := $(DEMO_DEB_PACKAGES) espeak-ng sox mtail logrotate
+DEB_BINARIES := $(DEMO_DEB_BINARIES) espeak-ng sox mtail logrotate
 
 .PHONY: demo test lint venv system-deps test-deps bench clean
 

@@ -334,6 +334,17 @@ class Stack:
             self.stop()
             raise
 
+    def stop_part(self, name: str) -> None:
+        """Stop one part this stack started (e.g. "receiver", to see who pages without it); it stays down."""
+        proc = self._procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
     def stop(self) -> None:
         """Stop every process this stack started, children included; safe to call twice."""
         supervised: list[int] = []

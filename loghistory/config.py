@@ -182,6 +182,8 @@ class LogsConfig(BaseModel):
     rotate_wait_seconds: float = Field(default=5.0, ge=0)
     offsets_save_interval_seconds: float = Field(default=5.0, gt=0)
     fingerprint_bytes: int = Field(default=256, ge=16, le=65536)
+    # Pattern engine: Hyperscan as a prefilter when its wheel is installed ("auto"), or forced.
+    scanner: Literal["auto", "hyperscan", "literal"] = "auto"
     triage: TriageConfig = TriageConfig()
 
     @model_validator(mode="after")

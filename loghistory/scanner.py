@@ -13,6 +13,9 @@ import codecs
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+from tts_sentinel.loghistory import hyperscan_engine
 
 try:  # the parser moved in Python 3.11; both expose the same parse tree
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -212,11 +215,25 @@ class BlockCounts:
     matches: list[int]
 
 
-class BlockScanner:
-    """Counts lines, invalid UTF-8 lines and pattern matches in blocks of complete lines."""
+Engine = Literal["auto", "hyperscan", "literal"]
 
-    def __init__(self, patterns: Sequence[CompiledPattern]) -> None:
+
+class BlockScanner:
+    """Counts lines, invalid UTF-8 lines and pattern matches in blocks of complete lines.
+
+    `engine`: "auto" uses Hyperscan as a prefilter when its wheel is installed, else the
+    literal scanner above; both give the same counts (tests/logs/test_scanner_engines.py).
+    """
+
+    def __init__(self, patterns: Sequence[CompiledPattern], engine: Engine = "auto") -> None:
         self.patterns = list(patterns)
+        if engine == "hyperscan" and not hyperscan_engine.AVAILABLE:
+            raise RuntimeError("engine 'hyperscan' asked for, but the hyperscan package is not installed")
+        use_hs = engine == "hyperscan" or (engine == "auto" and hyperscan_engine.AVAILABLE and self.patterns)
+        self.engine = "hyperscan" if use_hs else "literal"
+        self._hs = hyperscan_engine.HyperscanMatcher(
+            [p.regex for p in self.patterns], lambda block, i: count_matching_lines(block, self.patterns[i])
+        ) if use_hs else None
 
     def scan(self, block: bytes) -> BlockCounts:
         """Count one block (complete lines, each ending in \\n)."""
@@ -224,5 +241,5 @@ class BlockScanner:
             lines=block.count(b"\n"),
             nbytes=len(block),
             invalid_utf8=invalid_utf8_lines(block),
-            matches=[count_matching_lines(block, p) for p in self.patterns],
+            matches=self._hs.count(block) if self._hs else [count_matching_lines(block, p) for p in self.patterns],
         )

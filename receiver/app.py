@@ -18,6 +18,53 @@ from tts_sentinel.receiver.service import ReceiverService
 
 log = logging.getLogger(__name__)
 
+# Open without the token: liveness and Prometheus' scrape. Everything else, the schema included, needs it.
+OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+def token_matches(header: str, expected: bytes) -> bool:
+    """True when an Authorization header value carries the expected bearer token."""
+    scheme, _, given = header.partition(" ")
+    # compare_digest on equal-type bytes: the time does not depend on where they differ.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+
+class BearerAuth:
+    """ASGI middleware, outermost: the token is checked before the body is read or parsed.
+
+    Deny by default: every path except OPEN_PATHS answers 401 without the token, including
+    /openapi.json, unknown paths and routes added later. Without a token (--insecure) it passes all.
+    """
+
+    def __init__(self, app: ASGIApp, service: ReceiverService) -> None:
+        self.app = app
+        self.expected = service.token.encode() if service.token else None
+        self.webhook_requests = service.metrics.webhook_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.expected is None or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+        if token_matches(header.decode("latin-1"), self.expected):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path") == "/alerts":
+            self.webhook_requests.labels(code="401").inc()
+        body = b'{"detail":"missing or wrong bearer token"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
 
 class BodyLimit:
     """ASGI middleware: 413 for bodies over the limit (declared or streamed); counts webhook answers."""
@@ -96,12 +143,10 @@ def create_app(service: ReceiverService) -> FastAPI:
     expected = service.token.encode() if service.token else None
 
     def require_token(request: Request) -> None:
+        # BearerAuth already refused a wrong token; this keeps each protected route safe on its own.
         if expected is None:  # --insecure
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        # compare_digest on equal-type bytes: the time does not depend on where they differ.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        if not token_matches(request.headers.get("authorization", ""), expected):
             raise HTTPException(
                 status_code=401,
                 detail="missing or wrong bearer token",
@@ -170,4 +215,5 @@ def create_app(service: ReceiverService) -> FastAPI:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimit, service=service)
+    app.add_middleware(BearerAuth, service=service)  # added last: runs first, before the body is read
     return app

@@ -90,7 +90,8 @@ class CommandConfig(BaseModel):
     inference_unit: str = "inference"
     timeout_seconds: float = Field(default=60.0, gt=0)
     label_env: list[str] = Field(default_factory=list)
-    label_value_pattern: str = r"^[A-Za-z0-9_.:@/-]{0,128}$"
+    # No `/` and no `..`: a label value must never read as a path (`job="../../etc"`).
+    label_value_pattern: str = r"^(?!.*\.\.)[A-Za-z0-9_.:@-]{0,128}$"
 
     @field_validator("label_env")
     @classmethod

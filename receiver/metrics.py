@@ -38,6 +38,11 @@ class ReceiverMetrics:
             ["code"],
             registry=self.registry,
         )
+        self.insecure = Gauge(
+            "tts_receiver_insecure",
+            "1 when the receiver accepts requests without a bearer token (--insecure).",
+            registry=self.registry,
+        )
         for tier in TIERS:
             for result in ("success", "failure", "refused", "dry_run"):
                 self.actions.labels(tier=tier, result=result)

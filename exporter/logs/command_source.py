@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ import time
 from tts_sentinel.exporter.logs.metrics import LogCounter
 from tts_sentinel.loghistory.config import LogCommandConfig
 from tts_sentinel.loghistory.scanner import LineAssembler
+from tts_sentinel.procgroup import spawn_group, stop_group
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class CommandSource:
         with self._proc_lock:
             proc = self._proc
         if proc is not None:
-            _terminate(proc)
+            stop_group(proc)
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -78,13 +78,8 @@ class CommandSource:
     def _run_once(self) -> None:
         cfg = self.config
         try:
-            proc = subprocess.Popen(
-                cfg.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT if cfg.include_stderr else subprocess.DEVNULL,
-                start_new_session=True,  # its own process group, so stop() reaches its children too
-            )
+            # its own process group, so stop() reaches its children too
+            proc = spawn_group(cfg.argv, merge_stderr=cfg.include_stderr)
         except OSError as exc:
             self.counter.read_errors.inc()
             self.counter.up.set(0)
@@ -94,7 +89,7 @@ class CommandSource:
         with self._proc_lock:
             self._proc = proc
         if self._stop.is_set():  # stop() ran before the process was visible to it
-            _terminate(proc)
+            stop_group(proc)
         self.starts += 1
         self.counter.up.set(1)
         assembler = LineAssembler(self.max_line_bytes)
@@ -120,19 +115,3 @@ class CommandSource:
             if rc != 0 and not self._stop.is_set():
                 self.counter.read_errors.inc()
                 log.warning("log %s: command %s exited with status %s", self.name, cfg.argv[0], rc)
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the command's process group; SIGKILL it when it does not exit within 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue

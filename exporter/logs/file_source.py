@@ -17,14 +17,15 @@ plain (uncompressed) rotated generations next to it:
   opened it (several rotations between two polls) is the one loss no tailer avoids.
 
 Known generations are remembered by identity, size, mtime and a fingerprint of
-their first bytes, so a reused inode number is not mistaken for a file we read.
-Offsets are exported as a small dict (identity, offset, fingerprint of the first
-bytes) so a restart resumes exactly where the previous process stopped.
+their first bytes (file_identity), so a reused inode number is not mistaken for a
+file we read. Offsets are exported as a small dict (file_state: identity, offset,
+fingerprint of the first bytes) so a restart resumes exactly where the previous
+process stopped. Reading one open file is FollowedFile's job (followed_file); this
+module decides which files to read, and from where.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat as stat_mod
@@ -35,65 +36,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tts_sentinel.exporter.logs.file_identity import (
+    Generation,
+    Identity,
+    KnownGeneration,
+    TruncatedContent,
+    fingerprint,
+    fingerprint_prefix,
+    plain_generations,
+    regular_identity,
+)
+from tts_sentinel.exporter.logs.file_state import load_cursor, load_known, source_state
+from tts_sentinel.exporter.logs.followed_file import FollowedFile
 from tts_sentinel.exporter.logs.metrics import LogCounter
-from tts_sentinel.loghistory.archives import rotated_generations
 from tts_sentinel.loghistory.scanner import LineAssembler
 
 log = logging.getLogger(__name__)
-
-Identity = tuple[int, int]
-
-
-def _fingerprint(fd: int, nbytes: int) -> tuple[int, str]:
-    """(length, hash) of the first `nbytes` bytes of the open file (fewer when it is shorter)."""
-    head = os.pread(fd, nbytes, 0)
-    return len(head), hashlib.blake2b(head, digest_size=12).hexdigest()
-
-
-def _fingerprint_prefix(fd: int, length: int) -> str:
-    head = os.pread(fd, length, 0)
-    if len(head) < length:
-        return ""
-    return hashlib.blake2b(head, digest_size=12).hexdigest()
-
-
-@dataclass
-class FollowedFile:
-    """An open file and how far it was read."""
-
-    fd: int
-    ident: Identity
-    pos: int
-    assembler: LineAssembler
-    head: bytes = b""  # the first bytes we counted, to recognise the file, its copies and truncation
-    drain_until: float | None = None
-    gone_since: float | None = None
-
-    def consumed(self) -> int:
-        """Offset of the first byte not yet counted (a pending partial line is re-read after restart)."""
-        return self.pos - len(self.assembler.pending)
-
-    @property
-    def fp_len(self) -> int:
-        return len(self.head)
-
-    @property
-    def fp(self) -> str:
-        return hashlib.blake2b(self.head, digest_size=12).hexdigest()
-
-    def head_unchanged(self) -> bool:
-        """True while the file still starts with the bytes we read first (not truncated, not rewritten)."""
-        return not self.head or os.pread(self.fd, len(self.head), 0) == self.head
-
-
-@dataclass(frozen=True)
-class TruncatedContent:
-    """What the followed file held before a truncation: to recognise its copy and resume in it."""
-
-    head: bytes
-    consumed: int
-    discarding: bool
-
 
 @dataclass
 class FileSourceOptions:
@@ -104,26 +62,6 @@ class FileSourceOptions:
     rotate_wait_seconds: float = 5.0
     fingerprint_bytes: int = 256
     start_at: str = "end"
-
-
-@dataclass(frozen=True)
-class KnownGeneration:
-    """A rotated generation already accounted for: what it looked like when we last saw it."""
-
-    fp_len: int
-    fp: str
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True)
-class Generation:
-    """A plain rotated file next to the log, as one scan saw it."""
-
-    ident: Identity
-    path: Path
-    size: int
-    mtime_ns: int
 
 
 class RotatingFileSource:
@@ -188,15 +126,7 @@ class RotatingFileSource:
         """
         if not self._started:
             return self._saved
-        cur = None
-        if self.cur is not None:
-            c = self.cur
-            cur = {
-                "dev": c.ident[0], "ino": c.ident[1], "offset": c.consumed(),
-                "fp_len": c.fp_len, "fp": c.fp, "discarding": c.assembler.discarding,
-            }
-        known = [[*ident, k.fp_len, k.fp, k.size, k.mtime_ns] for ident, k in sorted(self.known.items())]
-        return {"path": str(self.path), "cur": cur, "known": known}
+        return source_state(self.path, self.cur, self.known)
 
     def finish_rotated(self) -> None:
         """Read rotated files still open to their end and close them (nothing would resume them)."""
@@ -226,16 +156,10 @@ class RotatingFileSource:
             if f is not None:
                 if self.opt.start_at == "end":
                     f.pos = os.fstat(f.fd).st_size
-                self._refresh_fp(f)
+                f.refresh_head(self.opt.fingerprint_bytes)
                 self.cur = f
             return
-        for item in saved.get("known", []):
-            try:
-                dev, ino, fp_len, fp, size, mtime_ns = item
-                known = KnownGeneration(int(fp_len), str(fp), int(size), int(mtime_ns))
-                self.known[(int(dev), int(ino))] = known
-            except (TypeError, ValueError):
-                continue  # a damaged entry only costs re-reading that generation
+        self.known = load_known(saved)
         cur = saved.get("cur")
         if isinstance(cur, dict):
             self._resume(cur)
@@ -243,22 +167,19 @@ class RotatingFileSource:
 
     def _resume(self, cur: dict[str, Any]) -> None:
         """Find the file we followed (maybe renamed while we were down) and continue at its offset."""
-        try:
-            ident = (int(cur["dev"]), int(cur["ino"]))
-            offset = int(cur.get("offset", 0))
-            fp_len = int(cur.get("fp_len", 0))
-            fp = str(cur.get("fp", ""))
-        except (KeyError, TypeError, ValueError):
+        saved = load_cursor(cur)
+        if saved is None:
             log.warning("log %s: saved offset is damaged; reading the log from its start.", self.name)
             return
+        ident, offset, fp_len, fp = saved.ident, saved.offset, saved.fp_len, saved.fp
         for candidate in [self.path, *(g.path for g in self._generations())]:
-            if self._ident(candidate) != ident:
+            if regular_identity(candidate) != ident:
                 continue
             f = self._open(candidate)
             if f is None or f.ident != ident:
                 continue
             size = os.fstat(f.fd).st_size
-            same_start = _fingerprint_prefix(f.fd, fp_len) == fp if fp_len else True
+            same_start = fingerprint_prefix(f.fd, fp_len) == fp if fp_len else True
             if not same_start or offset > size:
                 # The saved offset does not belong to this content: it was truncated or rewritten
                 # while we were down. Never trust it; finish the copy if logrotate made one.
@@ -270,8 +191,8 @@ class RotatingFileSource:
                 self._finish_copy_of(fp_len, fp, offset)
                 offset = 0
             f.pos = offset
-            f.assembler.discarding = bool(cur.get("discarding")) and offset > 0
-            self._refresh_fp(f)
+            f.assembler.discarding = saved.discarding and offset > 0
+            f.refresh_head(self.opt.fingerprint_bytes)
             if candidate == self.path:
                 self.cur = f
             else:  # rotated while we were down: finish it; the path is a new file
@@ -290,7 +211,7 @@ class RotatingFileSource:
             f = self._open(g.path)
             if f is None:
                 continue
-            if _fingerprint_prefix(f.fd, fp_len) == fp:
+            if fingerprint_prefix(f.fd, fp_len) == fp:
                 f.pos = offset
                 self._read(f, to_end=True)
                 self._finish(f)
@@ -402,7 +323,7 @@ class RotatingFileSource:
                 continue
             k = self.known.get(g.ident)
             cur = self.cur
-            same_file = k is not None and (not k.fp_len or _fingerprint_prefix(f.fd, k.fp_len) == k.fp)
+            same_file = k is not None and (not k.fp_len or fingerprint_prefix(f.fd, k.fp_len) == k.fp)
             if k is not None and same_file and g.size >= k.size:
                 f.pos = k.size  # the same file, appended to after we finished it
             elif truncated and truncated.head and os.pread(f.fd, len(truncated.head), 0) == truncated.head:
@@ -419,45 +340,19 @@ class RotatingFileSource:
     # ----- reading ----------------------------------------------------------------
 
     def _read(self, f: FollowedFile, *, to_end: bool = False, verify: bool = False) -> bool:
-        """Read `f` from its offset to its current end, feeding complete lines to the counter.
+        """Read what is new in `f` (see FollowedFile.read_new).
 
-        A long backlog is cut short when the pipeline stops (the offset stays exact), unless
-        `to_end`: a rotated file is read to its end because nothing would resume it. With
-        `verify`, each block is counted only if the file still starts with the same bytes after
-        it was read; False means it was truncated meanwhile and nothing of that block was counted.
+        A long backlog is cut short when the pipeline stops, unless `to_end`: a rotated file is
+        read to its end because nothing would resume it.
         """
-        block_size = self.opt.read_block_bytes
-        while to_end or not self._stop.is_set():
-            data = os.pread(f.fd, block_size, f.pos)
-            if not data:
-                break
-            if verify and not f.head_unchanged():
-                return False
-            if len(f.head) == f.pos < self.opt.fingerprint_bytes:
-                # The head is the file's first bytes as we read them: taken from this very read,
-                # never from a second one that could already see a truncated file.
-                f.head += data[: self.opt.fingerprint_bytes - f.pos]
-            f.pos += len(data)
-            block, cut = f.assembler.push(data)
-            self.counter.feed(block, cut)
-            if len(data) < block_size:
-                break
-        return True
+        stop = None if to_end else self._stop
+        return f.read_new(self.counter, self.opt.read_block_bytes, self.opt.fingerprint_bytes, stop=stop, verify=verify)
 
     def _finish(self, f: FollowedFile) -> None:
         """The file will get no more lines: count a last line without newline, remember it, close it."""
-        self.counter.feed(f.assembler.flush())
-        try:
-            st = os.fstat(f.fd)
-            if st.st_nlink:
-                self._refresh_fp(f)
-                self.known[f.ident] = KnownGeneration(f.fp_len, f.fp, f.pos, st.st_mtime_ns)
-        except OSError:
-            pass
-        try:
-            os.close(f.fd)
-        except OSError:
-            pass
+        known = f.finish(self.counter, self.opt.fingerprint_bytes)
+        if known is not None:
+            self.known[f.ident] = known
 
     def _remember_unopened(self, g: Generation) -> None:
         """Account for a generation as it is now, without counting its lines (history at first start)."""
@@ -465,14 +360,11 @@ class RotatingFileSource:
         if f is None:
             return
         try:
-            fp_len, fp = _fingerprint(f.fd, self.opt.fingerprint_bytes)
+            fp_len, fp = fingerprint(f.fd, self.opt.fingerprint_bytes)
             st = os.fstat(f.fd)
             self.known[g.ident] = KnownGeneration(fp_len, fp, st.st_size, st.st_mtime_ns)
         finally:
             os.close(f.fd)
-
-    def _refresh_fp(self, f: FollowedFile) -> None:
-        f.head = os.pread(f.fd, min(max(f.pos, 0), self.opt.fingerprint_bytes), 0)
 
     def _update_lag(self) -> None:
         self.counter.up.set(1 if self.cur is not None else 0)
@@ -494,15 +386,7 @@ class RotatingFileSource:
     # ----- files ------------------------------------------------------------------
 
     def _generations(self) -> list[Generation]:
-        out = []
-        for p in rotated_generations(self.path, compressed=False):
-            try:
-                st = os.stat(p)
-            except OSError:
-                continue
-            if stat_mod.S_ISREG(st.st_mode):
-                out.append(Generation((st.st_dev, st.st_ino), p, st.st_size, st.st_mtime_ns))
-        return out
+        return plain_generations(self.path)
 
     def _path_ident(self) -> Identity | None:
         """Identity of the file at the configured path; None when missing or unusable (reported)."""
@@ -515,16 +399,6 @@ class RotatingFileSource:
             return None
         if not stat_mod.S_ISREG(st.st_mode):
             self._poll_error = f"{self.path} is not a regular file; point the config at the log file itself"
-            return None
-        return (st.st_dev, st.st_ino)
-
-    @staticmethod
-    def _ident(path: Path) -> Identity | None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if not stat_mod.S_ISREG(st.st_mode):
             return None
         return (st.st_dev, st.st_ino)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from tts_sentinel.loghistory.scanner import BlockScanner, CompiledPattern
+from tts_sentinel.loghistory.scanner import BlockScanner, CompiledPattern, Engine
 
 
 class LogMetrics:
@@ -56,9 +56,10 @@ class LogCounter:
     `increase()` see the first match.
     """
 
-    def __init__(self, log: str, patterns: Sequence[CompiledPattern], metrics: LogMetrics) -> None:
+    def __init__(self, log: str, patterns: Sequence[CompiledPattern], metrics: LogMetrics,
+                 engine: Engine = "auto") -> None:
         self.log = log
-        self.scanner = BlockScanner(patterns)
+        self.scanner = BlockScanner(patterns, engine)
         self._matches = [metrics.pattern_matches.labels(log=log, pattern=p.name) for p in patterns]
         self._lines = metrics.lines.labels(log=log)
         self._bytes = metrics.bytes.labels(log=log)

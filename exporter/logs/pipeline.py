@@ -38,7 +38,8 @@ class LogPipeline:
         self._stopped = False
         compiled = {p.name: compile_pattern(p.name, p.regex) for p in config.all_patterns()}
         self.counters = {
-            name: LogCounter(name, [compiled[p.name] for p in config.patterns_for(name)], self.metrics)
+            name: LogCounter(name, [compiled[p.name] for p in config.patterns_for(name)], self.metrics,
+                             config.scanner)
             for name in config.log_names()
         }
         saved = self.store.load()

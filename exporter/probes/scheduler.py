@@ -2,6 +2,8 @@
 
 One thread per module, so an hourly L3 run never delays the 5-second L1 check.
 `probe_now` is blackbox_exporter's /probe: run once, fresh registry, exposition.
+A synthesis probe is a GPU job on the service, so each module runs at most once at a
+time: a scheduled run and any number of /probe requests that overlap share one run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from tts_sentinel.exporter.probes.registry import prober_for
 log = logging.getLogger(__name__)
 
 
+class _Flight:
+    """One run of a module that callers arriving while it runs wait for and share."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: tuple[ProbeResult, float] | None = None
+
+
 class ProbeScheduler:
     """Schedules the configured probe modules and exposes their metrics in `registry`."""
 
@@ -33,6 +43,8 @@ class ProbeScheduler:
         registry.register(self.collector)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._flights: dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
 
     def module_names(self) -> list[str]:
         """Names of the enabled modules."""
@@ -65,17 +77,40 @@ class ProbeScheduler:
             result = ProbeResult.failed("error", f"prober raised {exc.__class__.__name__}: {exc}")
         return result, time.monotonic() - started
 
+    def run_shared(self, module: str) -> tuple[ProbeResult, float]:
+        """Run `module` once, or join the run of it already in progress (single flight)."""
+        with self._flights_lock:
+            flight = self._flights.get(module)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[module] = _Flight()
+        if not leader:
+            flight.done.wait()
+        else:
+            try:
+                flight.outcome = self.run_once(module)
+            finally:
+                with self._flights_lock:
+                    del self._flights[module]
+                flight.done.set()
+        if flight.outcome is None:  # the leader was interrupted
+            return ProbeResult.failed("error", "the shared probe run was interrupted"), 0.0
+        return flight.outcome
+
     def probe_now(self, module: str) -> tuple[bool, bytes]:
-        """Run `module` once with a fresh registry: (success, Prometheus text). KeyError if unknown."""
+        """Run `module` once with a fresh registry: (success, Prometheus text). KeyError if unknown.
+
+        Requests that arrive while the module runs share that run's result instead of starting another.
+        """
         if module not in self._modules:
             raise KeyError(module)
-        result, seconds = self.run_once(module)
+        result, seconds = self.run_shared(module)
         return result.success, single_run_exposition(module, self._modules[module][0].reasons, result, seconds)
 
     def _loop(self, module: str) -> None:
         interval = self._modules[module][1].interval_seconds
         while not self._stop.is_set():
-            result, seconds = self.run_once(module)
+            result, seconds = self.run_shared(module)
             self.collector.record(module, result, seconds)
             if not result.success:
                 log.warning("probe %s failed: %s %s", module, result.reasons, result.detail)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 
+from tts_sentinel.procgroup import run_group
 from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
 from tts_sentinel.receiver.config import CommandConfig
 
@@ -54,32 +53,17 @@ class CommandActuator:
         argv = [*base, unit]
         try:
             # A session of its own: on timeout the whole group goes, grandchildren included.
-            proc = subprocess.Popen(
-                argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.environment(operation, unit, signame),
-                start_new_session=True,
-            )
+            done = run_group(argv, self.config.timeout_seconds, env=self.environment(operation, unit, signame))
         except OSError as exc:
             raise ActuatorError(f"cannot run {argv[0]}: {exc}") from None
-        try:
-            out, _ = proc.communicate(timeout=self.config.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            try:
-                out, _ = proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipe
-                out = b""
-            tail = out.decode(errors="replace")[-OUTPUT_TAIL:]
+        text = done.output.decode(errors="replace")[-OUTPUT_TAIL:]
+        if done.timed_out:
             raise ActuatorError(
                 f"{argv[0]} {operation} timed out after {self.config.timeout_seconds:g}s; "
-                "process group killed" + (f": {tail}" if tail else "")
-            ) from None
-        text = out.decode(errors="replace")[-OUTPUT_TAIL:]
-        if proc.returncode != 0:
-            raise ActuatorError(f"{argv[0]} {operation} {unit} exited {proc.returncode}: {text}")
+                "process group killed" + (f": {text}" if text else "")
+            )
+        if done.returncode != 0:
+            raise ActuatorError(f"{argv[0]} {operation} {unit} exited {done.returncode}: {text}")
         return f"{argv[0]} {operation} {unit}: ok" + (f"\n{text}" if text else "")
 
     def restart(self, component: str) -> str:
@@ -97,10 +81,3 @@ class CommandActuator:
     def signal(self, component: str, signame: str) -> str:
         """Run the `signal` argv; the signal name is in TTS_SENTINEL_SIGNAL."""
         return self._run("signal", component, signal_name(signame))
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

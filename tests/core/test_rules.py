@@ -71,16 +71,100 @@ def test_every_alert_carries_tier_severity_and_a_runbook_that_exists():
     assert seen >= 6
 
 
-def test_alertmanager_sends_tiers_to_the_receiver_and_critical_to_oncall():
+def test_alertmanager_posts_to_the_receiver_with_its_bearer_token():
     am = yaml.safe_load((RULES / "alertmanager.yml").read_text())
-    routes = am["route"]["routes"]
-    receiver_route = next(r for r in routes if r["receiver"] == "tts-sentinel")
+    receiver_route = next(r for r in am["route"]["routes"] if r["receiver"] == "tts-sentinel")
     assert receiver_route["continue"] is True
-    oncall_route = next(r for r in routes if r["receiver"] == "oncall")
-    assert oncall_route["matchers"] == ['severity="critical"']
     hook = next(r for r in am["receivers"] if r["name"] == "tts-sentinel")["webhook_configs"][0]
     assert hook["http_config"]["authorization"]["type"] == "Bearer"
     assert "credentials_file" in hook["http_config"]["authorization"]
+
+
+def routed_to(labels: dict[str, str]) -> set[str]:
+    """The receivers Alertmanager sends an alert with `labels` to (`amtool config routes test`)."""
+    amtool = require_binary("amtool")
+    r = subprocess.run(
+        [amtool, "config", "routes", "test", f"--config.file={RULES / 'alertmanager.yml'}",
+         *(f"{k}={v}" for k, v in labels.items())],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return set(r.stdout.strip().split(","))
+
+
+def receiver_pages() -> set[str]:
+    """Alert names the receiver posts to Alertmanager itself (every `"Tts..."` literal under receiver/)."""
+    rule_alerts = {rule["alert"] for _, rule in alerts()}
+    source = "".join(f.read_text() for f in sorted((RULES.parent / "receiver").rglob("*.py")))
+    return set(re.findall(r'"(Tts[A-Za-z]+)"', source)) - rule_alerts
+
+
+PAGE_LABELS = {"severity": "critical", "tier": "none", "target": "qwen3-tts", "reason": "heavy_failed"}
+
+
+ROUTES = [
+    ("acting tier, critical: the receiver heals it, no page",
+     {"alertname": "TtsHealthProbeFailing", "tier": "light", "severity": "critical", "service": "qwen3-tts"},
+     {"tts-sentinel", "blackhole"}),
+    ("acting tier, warning",
+     {"alertname": "TtsStreamUnderflow", "tier": "light", "severity": "warning", "service": "qwen3-tts"},
+     {"tts-sentinel", "blackhole"}),
+    ("tier none, critical: nothing heals it, page",
+     {"alertname": "TtsExporterDown", "tier": "none", "severity": "critical", "service": "qwen3-tts"},
+     {"tts-sentinel", "oncall"}),
+    ("tier none, warning: journal only",
+     {"alertname": "TtsInvalidUnicodeInput", "tier": "none", "severity": "warning", "service": "qwen3-tts"},
+     {"tts-sentinel", "blackhole"}),
+    ("page posted by the receiver", {"alertname": "TtsRemediationExhausted", **PAGE_LABELS}, {"oncall"}),
+    ("refusal posted by the receiver", {"alertname": "TtsRemediationRefused", **PAGE_LABELS}, {"oncall"}),
+    ("backstop: not healed past the bound",
+     {"alertname": "TtsNotHealed", "tier": "none", "severity": "critical", "service": "qwen3-tts",
+      "target": "qwen3-tts"},
+     {"oncall"}),
+    ("dead-man: receiver down",
+     {"alertname": "TtsReceiverDown", "tier": "none", "severity": "critical", "job": "tts-sentinel-receiver"},
+     {"oncall"}),
+    ("critical alert from elsewhere, no tier", {"alertname": "NodeDown", "severity": "critical"}, {"oncall"}),
+    ("no labels we know: a page rather than a loss", {"alertname": "Unlabelled"}, {"oncall"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "labels", "expected"), ROUTES, ids=[kind for kind, _, _ in ROUTES])
+def test_route_of_each_kind_of_alert(kind, labels, expected):
+    assert routed_to(labels) == expected, kind
+
+
+def test_every_rule_alert_pages_only_when_the_receiver_cannot_heal_it():
+    """Critical with an acting tier goes to the receiver only; it pages when it fails (or TtsNotHealed)."""
+    acting = {"light", "medium", "heavy", "derate"}
+    for fname, rule in alerts():
+        labels = {"alertname": rule["alert"], "service": "qwen3-tts", **rule["labels"]}
+        receivers = routed_to(labels)
+        heals = labels["tier"] in acting
+        assert ("oncall" in receivers) == (labels["severity"] == "critical" and not heals), (fname, receivers)
+        is_page = rule["alert"] in ("TtsNotHealed", "TtsReceiverDown")
+        assert ("tts-sentinel" in receivers) == (not is_page), (fname, receivers)
+
+
+def test_every_page_the_receiver_posts_reaches_only_oncall_and_silences_the_backstop():
+    pages = receiver_pages()
+    assert {"TtsRemediationExhausted", "TtsRemediationRefused"} <= pages
+    am = yaml.safe_load((RULES / "alertmanager.yml").read_text())
+    anchors = runbook_anchors()
+    for page in pages:
+        assert routed_to({"alertname": page, **PAGE_LABELS}) == {"oncall"}, page
+        assert page.lower() in anchors, f"{page} has no section in rules/runbooks.md"
+        inhibits = [r for r in am["inhibit_rules"]
+                    if r["target_matchers"] == ['alertname="TtsNotHealed"']
+                    and re.fullmatch(r['source_matchers'][0].split('"')[1], page)]
+        assert inhibits and inhibits[0]["equal"] == ["target"], f"{page} does not inhibit TtsNotHealed"
+
+
+def test_receiver_down_inhibits_the_backstop_for_every_target():
+    am = yaml.safe_load((RULES / "alertmanager.yml").read_text())
+    rule = next(r for r in am["inhibit_rules"] if r["source_matchers"] == ['alertname="TtsReceiverDown"'])
+    assert rule["target_matchers"] == ['alertname="TtsNotHealed"']
+    assert not rule.get("equal")
 
 
 def test_aggregations_keep_the_labels_the_receiver_matches_targets_on():

@@ -123,7 +123,8 @@ def report(name):
     doc = {"errors": v("tts_log_read_errors_total", log="webui"),
            "oom": v("tts_log_pattern_matches_total", log="webui", pattern="cuda_oom"),
            "health_lines": v("tts_log_lines_total", log="health")}
-    (d / name).write_text(json.dumps(doc))
+    (d / (name + ".tmp")).write_text(json.dumps(doc))
+    (d / (name + ".tmp")).rename(d / name)  # the parent never reads a half-written report
 
 pipeline.poll_once()
 pipeline.poll_once()

@@ -232,6 +232,28 @@ def test_history_command_that_fails_is_a_warning(config, tmp_path):
     assert any("exited with status 1" in w for w in result["warnings"])
 
 
+def test_history_command_past_its_timeout_is_killed_with_its_children(config):
+    """A grandchild holding stdout open would keep the read waiting: the deadline kills the whole group."""
+    import sys
+    import time
+
+    from tts_sentinel.loghistory.config import LogCommandConfig
+
+    script = (
+        "import subprocess, sys, time\n"
+        f"print({line(NOW - timedelta(minutes=1), 'ERROR', OOM).decode().rstrip()!r}, flush=True)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "time.sleep(60)\n"
+    )
+    hung = LogCommandConfig(name="vllm", argv=["true"], history_argv=[sys.executable, "-c", script],
+                            history_timeout_seconds=1.0)
+    started = time.monotonic()
+    result = diagnose(config.model_copy(update={"commands": [hung]}), 600, now=NOW)
+    assert time.monotonic() - started < 30
+    assert any("history command" in w and "timed out" in w for w in result["warnings"])
+    assert [(e["log"], e["pattern"]) for e in result["events"]] == [("vllm", "cuda_oom")]
+
+
 def test_long_stretch_without_timestamps_is_read_not_skipped(config, logdir):
     t0 = NOW - timedelta(minutes=1)
     (logdir / "inference.log").write_bytes(

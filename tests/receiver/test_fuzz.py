@@ -23,7 +23,10 @@ def schema(tmp_path_factory):
     journal = tmp_path_factory.mktemp("fuzz") / "j.sqlite3"
     service = ReceiverService(receiver_config(None, None, dry_run=True), TOKEN, journal_path=journal)
     service.start()
-    yield schemathesis.openapi.from_asgi("/openapi.json", create_app(service))
+    # The schema itself is behind the token (tests/security/test_auth_first.py).
+    yield schemathesis.openapi.from_asgi(
+        "/openapi.json", create_app(service), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     service.stop()
 
 

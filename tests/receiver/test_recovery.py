@@ -46,6 +46,7 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
     config_path = tmp_path / "sentinel.yml"
     token_path = tmp_path / "token"
     token_path.write_text(TOKEN + "\n")
+    token_path.chmod(0o600)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     log = (tmp_path / "receiver.log").open("w")
     # A long wait step gives us a moment in the middle of the job to kill the receiver.

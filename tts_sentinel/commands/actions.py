@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from tts_sentinel.config import ConfigError, load_config
+from tts_sentinel.printable import printable, printable_json
 from tts_sentinel.receiver.journal import Journal
 
 COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "root cause", "why / note")
@@ -54,7 +55,7 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def row_cells(job: dict[str, Any]) -> list[str]:
-    """One journal row as the table's cells."""
+    """One journal row as the table's cells, control characters from alerts escaped."""
     when = datetime.fromtimestamp(job["created_at"]).strftime("%m-%d %H:%M:%S")
     verification = job.get("verification") or {}
     verify = "" if not verification else ("ok" if verification.get("success") else "FAIL")
@@ -66,7 +67,8 @@ def row_cells(job: dict[str, Any]) -> list[str]:
     if job.get("escalation"):
         why = f"{job['escalation']}; {why}"
     root = ((job.get("triage") or {}).get("root_cause") or {}).get("pattern") or ""
-    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, root, why.replace("\n", " ")]
+    cells = [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, root, why.replace("\n", " ")]
+    return [printable(cell) for cell in cells]
 
 
 def render_table(jobs: list[dict[str, Any]], width: int) -> str:
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"actions: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(jobs, indent=1, ensure_ascii=False, default=str))
+        print(printable_json(json.dumps(jobs, indent=1, ensure_ascii=False, default=str)))
         return 0
     if not jobs:
         print("the journal is empty")

@@ -3,32 +3,74 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import uvicorn
 
 from tts_sentinel.config import ConfigError, load_config
+from tts_sentinel.printable import PrintableFormatter
 from tts_sentinel.receiver.app import create_app
 from tts_sentinel.receiver.auth import read_token
 from tts_sentinel.receiver.service import ReceiverService
+
+log = logging.getLogger("tts_sentinel.receiver")
+INSECURE_WARNING_SECONDS = 300.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tts-sentinel receiver`."""
     parser.add_argument("--config", help="YAML config file (default: $TTS_SENTINEL_CONFIG, else defaults)")
     parser.add_argument("--token-file", type=Path, help="file holding the bearer token (overrides the config)")
-    parser.add_argument("--insecure", action="store_true", help="accept requests without a token (never in production)")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept requests without a token, on a loopback address only (never in production)",
+    )
     parser.add_argument("--host", help="listen address (overrides receiver.listen_host)")
     parser.add_argument("--port", type=int, help="listen port (overrides receiver.listen_port)")
     parser.add_argument("--dry-run", action="store_true", help="journal what would run, run nothing")
 
 
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def warn_insecure(where: str, stop: threading.Event, every: float = INSECURE_WARNING_SECONDS) -> None:
+    """Log the --insecure WARNING now and every `every` seconds until `stop` is set."""
+    while True:
+        log.warning(
+            "running with --insecure: any local process that reaches %s can make this receiver restart "
+            "services, clear caches and reset GPUs without a token; set receiver.token_file (chmod 600)",
+            where,
+        )
+        if stop.wait(every):
+            return
+
+
+def _install_logging() -> None:
+    # Alert text reaches log lines (notes, command output): no raw control characters in them.
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, check the token, start workers and serve until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _install_logging()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -52,11 +94,24 @@ def run(args: argparse.Namespace) -> int:
     if token is None and not args.insecure:
         print(
             "receiver: no bearer token configured; set receiver.token_file or --token-file "
-            "(or pass --insecure to accept unauthenticated requests, never in production).",
+            "(or pass --insecure to accept unauthenticated requests on a loopback address, never in production).",
+            file=sys.stderr,
+        )
+        return 2
+    insecure = token is None
+    if insecure and not is_loopback(rc.listen_host):
+        print(
+            f"receiver: --insecure refuses to listen on {rc.listen_host}: without a token only a loopback "
+            "address (127.0.0.1 or ::1) is allowed; set receiver.token_file to listen elsewhere.",
             file=sys.stderr,
         )
         return 2
     service = ReceiverService(rc, token, logs_config=config.exporter.logs)
+    service.metrics.insecure.set(1 if insecure else 0)
+    stop_warning = threading.Event()
+    if insecure:
+        where = f"{rc.listen_host}:{rc.listen_port}"
+        threading.Thread(target=warn_insecure, args=(where, stop_warning), name="insecure-warning", daemon=True).start()
     service.start()
     try:
         uvicorn.run(
@@ -64,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
             host=rc.listen_host,
             port=rc.listen_port,
             log_level="warning",
+            log_config=None,  # uvicorn's own lines go through the escaping handler above
             access_log=False,
         )
     finally:
+        stop_warning.set()
         service.stop()
     return 0

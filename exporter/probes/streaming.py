@@ -286,7 +286,7 @@ def _probe_transport(config: StreamingProbeConfig, transport: str, result: Probe
     record, elapsed = reader.record, time.monotonic() - reader.started
     first = record.first_audio_seconds()
     for name, help_text, value in (
-        ("tts_streaming_first_audio_seconds", "Seconds from the request to the first audio of the stream.",
+        ("tts_streaming_first_audio_seconds", "Seconds from the request to the first audio (-1: none came).",
          -1.0 if first is None else first),
         ("tts_streaming_underrun_seconds", "Worst deficit of a real-time player started at the first chunk.",
          record.worst_underrun_seconds()),

@@ -1,7 +1,9 @@
-"""Seconds per probe run (L1, L2, L3, quality) against the in-process simulator, with peers.
+"""Seconds per probe run (L1, L2, L3, quality, streaming) against the in-process simulator, with peers.
 
-Peers compared in the same run: pyworld dio+stonemask vs harvest for L3, and
-dtaidistance's C DTW vs its pure-Python path. Prints medians and ratios; asserts nothing.
+Peers compared in the same run: pyworld dio+stonemask vs harvest for L3, dtaidistance's C
+DTW vs its pure-Python path, and for vLLM-Omni the time to first streamed audio (SSE, raw
+WAV, WebSocket) vs a whole non-streaming L2 answer. The simulator streams at its default
+real-time factor of 0.1. Prints medians and ratios; asserts nothing.
 Run: .venv/bin/python bench/probes_speed.py [runs]
 """
 
@@ -23,6 +25,7 @@ from tts_sentinel.exporter.probes.config import ProbesConfig
 from tts_sentinel.exporter.probes.health import probe_health
 from tts_sentinel.exporter.probes.quality import probe_quality
 from tts_sentinel.exporter.probes.semantic import probe_semantic
+from tts_sentinel.exporter.probes.streaming import probe_streaming
 from tts_sentinel.exporter.probes.synthesis import probe_synthesis
 from tts_sentinel.harness.stack import free_port
 from tts_sentinel.simulator.config import SimulatorConfig
@@ -64,10 +67,15 @@ def main() -> None:
                 "L3 semantic, harvest (2 styles)": timed(lambda: probe_semantic(harvest, probes), max(1, runs // 2)),
                 "quality (1 sample, STOI)": timed(lambda: probe_quality(probes.quality, probes), runs),
             }
+        rows.update(streaming_rows(Path(tmp), runs))
     for name, seconds in rows.items():
-        print(f"  {name:34s} {seconds:8.3f} s")
+        print(f"  {name:36s} {seconds:8.3f} s")
     ratio = rows["L3 semantic, harvest (2 styles)"] / rows["L3 semantic, dio (2 styles)"]
     print(f"  harvest / dio L3 run: {ratio:.1f}x")
+    whole = rows["L2 synthesis, vLLM-Omni API"]
+    for transport in ("sse", "audio", "websocket"):
+        first = rows[f"  first audio, {transport}"]
+        print(f"  first {transport} audio / whole L2 answer: {first / whole:.2f}x")
 
     from dtaidistance import dtw
 
@@ -78,6 +86,28 @@ def main() -> None:
     py_s = timed(lambda: dtw.warping_path(np.asarray(a), np.asarray(b), window=window, use_c=False), runs)
     print(f"  DTW path {len(a)}x{len(b)} frames: dtaidistance C {c_s * 1000:.2f} ms, "
           f"pure Python {py_s * 1000:.1f} ms ({py_s / c_s:.0f}x)")
+
+
+def streaming_rows(tmp: Path, runs: int) -> dict[str, float]:
+    """The streaming probe per transport against a vLLM-Omni-mode simulator, and L2 on the same API."""
+    config = SimulatorConfig(web_port=free_port(), api_port=free_port(), log_dir=tmp / "omni-logs", protocol="openai")
+    with InProcessSimulator(config) as sim:
+        request = {"protocol": "openai", "url": sim.api_url + "/v1/audio/speech"}
+        probes = ProbesConfig(synthesis={"request": request, "targets": [{"lang": "Chinese"}]},
+                              modules={"stream": {"prober": "streaming", "request": request}})
+        rows = {"L2 synthesis, vLLM-Omni API": timed(lambda: probe_synthesis(probes.synthesis), runs)}
+        for transport in ("sse", "audio", "websocket"):
+            module = probes.modules["stream"].model_copy(update={"transports": [transport]})
+            firsts: list[float] = []
+
+            def run(module=module, firsts=firsts):
+                result = probe_streaming(module)
+                firsts += [m.value for m in result.gauges if m.name == "tts_streaming_first_audio_seconds"]
+                return result
+
+            rows[f"streaming, {transport} (whole stream)"] = timed(run, runs)
+            rows[f"  first audio, {transport}"] = statistics.median(firsts)
+    return rows
 
 
 if __name__ == "__main__":

@@ -113,8 +113,10 @@ class Stack:
     """Generates the configs of the whole loop into `workdir` and runs it."""
 
     def __init__(self, workdir: Path, ports: Ports | None = None, timing: Timing | None = None,
-                 python: str = sys.executable, receiver_overrides: dict[str, Any] | None = None) -> None:
+                 python: str = sys.executable, receiver_overrides: dict[str, Any] | None = None,
+                 protocol: str = "seed") -> None:
         self.dir = workdir.resolve()
+        self.protocol = protocol  # "openai": the simulator plays vLLM-Omni (see vllm_omni_mode)
         self.receiver_overrides = receiver_overrides or {}
         self.ports = ports or Ports()
         self.timing = timing or Timing()
@@ -137,7 +139,7 @@ class Stack:
     def sentinel_config(self) -> dict[str, Any]:
         """The TTS Sentinel config of this stack (all three sections)."""
         p, d = self.ports, self.dir
-        return {
+        config = {
             "simulator": {"host": "127.0.0.1", "web_port": p.web, "api_port": p.api, "log_dir": str(self.log_dir)},
             "exporter": {
                 "listen_host": "127.0.0.1",
@@ -194,6 +196,7 @@ class Stack:
                 ],
             },
         }
+        return vllm_omni_mode(config, p) if self.protocol == "openai" else config
 
     def supervisord_conf(self) -> str:
         """supervisord.conf running the simulator's two programs, as a user would run Qwen3-TTS."""
@@ -218,7 +221,7 @@ class Stack:
 
     def prometheus_config(self) -> dict[str, Any]:
         t = self.timing
-        return {
+        config: dict[str, Any] = {
             "global": {"scrape_interval": f"{t.scrape_seconds:g}s", "evaluation_interval": f"{t.scrape_seconds:g}s"},
             "rule_files": [str(self.dir / "rules" / "*.rules.yml")],
             "alerting": {
@@ -231,6 +234,10 @@ class Stack:
                  "static_configs": [{"targets": [f"127.0.0.1:{self.ports.receiver}"], "labels": {"service": SERVICE}}]},
             ],
         }
+        if self.protocol == "openai":  # the engine's own /metrics, as rules/prometheus.yml's vllm-omni job
+            config["scrape_configs"].append({"job_name": "vllm-omni", "static_configs": [
+                {"targets": [f"127.0.0.1:{self.ports.api}"], "labels": {"service": SERVICE}}]})
+        return config
 
     def alertmanager_config(self) -> dict[str, Any]:
         """rules/alertmanager.yml with loopback URLs, this stack's token file and its timers."""
@@ -382,3 +389,18 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def vllm_omni_mode(config: dict[str, Any], ports: Ports) -> dict[str, Any]:
+    """The stack's config with the simulator playing vLLM-Omni: its API for L1 and L2, a streaming probe."""
+    api = f"http://127.0.0.1:{ports.api}"
+    speech = {"protocol": "openai", "url": f"{api}/v1/audio/speech", "timeout_seconds": 10.0}
+    config["simulator"]["protocol"] = "openai"
+    probes = config["exporter"]["probes"]
+    probes["health"].update(url=f"{api}/health", expect_json=None, expect_empty_body=True)
+    probes["synthesis"]["request"] = speech
+    probes["modules"] = {"stream": {
+        "prober": "streaming", "enabled": True, "interval_seconds": 15.0, "transports": ["sse", "websocket"],
+        "request": {**speech, "timeout_seconds": 20.0}, "stall_timeout_seconds": 5.0,
+    }}
+    return config

@@ -94,6 +94,23 @@ REAL_SERVICE_PATTERNS: list[PatternConfig] = [
     PatternConfig(name="orchestrator_crashed", regex=r"Orchestrator thread crashed"),
     PatternConfig(name="unsupported_speakers", regex=r"Unsupported speakers:"),
     PatternConfig(name="unsupported_languages", regex=r"Unsupported languages:"),
+    # vLLM / vLLM-Omni / PyTorch / NCCL failure markers; the family each belongs to is in the
+    # comment and in the `family` label of its alert (rules/vllm.rules.yml).
+    # family inference_engine: the engine core process is dead, every request fails until a restart.
+    PatternConfig(name="engine_core_fatal", regex=r"EngineCore encountered a fatal error"),
+    PatternConfig(name="engine_core_died", regex=r"Engine core proc EngineCore\S* died unexpectedly"),
+    PatternConfig(name="stage_replica_shutdown", regex=r"\[StagePool\] Stage \d+ replica \d+ shut down"),
+    # family inference_hang: the engine is alive but its workers do not move.
+    PatternConfig(name="shm_broadcast_stall",
+                  regex=r"No available (?:shared memory broadcast )?block found in \d+ second"),
+    PatternConfig(name="execute_model_timeout", regex=r"RPC call to execute_model timed out"),
+    PatternConfig(name="engine_iteration_timeout", regex=r"Engine iteration timed out\. This should never happen"),
+    # family audio_output: the model answered without audio (vLLM-Omni answers 400).
+    PatternConfig(name="tts_no_audio_output", regex=r"TTS model did not produce audio output"),
+    # family gpu: CUDA or NCCL failures that leave the process unusable.
+    PatternConfig(name="cuda_illegal_memory_access", regex=r"CUDA error: an illegal memory access was encountered"),
+    PatternConfig(name="cuda_error_oom", regex=r"CUDA error: out of memory"),
+    PatternConfig(name="nccl_watchdog_timeout", regex=r"Watchdog caught collective operation timeout"),
 ]
 
 BUILTIN_PATTERNS: list[PatternConfig] = SEED_PATTERNS + REAL_SERVICE_PATTERNS

@@ -43,3 +43,14 @@ class SimulatorConfig(BaseModel):
     espeak_binary: str = "espeak-ng"
     # Write WAV headers as a streaming server does (RIFF and data sizes 0xFFFFFFFF).
     streaming_wav_header: bool = False
+    # -- vLLM-Omni mode (protocol openai) ---------------------------------------------------
+    # Prefix of the engine's own metric families: recent sources write `vllm_omni:`, older
+    # ones `vllm:omni_`; vLLM's `vllm:` families are the same in both.
+    metric_prefix: Literal["vllm_omni:", "vllm:omni_"] = "vllm_omni:"
+    # Requests beyond this many in flight are counted as waiting, not running (vLLM's scheduler).
+    max_num_seqs: int = Field(default=4, ge=1)
+    # Streaming: seconds of audio per chunk, and generation time per second of audio
+    # (real-time factor): healthy well below 1, the `underrun` fault above it.
+    stream_chunk_seconds: float = Field(default=0.2, gt=0)
+    stream_rtf: float = Field(default=0.1, ge=0)
+    underrun_rtf: float = Field(default=1.6, gt=0)

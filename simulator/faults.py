@@ -30,6 +30,11 @@ FAULTS: dict[str, tuple[frozenset[str], str]] = {
     "wrong_rate": (frozenset({INFERENCE}), "audio at 16000 Hz instead of 24000 Hz"),
     "clipping": (frozenset({INFERENCE}), "audio overdriven into clipping"),
     "corrupt": (frozenset({INFERENCE}), "a body that is not a WAV"),
+    # vLLM-Omni's own failure modes (protocol openai; in seed mode they act alike without metrics).
+    "hung_engine": (frozenset({INFERENCE}), "requests are accepted and none completes; /health stays 200"),
+    "underrun": (frozenset({INFERENCE}), "streams audio slower than real time: chunks arrive late"),
+    "engine_fatal": (frozenset({INFERENCE}), "EngineCore fatal error and death in the log; /health 503"),
+    "no_audio": (frozenset({INFERENCE}), "TTS model did not produce audio output (400, a skipped request)"),
 }
 NONE = "none"
 
@@ -66,10 +71,11 @@ class FaultState:
             self._released = threading.Event()
             return previous
 
-    def hold(self, seconds: float) -> None:
-        """Block a request while the fault is `hang` (until it changes or `seconds` pass)."""
+    def hold(self, seconds: float, fault: str = "hang") -> bool:
+        """Block a request while the fault is `fault` (until it changes or `seconds` pass); True if held."""
         with self._lock:
             released = self._released
-            hung = self.name == "hang"
+            hung = self.name == fault
         if hung:
             released.wait(seconds)
+        return hung

@@ -14,12 +14,15 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tts_sentinel.simulator.config import SimulatorConfig
 from tts_sentinel.simulator.faults import INFERENCE, NONE, WEB, FaultError, FaultState, check_fault
 from tts_sentinel.simulator.logfiles import flush
+from tts_sentinel.simulator.websocket import WebSocketConnection, accept
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -31,6 +34,24 @@ class Reply(Exception):
         super().__init__(status)
         self.status = status
         self.payload = payload
+
+
+@dataclass
+class Stream:
+    """A route's answer sent as it is produced (chunked transfer encoding)."""
+
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+@dataclass
+class WebSocketUpgrade:
+    """A route's answer that switches the connection to WebSocket and runs `session` on it."""
+
+    session: Callable[[WebSocketConnection], None]
+
+
+Answer = tuple[int, str, bytes] | Stream | WebSocketUpgrade
 
 
 class Component:
@@ -79,8 +100,11 @@ class Component:
             self.on_fault(name)
         return {"component": self.name, "fault": name, "previous": previous}
 
-    def route(self, handler: ServiceHandler, method: str, path: str) -> tuple[int, str, bytes]:
-        """Answer a non-admin request: (status, content type, body). Raise Reply for JSON answers."""
+    def route(self, handler: ServiceHandler, method: str, path: str) -> Answer:
+        """Answer a non-admin request: (status, content type, body), a Stream or a WebSocketUpgrade.
+
+        Raise Reply for JSON answers.
+        """
         raise Reply(404, {"error": f"no route {method} {path}"})
 
 
@@ -125,6 +149,25 @@ class ServiceHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_stream(self, stream: Stream) -> None:
+        """Write a 200 whose body is sent chunk by chunk as the route produces it."""
+        self.send_response(200)
+        self.send_header("Content-Type", stream.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.wfile.flush()  # the client sees the headers before the first chunk, as from a real server
+        try:
+            for chunk in stream.chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            close = getattr(stream.chunks, "close", None)
+            if close is not None:
+                close()  # runs the generator's cleanup when the client left mid-stream
+
     def send_json(self, status: int, payload: Any) -> None:
         """Write a JSON response."""
         # Compact separators: the seed's L1 script greps for '"status":"ok"' literally.
@@ -138,8 +181,15 @@ class ServiceHandler(BaseHTTPRequestHandler):
                 if path == "/admin/fault":
                     self.send_json(200, self._admin(method))
                     return
-                status, content_type, body = self.component.route(self, method, path)
-                self.send(status, content_type, body)
+                answer = self.component.route(self, method, path)
+                if isinstance(answer, Stream):
+                    self.send_stream(answer)
+                elif isinstance(answer, WebSocketUpgrade):
+                    connection = accept(self)
+                    if connection is not None:
+                        answer.session(connection)
+                else:
+                    self.send(*answer)
             except Reply as reply:
                 self.send_json(reply.status, reply.payload)
         except (BrokenPipeError, ConnectionResetError):

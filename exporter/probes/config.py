@@ -2,7 +2,8 @@
 
 Four modules with fixed names, one per prober kind (`health` L1, `synthesis` L2,
 `semantic` L3, `quality` seed §5.3), plus any number of extra named modules in
-`modules:` that pick their prober with `prober: health|synthesis|semantic|quality`.
+`modules:` that pick their prober with `prober: health|synthesis|semantic|quality|streaming`
+(`streaming`: vLLM-Omni's streamed synthesis, only as an extra module).
 Defaults are the seed's values; `protocol: openai` switches a request to
 vLLM-Omni's OpenAI-compatible API.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -174,8 +176,60 @@ class QualityProbeConfig(_SpeechProbeConfig):
     min_pesq: float = Field(default=3.2, ge=-0.5, le=4.5)
 
 
+def _openai_request() -> SpeechRequestConfig:
+    return SpeechRequestConfig(protocol="openai", url="http://127.0.0.1:8000/v1/audio/speech")
+
+
+class StreamingProbeConfig(_SpeechProbeConfig):
+    """Streamed synthesis from vLLM-Omni, per transport: time to first audio, underruns, runaway, WAV checks.
+
+    `sse` and `audio` are `POST request.url` with `stream: true` and that `stream_format`;
+    `websocket` speaks the /v1/audio/speech/stream protocol at `websocket_url` (by default the
+    request URL with a ws scheme and `/stream` appended).
+    """
+
+    prober: Literal["streaming"] = "streaming"
+    request: SpeechRequestConfig = Field(default_factory=_openai_request)
+    interval_seconds: float = Field(default=60.0, gt=0)
+    transports: list[Literal["sse", "audio", "websocket"]] = Field(
+        default_factory=lambda: ["sse", "websocket"], min_length=1)
+    websocket_url: str | None = None
+    text: str = SEED_TEXT
+    lang: str = "Auto"
+    speaker: str = "Vivian"
+    instructions: str = ""
+    # What the server is asked for; raw PCM (SSE deltas, WebSocket frames) is read at pcm_sample_rate
+    # unless the stream says otherwise (a WAV header, the WebSocket's audio.start).
+    response_format: Literal["pcm", "wav"] = "pcm"
+    pcm_sample_rate: int = Field(default=24000, gt=0)
+    # No audio bytes for this long: `timeout` before the first audio, `stalled` after it.
+    stall_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_first_audio_seconds: float = Field(default=5.0, gt=0)
+    # Worst deficit of a real-time player started at the first chunk (vLLM-Omni's continuity
+    # check uses 100 ms; a probe on a busy host needs some slack).
+    max_underrun_seconds: float = Field(default=0.3, ge=0)
+    # The same checks as L2 on the assembled audio; its upper bound also ends reading a runaway.
+    audio: AudioLimitsConfig = AudioLimitsConfig()
+
+    @model_validator(mode="after")
+    def _speaks_openai(self) -> StreamingProbeConfig:
+        if self.request.protocol != "openai":
+            raise ValueError("the streaming probe speaks vLLM-Omni's API: set request.protocol: openai")
+        if len(set(self.transports)) != len(self.transports):
+            raise ValueError(f"transports must not repeat: {self.transports}")
+        return self
+
+    def ws_url(self) -> str:
+        """The WebSocket URL: `websocket_url`, or the request URL as ws(s)://.../stream."""
+        if self.websocket_url:
+            return self.websocket_url
+        parts = urlsplit(self.request.url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/stream", parts.query, ""))
+
+
 ModuleConfig = Annotated[
-    HealthProbeConfig | SynthesisProbeConfig | SemanticProbeConfig | QualityProbeConfig,
+    HealthProbeConfig | SynthesisProbeConfig | SemanticProbeConfig | QualityProbeConfig | StreamingProbeConfig,
     Field(discriminator="prober"),
 ]
 
@@ -187,7 +241,8 @@ class ProbesConfig(_Strict):
     synthesis: SynthesisProbeConfig = SynthesisProbeConfig()
     semantic: SemanticProbeConfig = SemanticProbeConfig()
     quality: QualityProbeConfig = QualityProbeConfig()
-    # Extra modules by name, e.g. `api_health: {prober: health, url: ...}`.
+    # Extra modules by name, e.g. `api_health: {prober: health, url: ...}` or
+    # `stream: {prober: streaming, enabled: true, request: {url: ...}}`.
     modules: dict[str, ModuleConfig] = Field(default_factory=dict)
     # Templates and reference audio recorded by `tts-sentinel baseline`, one folder per model.
     baseline_dir: Path = Path("/var/lib/tts-sentinel/baseline")

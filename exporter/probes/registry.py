@@ -15,6 +15,7 @@ PROBERS: dict[str, str] = {
     "synthesis": "tts_sentinel.exporter.probes.synthesis",
     "semantic": "tts_sentinel.exporter.probes.semantic",
     "quality": "tts_sentinel.exporter.probes.quality",
+    "streaming": "tts_sentinel.exporter.probes.streaming",
 }
 
 

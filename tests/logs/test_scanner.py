@@ -30,6 +30,17 @@ SAMPLES = {
     "orchestrator_crashed": "ERROR Orchestrator thread crashed: boom",
     "unsupported_speakers": "ValueError: Unsupported speakers: ['bob']",
     "unsupported_languages": "ValueError: Unsupported languages: ['xx']",
+    # vLLM / vLLM-Omni markers (their corpus and distractors: tests/logs/test_vllm_markers.py)
+    "engine_core_fatal": "ERROR 04-28 02:37:03 [core.py:398] EngineCore encountered a fatal error.",
+    "engine_core_died": "ERROR [core_client.py:564] Engine core proc EngineCore_DP0 died unexpectedly, shutting down client.",
+    "stage_replica_shutdown": "INFO 05-11 13:41:30 [stage_pool.py:392] [StagePool] Stage 0 replica 0 shut down",
+    "shm_broadcast_stall": "No available shared memory broadcast block found in 60 seconds.",
+    "execute_model_timeout": "TimeoutError: RPC call to execute_model timed out.",
+    "engine_iteration_timeout": "ERROR Engine iteration timed out. This should never happen!",
+    "tts_no_audio_output": "TTS model did not produce audio output.",
+    "cuda_illegal_memory_access": "RuntimeError: CUDA error: an illegal memory access was encountered",
+    "cuda_error_oom": "RuntimeError: CUDA error: out of memory",
+    "nccl_watchdog_timeout": "[Rank 3] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=203441)",
 }
 
 

@@ -30,6 +30,20 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def prometheus_alerts_url(base: str) -> str:
+    """The alerts page of this Prometheus: `/alerts`, or `/classic/alerts` where the new UI is not built in.
+
+    Debian's package ships only the classic UI, and its `/alerts` answers 404.
+    """
+    for path in ("/alerts", "/classic/alerts"):
+        try:
+            if httpx.get(base + path, timeout=5).status_code == 200:
+                return base + path
+        except httpx.HTTPError:
+            break
+    return base + "/alerts"
+
+
 def pick_ports() -> Ports:
     """The preferred ports where free, random free ports elsewhere."""
     fresh = Ports()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from support import require_binary
 
@@ -47,6 +49,16 @@ def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path):
         output = "".join(lines)
         assert "inject a fault:" in output, output
         assert "/metrics" in output and "/alerts" in output
+        # every link the banner prints opens (the receiver's journal wants its token: 401, not 404)
+        pages = "\n".join(line for line in output.splitlines() if "POST" not in line)
+        for url in re.findall(r"http://127\.0\.0\.1:\d+\S*", pages):
+            assert httpx.get(url, timeout=10).status_code in (200, 401), url
+        # the one line that points another terminal at the demo's config works
+        config = re.search(r"export TTS_SENTINEL_CONFIG=(\S+)", output).group(1)
+        env = {**os.environ, "TTS_SENTINEL_CONFIG": config}
+        actions = subprocess.run([sys.executable, "-m", "tts_sentinel.cli", "actions"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert actions.returncode == 0, actions.stderr
         assert processes_mentioning(str(workdir)), "the demo started nothing"
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

@@ -7,7 +7,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from tts_sentinel.harness.demo import narrate, pick_ports
+from tts_sentinel.harness.demo import narrate, pick_ports, prometheus_alerts_url
 from tts_sentinel.harness.drill import StackEndpoints
 from tts_sentinel.harness.stack import Stack, StackError
 
@@ -44,15 +44,18 @@ def run(args: argparse.Namespace) -> int:
             f"""
   TTS service (simulator, supervisord programs tts-webui, tts-inference)
     web front      {stack.url('web', '/health')}
-    inference API  {stack.url('api', '/tts')}
+    inference API  POST {stack.url('api', '/tts')}
   exporter         {stack.url('exporter', '/metrics')}   probe: {stack.url('exporter', '/probe?module=health')}
   receiver         {stack.url('receiver', '/actions')}   (bearer token in {directory / 'receiver.token'})
-  Prometheus       {stack.url('prometheus', '/alerts')}
+  Prometheus       {prometheus_alerts_url(stack.url('prometheus'))}
   Alertmanager     {stack.url('alertmanager')}
   supervisord      {stack.url('supervisord')}
   on-call pages    {directory / 'run' / 'oncall.jsonl'}
 
+  in another terminal, point every command at this demo first:
+                   export TTS_SENTINEL_CONFIG={stack.config_path.resolve()}
   inject a fault:  .venv/bin/tts-sentinel drill hang --dir {directory}    (also: oom, silent, error500, crash)
+  then:            .venv/bin/tts-sentinel actions; .venv/bin/tts-sentinel triage --since 10m
   stop:            Ctrl-C
 """,
             flush=True,

@@ -13,7 +13,8 @@ from typing import Any
 from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.payload import WebhookAlert, WebhookPayload
-from tts_sentinel.receiver.policy import TIER_RANK, TierPolicy, next_tier
+from tts_sentinel.receiver.policy import TierPolicy
+from tts_sentinel.receiver.tiers import Tier
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Admission:
         }
 
 
-def _alert_record(alert: WebhookAlert, tier: str, why: str) -> dict[str, Any]:
+def _alert_record(alert: WebhookAlert, tier: Tier, why: str) -> dict[str, Any]:
     return {
         "fingerprint": alert.fingerprint,
         "startsAt": alert.startsAt.isoformat(),
@@ -47,7 +48,7 @@ def _alert_record(alert: WebhookAlert, tier: str, why: str) -> dict[str, Any]:
         "alertname": alert.labels.get("alertname", ""),
         "labels": alert.labels,
         "summary": alert.annotations.get("summary", ""),
-        "tier": tier,
+        "tier": tier.value,
         "why": why,
     }
 
@@ -63,13 +64,13 @@ class AlertAdmission:
     def admit(self, payload: WebhookPayload) -> Admission:
         """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written."""
         result = Admission()
-        groups: dict[str, list[tuple[WebhookAlert, str, str]]] = {}
+        groups: dict[str, list[tuple[WebhookAlert, Tier, str]]] = {}
         for alert in payload.alerts:
             target = self.policy.target_for(alert.labels)
             tier, why = self.policy.tier_for(alert.labels)
             if alert.status == "resolved":
                 result.resolved += 1
-                if target is not None and tier == "derate":
+                if target is not None and tier is Tier.DERATE:
                     self._admit_restore(alert, target.name, result)
                 continue
             if target is None:
@@ -80,7 +81,7 @@ class AlertAdmission:
             self._admit_target(target_name, alerts, result)
         return result
 
-    def _admit_unmatched(self, alert: WebhookAlert, tier: str, why: str, result: Admission) -> None:
+    def _admit_unmatched(self, alert: WebhookAlert, tier: Tier, why: str, result: Admission) -> None:
         job_id = self._admit_single(
             alert,
             "unmatched",
@@ -103,10 +104,10 @@ class AlertAdmission:
             result,
             target=target,
             kind="restore",
-            tier="derate",
+            tier=Tier.DERATE,
             status="queued",
             reason="derate alert resolved: restore the GPU power limit",
-            alerts=[_alert_record(alert, "derate", "resolved")],
+            alerts=[_alert_record(alert, Tier.DERATE, "resolved")],
         )
         if job_id is not None:
             result.new_jobs.append(job_id)
@@ -123,10 +124,10 @@ class AlertAdmission:
             j.remember_key(alert.fingerprint, starts, key_tier, job_id)
         return job_id
 
-    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, str, str]], result: Admission) -> None:
+    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission) -> None:
         now = time.time()
         with self.journal.transaction() as j:
-            fresh: list[tuple[WebhookAlert, str, str]] = []
+            fresh: list[tuple[WebhookAlert, Tier, str]] = []
             for alert, tier, why in alerts:
                 starts = alert.startsAt.isoformat()
                 if j.known_key(alert.fingerprint, starts, tier):
@@ -142,29 +143,29 @@ class AlertAdmission:
             window = self.config.guards.escalation_window_seconds
             recent = j.recent_succeeded(target, now - window) if window > 0 else []
             records = []
-            best_tier, best_why = "none", ""
+            best_tier, best_why = Tier.NONE, ""
             for alert, tier, why in fresh:
                 for prior in recent:
-                    prior_fps = {a.get("fingerprint") for a in prior.get("alerts") or []}
-                    up = next_tier(prior["tier"])
-                    if alert.fingerprint in prior_fps and up and TIER_RANK[up] > TIER_RANK[tier]:
+                    prior_fps = {a.get("fingerprint") for a in prior.alerts}
+                    up = prior.tier.escalation()
+                    if alert.fingerprint in prior_fps and up and up.rank > tier.rank:
                         why = (
-                            f"{why}; fired again {now - (prior['finished_at'] or now):.0f}s after "
-                            f"{prior['tier']} job {prior['id']} succeeded -> escalate to {up}"
+                            f"{why}; fired again {now - (prior.finished_at or now):.0f}s after "
+                            f"{prior.tier} job {prior.id} succeeded -> escalate to {up}"
                         )
                         tier = up
                         break
                 records.append(_alert_record(alert, tier, why))
-                if TIER_RANK[tier] > TIER_RANK[best_tier] or not best_why:
+                if tier.rank > best_tier.rank or not best_why:
                     best_tier, best_why = tier, f"{alert.labels.get('alertname', alert.fingerprint)}: {why}"
             job_id = self._place(j, target, best_tier, best_why, records, result)
             for alert, tier, _why in fresh:
                 j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
 
     def _place(
-        self, j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], result: Admission
+        self, j: Journal, target: str, tier: Tier, why: str, records: list[dict[str, Any]], result: Admission
     ) -> int:
-        job_id, joined = place_job(j, target, tier, why, records)
+        job_id, joined = j.place_job(target, tier, why, records)
         if joined:
             result.joined_jobs.append(job_id)
         else:
@@ -172,30 +173,3 @@ class AlertAdmission:
             result.targets_to_wake.add(target)
         return job_id
 
-
-def place_job(
-    j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], escalated_from: int | None = None
-) -> tuple[int, bool]:
-    """One action per target per incident: join the queued job (raising its tier if needed) or a
-    running job that covers this tier; otherwise queue a new job. Call inside a transaction.
-
-    Returns (job id, whether an existing job was joined).
-    """
-    queued = j.active_job(target, "queued", kind="remediate")
-    if queued is not None:
-        fields: dict[str, Any] = {"alerts": (queued.get("alerts") or []) + records}
-        if TIER_RANK[tier] > TIER_RANK[queued["tier"]]:
-            fields["tier"] = tier
-            fields["reason"] = f"{why} (raised from {queued['tier']}: highest tier of the incident wins)"
-        if escalated_from is not None:
-            fields["escalated_from"] = escalated_from
-        j.update_job(queued["id"], **fields)
-        return int(queued["id"]), True
-    running = j.active_job(target, "running", kind="remediate")
-    if running is not None and escalated_from is None and TIER_RANK[running["tier"]] >= TIER_RANK[tier]:
-        j.update_job(running["id"], alerts=(running.get("alerts") or []) + records)
-        return int(running["id"]), True
-    job_id = j.insert_job(
-        target=target, tier=tier, reason=why, status="queued", alerts=records, escalated_from=escalated_from
-    )
-    return job_id, False

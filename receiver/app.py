@@ -150,7 +150,7 @@ def create_app(service: ReceiverService) -> FastAPI:
         status: str | None = Query(None, max_length=32),
     ) -> list[dict[str, Any]]:
         """The journal, newest first."""
-        return service.journal.jobs(limit=limit, target=target, status=status)
+        return [job.as_dict() for job in service.journal.jobs(limit=limit, target=target, status=status)]
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -13,11 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Tier = Literal["light", "medium", "heavy", "derate", "none"]
+from tts_sentinel.receiver.tiers import Tier
+
 Component = Literal["web", "inference"]
-# Escalation order; derate and none stand apart (they never escalate).
-TIER_ORDER: tuple[str, ...] = ("light", "medium", "heavy")
-TIERS: tuple[str, ...] = ("light", "medium", "heavy", "derate", "none")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -199,17 +197,17 @@ class Step(BaseModel):
     module: str = "health"
 
 
-def _default_tiers() -> dict[str, list[Step]]:
+def _default_tiers() -> dict[Tier, list[Step]]:
     return {
-        "light": [Step(action="reload", component="web"), Step(action="verify", module="health")],
-        "medium": [
+        Tier.LIGHT: [Step(action="reload", component="web"), Step(action="verify", module="health")],
+        Tier.MEDIUM: [
             Step(action="stop", component="inference"),
             Step(action="release_gpu"),
             Step(action="start", component="inference"),
             Step(action="wait", seconds=10.0),
             Step(action="verify", module="synthesis"),
         ],
-        "heavy": [
+        Tier.HEAVY: [
             Step(action="stop", component="web"),
             Step(action="stop", component="inference"),
             Step(action="clear_cache"),
@@ -217,8 +215,8 @@ def _default_tiers() -> dict[str, list[Step]]:
             Step(action="start", component="web"),
             Step(action="verify", module="synthesis"),
         ],
-        "derate": [Step(action="derate")],
-        "none": [],
+        Tier.DERATE: [Step(action="derate")],
+        Tier.NONE: [],
     }
 
 
@@ -291,17 +289,23 @@ class ReceiverConfig(BaseModel):
     )
     triage_since_seconds: float = Field(default=600.0, gt=0)
     policy: list[PolicyRule] = Field(default_factory=list)
-    tiers: dict[str, list[Step]] = Field(default_factory=_default_tiers)
+    tiers: dict[Tier, list[Step]] = Field(default_factory=_default_tiers)
     guards: GuardsConfig = GuardsConfig()
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     verification: VerificationConfig = VerificationConfig()
 
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _known_tiers(cls, value: object) -> object:
+        if isinstance(value, dict):
+            unknown = sorted(str(k) for k in value if k not in set(Tier))
+            if unknown:
+                raise ValueError(f"unknown tier(s) {unknown}; tiers are {', '.join(Tier)}")
+        return value
+
     @field_validator("tiers")
     @classmethod
-    def _complete_tiers(cls, value: dict[str, list[Step]]) -> dict[str, list[Step]]:
-        unknown = set(value) - set(TIERS)
-        if unknown:
-            raise ValueError(f"unknown tier(s) {sorted(unknown)}; tiers are {', '.join(TIERS)}")
+    def _complete_tiers(cls, value: dict[Tier, list[Step]]) -> dict[Tier, list[Step]]:
         # A partial `tiers:` section overrides only the tiers it names.
         merged = _default_tiers()
         merged.update(value)

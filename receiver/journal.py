@@ -6,13 +6,15 @@ a re-send, an HA duplicate or a receiver restart finds the key and never repeats
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from tts_sentinel.receiver.records import Job, encode_columns
+from tts_sentinel.receiver.tiers import Tier
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -48,10 +50,6 @@ CREATE TABLE IF NOT EXISTS alert_keys (
     PRIMARY KEY (fingerprint, starts_at, tier)
 );
 """
-
-# Statuses: queued -> running -> succeeded | failed; or refused, ignored, dry_run, interrupted.
-ACTIVE = ("queued", "running")
-JSON_COLUMNS = ("alerts", "steps", "verification", "triage")
 
 
 class Journal:
@@ -119,7 +117,7 @@ class Journal:
         now = time.time()
         fields.setdefault("created_at", now)
         fields.setdefault("updated_at", now)
-        fields = _encode(fields)
+        fields = encode_columns(fields)
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         cur = self.execute(f"INSERT INTO jobs({cols}) VALUES ({marks})", fields.values())  # noqa: S608
@@ -128,11 +126,11 @@ class Journal:
     def update_job(self, job_id: int, **fields: Any) -> None:
         """Update columns of one job."""
         fields["updated_at"] = time.time()
-        fields = _encode(fields)
+        fields = encode_columns(fields)
         sets = ", ".join(f"{c}=?" for c in fields)
         self.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*fields.values(), job_id])  # noqa: S608
 
-    def claim(self, job_id: int, dry_run: bool) -> dict[str, Any] | None:
+    def claim(self, job_id: int, dry_run: bool) -> Job | None:
         """Atomically move a queued job to running (attempts + 1); None if it is no longer queued."""
         with self.transaction():
             cur = self._conn.execute(
@@ -145,21 +143,21 @@ class Journal:
             row = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _decode(row)
 
-    def job(self, job_id: int) -> dict[str, Any] | None:
-        """One job as a dict, JSON columns decoded."""
+    def job(self, job_id: int) -> Job | None:
+        """One job, or None when there is no such id."""
         row = self.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return None if row is None else _decode(row)
 
     def jobs(
         self, limit: int = 100, target: str | None = None, status: str | None = None, since_id: int = 0
-    ) -> list[dict[str, Any]]:
+    ) -> list[Job]:
         """Newest jobs first, optionally filtered."""
         sql, params = _where("SELECT * FROM jobs WHERE id > ?", [since_id], target=target, status=status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [_decode(r) for r in self.execute(sql, params).fetchall()]
 
-    def active_job(self, target: str, status: str, kind: str | None = None) -> dict[str, Any] | None:
+    def active_job(self, target: str, status: str, kind: str | None = None) -> Job | None:
         """The oldest job of `target` in `status` (queued or running), optionally of one kind."""
         sql, params = _where("SELECT * FROM jobs WHERE target=? AND status=?", [target, status], kind=kind)
         row = self.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
@@ -174,7 +172,7 @@ class Journal:
         sql, params = _where(sql, [target, since], tier=tier)
         return int(self.execute(sql, params).fetchone()[0])
 
-    def last_finished(self, target: str, tier: str | None = None, status: str | None = None) -> dict | None:
+    def last_finished(self, target: str, tier: str | None = None, status: str | None = None) -> Job | None:
         """The most recently finished real action on `target`."""
         sql, params = _where(
             "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'",
@@ -186,7 +184,7 @@ class Journal:
         row = self.execute(sql, params).fetchone()
         return None if row is None else _decode(row)
 
-    def recent_succeeded(self, target: str, since: float) -> list[dict[str, Any]]:
+    def recent_succeeded(self, target: str, since: float) -> list[Job]:
         """Successful real actions on `target` finished since `since`, newest first."""
         rows = self.execute(
             "SELECT * FROM jobs WHERE target=? AND status='succeeded' AND dry_run=0 AND kind='remediate'"
@@ -195,7 +193,7 @@ class Journal:
         ).fetchall()
         return [_decode(r) for r in rows]
 
-    def last_derate(self, target: str) -> dict[str, Any] | None:
+    def last_derate(self, target: str) -> Job | None:
         """The newest derate that changed the power limit (to restore it on resolve)."""
         row = self.execute(
             "SELECT * FROM jobs WHERE target=? AND tier='derate' AND kind='remediate' AND status='succeeded'"
@@ -203,6 +201,40 @@ class Journal:
             (target,),
         ).fetchone()
         return None if row is None else _decode(row)
+
+    # -- placement ----------------------------------------------------------------------------
+    def place_job(
+        self,
+        target: str,
+        tier: Tier,
+        why: str,
+        records: list[dict[str, Any]],
+        escalated_from: int | None = None,
+    ) -> tuple[int, bool]:
+        """One action per target per incident: join the queued job (raising its tier if needed) or a
+        running job that covers this tier; otherwise queue a new job. Call inside a transaction.
+
+        Admission places the jobs alerts ask for, the runner the escalations; both call down here.
+        Returns (job id, whether an existing job was joined).
+        """
+        queued = self.active_job(target, "queued", kind="remediate")
+        if queued is not None:
+            fields: dict[str, Any] = {"alerts": queued.alerts + records}
+            if tier.rank > queued.tier.rank:
+                fields["tier"] = tier
+                fields["reason"] = f"{why} (raised from {queued.tier}: highest tier of the incident wins)"
+            if escalated_from is not None:
+                fields["escalated_from"] = escalated_from
+            self.update_job(queued.id, **fields)
+            return queued.id, True
+        running = self.active_job(target, "running", kind="remediate")
+        if running is not None and escalated_from is None and running.tier.rank >= tier.rank:
+            self.update_job(running.id, alerts=running.alerts + records)
+            return running.id, True
+        job_id = self.insert_job(
+            target=target, tier=tier, reason=why, status="queued", alerts=records, escalated_from=escalated_from
+        )
+        return job_id, False
 
 
 class _Transaction:
@@ -250,23 +282,5 @@ def _where(sql: str, params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _encode(fields: dict[str, Any]) -> dict[str, Any]:
-    out = dict(fields)
-    for col in JSON_COLUMNS:
-        if col in out and out[col] is not None and not isinstance(out[col], str):
-            out[col] = json.dumps(out[col], ensure_ascii=False, default=str)
-    if "dry_run" in out:
-        out["dry_run"] = int(bool(out["dry_run"]))
-    return out
-
-
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    for col in JSON_COLUMNS:
-        if out.get(col):
-            try:
-                out[col] = json.loads(out[col])
-            except ValueError:
-                pass
-    out["dry_run"] = bool(out.get("dry_run"))
-    return out
+def _decode(row: sqlite3.Row) -> Job:
+    return Job.from_row(dict(row))

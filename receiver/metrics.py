@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from tts_sentinel.receiver.config import TIERS
+from tts_sentinel.receiver.tiers import Tier
 
 
 class ReceiverMetrics:
@@ -38,7 +38,7 @@ class ReceiverMetrics:
             ["code"],
             registry=self.registry,
         )
-        for tier in TIERS:
+        for tier in Tier:
             for result in ("success", "failure", "refused", "dry_run"):
                 self.actions.labels(tier=tier, result=result)
             self.duration.labels(tier=tier)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
 from tts_sentinel.receiver.admission import Admission, AlertAdmission
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
@@ -30,7 +31,7 @@ class ReceiverService:
         token: str | None,
         *,
         journal_path: Path | None = None,
-        logs_config: object | None = None,
+        logs_config: LogsConfig | None = None,
         gpu: NvmlGpu | None = None,
         now: Callable[[], datetime] | None = None,
         is_root: Callable[[], bool] = running_as_root,

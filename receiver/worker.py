@@ -9,6 +9,7 @@ import time
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.runner import JobRunner
+from tts_sentinel.receiver.tiers import Tier
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +38,27 @@ class TargetWorkers:
         """Jobs left `running` by a crash: resume them, or report them (too many attempts, or heavy)."""
         notes = []
         for job in self.journal.jobs(limit=10_000, status="running"):
-            if job["attempts"] >= self.max_attempts or job["tier"] == "heavy":
+            if job.attempts >= self.max_attempts or job.tier is Tier.HEAVY:
                 why = (
-                    f"interrupted by a receiver restart after {job['attempts']} attempt(s); "
+                    f"interrupted by a receiver restart after {job.attempts} attempt(s); "
                     "not resumed: check the target by hand"
                 )
-                page = self.pager.page("TtsRemediationExhausted", job["target"], "interrupted", why, job["id"])
+                page = self.pager.page("TtsRemediationExhausted", job.target, "interrupted", why, job.id)
                 self.journal.update_job(
-                    job["id"],
+                    job.id,
                     status="interrupted",
                     result="failure",
                     finished_at=time.time(),
                     note=f"{why}; {page}",
                 )
-                notes.append(f"job {job['id']} reported")
+                notes.append(f"job {job.id} reported")
             else:
                 self.journal.update_job(
-                    job["id"],
+                    job.id,
                     status="queued",
-                    note=f"interrupted by a receiver restart (attempt {job['attempts']}); resumed",
+                    note=f"interrupted by a receiver restart (attempt {job.attempts}); resumed",
                 )
-                notes.append(f"job {job['id']} resumed")
+                notes.append(f"job {job.id} resumed")
         return notes
 
     def start(self) -> None:
@@ -96,7 +97,7 @@ class TargetWorkers:
                 event.clear()
                 continue
             try:
-                self.runner.run(job["id"])
+                self.runner.run(job.id)
             except Exception:  # noqa: BLE001 - keep the worker alive; runner journals its own failures
-                log.exception("worker %s: job %s", target, job["id"])
+                log.exception("worker %s: job %s", target, job.id)
                 time.sleep(self.poll_seconds)

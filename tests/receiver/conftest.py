@@ -197,7 +197,9 @@ class RunningReceiver:
         return self.client.get("/actions", params=params, headers={"Authorization": f"Bearer {TOKEN}"}).json()
 
     def job(self, job_id):
-        return self.service.journal.job(job_id)
+        """The journal's job as GET /actions shows it (None when there is no such id)."""
+        job = self.service.journal.job(job_id)
+        return None if job is None else job.as_dict()
 
     def wait_job(self, job_id, timeout=30.0):
         """Wait until the job leaves queued/running; return it."""
@@ -208,7 +210,7 @@ class RunningReceiver:
         )
 
     def idle(self):
-        return all(j["status"] not in ("queued", "running") for j in self.service.journal.jobs(limit=1000))
+        return all(j.status not in ("queued", "running") for j in self.service.journal.jobs(limit=1000))
 
     def close(self):
         self.client.close()

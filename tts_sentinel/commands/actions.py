@@ -48,7 +48,7 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no journal at {path}; has the receiver run with this config?")
     journal = Journal(path)
     try:
-        return journal.jobs(limit=args.limit, target=args.target)
+        return [job.as_dict() for job in journal.jobs(limit=args.limit, target=args.target)]
     finally:
         journal.close()
 

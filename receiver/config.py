@@ -13,27 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tts_sentinel.receiver.families import IncidentsConfig
+from tts_sentinel.receiver.matchers import valid_matchers, valid_regex
 from tts_sentinel.receiver.tiers import Tier
 
 Component = Literal["web", "inference"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _regex(pattern: str, what: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{what} is not a valid regex: {exc}") from None
-    return pattern
-
-
-def _matchers(value: dict[str, str]) -> dict[str, str]:
-    """Label matchers: exact values, or `~regex` that must compile."""
-    for label, pattern in value.items():
-        if pattern.startswith("~"):
-            _regex(pattern[1:], f"matcher for {label!r}")
-    return value
 
 
 class SupervisordConfig(BaseModel):
@@ -101,7 +87,7 @@ class CommandConfig(BaseModel):
     @field_validator("label_value_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        return _regex(value, "label_value_pattern")
+        return valid_regex(value, "label_value_pattern")
 
 
 class KubernetesConfig(BaseModel):
@@ -154,7 +140,7 @@ class TargetConfig(BaseModel):
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        return _matchers(value)
+        return valid_matchers(value)
 
 
 class PolicyRule(BaseModel):
@@ -168,7 +154,7 @@ class PolicyRule(BaseModel):
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        return _matchers(value)
+        return valid_matchers(value)
 
 
 StepAction = Literal[
@@ -253,7 +239,7 @@ class GuardsConfig(BaseModel):
     budget_actions: int = Field(default=6, ge=1, description="at most N actions per target per window")
     budget_window_seconds: float = Field(default=3600.0, gt=0)
     escalation_window_seconds: float = Field(
-        default=900.0, ge=0, description="an alert firing again this soon after a success escalates"
+        default=900.0, ge=0, description="the same fault family firing again this soon after a success escalates"
     )
     max_job_attempts: int = Field(default=2, ge=1, description="runs of one job across receiver crashes")
 
@@ -291,6 +277,7 @@ class ReceiverConfig(BaseModel):
     policy: list[PolicyRule] = Field(default_factory=list)
     tiers: dict[Tier, list[Step]] = Field(default_factory=_default_tiers)
     guards: GuardsConfig = GuardsConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     verification: VerificationConfig = VerificationConfig()
 

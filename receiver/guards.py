@@ -49,7 +49,8 @@ class JobGuards:
     def _cooldown(self, job: Job, target: TargetConfig) -> None:
         now = time.time()
         cooldown = self.config.guards.cooldown_seconds.get(job.tier, 0.0)
-        last = self.journal.last_finished(target.name, tier=job.tier)
+        # Cooldowns belong to the incident: another fault family's action does not hold this one back.
+        last = self.journal.last_finished(target.name, tier=job.tier, incident_id=job.incident_id)
         if (
             cooldown
             and last
@@ -61,7 +62,7 @@ class JobGuards:
             raise Refusal(
                 "cooldown",
                 f"{job.tier} ran on {target.name} {now - (last.finished_at or 0):.0f}s ago "
-                f"(job {last.id}); cooldown is {cooldown:.0f}s",
+                f"(job {last.id}{_of_incident(job.incident_id)}); cooldown is {cooldown:.0f}s",
             )
 
     def _budget(self, target: TargetConfig) -> None:
@@ -84,3 +85,7 @@ class JobGuards:
         hours = self.config.business_hours
         local = self.local_now()
         return local.weekday() in hours.weekdays and hours.start <= local.time().replace(tzinfo=None) <= hours.end
+
+
+def _of_incident(incident_id: int | None) -> str:
+    return "" if incident_id is None else f" of incident {incident_id}"

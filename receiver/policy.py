@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
+from tts_sentinel.receiver.matchers import labels_match
 from tts_sentinel.receiver.tiers import Tier
 
-
-def labels_match(matchers: dict[str, str], labels: dict[str, str]) -> bool:
-    """Every matcher holds: exact value, or `~regex` matching the whole value. Empty matches all."""
-    for name, want in matchers.items():
-        value = labels.get(name)
-        if value is None:
-            return False
-        if want.startswith("~"):
-            if re.fullmatch(want[1:], value) is None:
-                return False
-        elif value != want:
-            return False
-    return True
+__all__ = ["TierPolicy", "labels_match"]
 
 
 class TierPolicy:

@@ -8,9 +8,12 @@ from typing import Any
 
 from tts_sentinel.receiver.tiers import Tier
 
-# Statuses: queued -> running -> succeeded | failed; or refused, ignored, dry_run, interrupted.
+# Job statuses: queued -> running -> succeeded | failed; or refused, ignored, dry_run, interrupted.
 ACTIVE = ("queued", "running")
-JSON_COLUMNS = ("alerts", "steps", "verification", "triage")
+# Incident statuses: open -> healed (an action verified) | paged | refused (on-call paged once);
+# `resolved` when its alerts resolved before any action healed it. `closed_at` says it is over.
+INCIDENT_STATUSES = ("open", "healed", "paged", "refused", "resolved")
+JSON_COLUMNS = ("alerts", "steps", "verification", "triage", "ladder", "tiers", "components", "firing", "page")
 
 
 @dataclass
@@ -38,14 +41,13 @@ class Job:
     finished_at: float | None = None
     note: str = ""
     duplicates: int = 0
+    incident_id: int | None = None
+    family: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         """A job from a `SELECT *` row (JSON columns still text)."""
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in row.items() if k in known}
-        for col in JSON_COLUMNS:
-            data[col] = _json(data.get(col))
+        data = _decoded(cls, row)
         data["alerts"] = data["alerts"] or []
         data["steps"] = data["steps"] or []
         data["tier"] = Tier(data["tier"])
@@ -63,6 +65,60 @@ class Job:
         return dict(self.alerts[0].get("labels") or {}) if self.alerts else {}
 
 
+@dataclass
+class Incident:
+    """A target plus a fault family, from its first firing alert to resolved plus the quiet period.
+
+    The escalation state lives here: the ladder, the rung reached, the tiers run in order and
+    the components they acted on (an escalation never drops one), and whether on-call was paged.
+    """
+
+    id: int
+    target: str
+    family: str
+    opened_at: float
+    updated_at: float
+    status: str = "open"
+    family_reason: str = ""
+    ladder: list[Tier] = field(default_factory=list)
+    rung: int = 0
+    tiers: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    firing: list[str] = field(default_factory=list)
+    window_start: float = 0.0
+    unhealed_since: float | None = None
+    resolved_at: float | None = None
+    healed_at: float | None = None
+    paged_at: float | None = None
+    page: dict[str, Any] | None = None
+    triage: dict[str, Any] | None = None
+    closed_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Incident:
+        """An incident from a `SELECT *` row of the incidents table."""
+        data = _decoded(cls, row)
+        data["ladder"] = [Tier(t) for t in data.get("ladder") or []]
+        for col in ("tiers", "components", "firing"):
+            data[col] = data.get(col) or []
+        return cls(**data)
+
+    @property
+    def tier(self) -> Tier:
+        """The tier of the rung reached."""
+        return self.ladder[min(self.rung, len(self.ladder) - 1)]
+
+    def next_rung(self) -> int | None:
+        """The rung an escalation climbs to, or None when the ladder is exhausted."""
+        return self.rung + 1 if self.rung + 1 < len(self.ladder) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of `GET /incidents` (one object per incident)."""
+        out = asdict(self)
+        out["ladder"] = [t.value for t in self.ladder]
+        return out
+
+
 def encode_columns(values: dict[str, Any]) -> dict[str, Any]:
     """Column values ready for SQLite: JSON columns as text, enums as their value, booleans as 0/1."""
     out = dict(values)
@@ -75,6 +131,15 @@ def encode_columns(values: dict[str, Any]) -> dict[str, Any]:
     if "dry_run" in out:
         out["dry_run"] = int(bool(out["dry_run"]))
     return out
+
+
+def _decoded(cls: type, row: dict[str, Any]) -> dict[str, Any]:
+    known = {f.name for f in fields(cls)}
+    data = {k: v for k, v in row.items() if k in known}
+    for col in JSON_COLUMNS:
+        if col in data:
+            data[col] = _json(data[col])
+    return data
 
 
 def _json(text: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,11 +14,12 @@ from tts_sentinel.receiver.config import ReceiverConfig, Step, TargetConfig
 from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, running_as_root
 from tts_sentinel.receiver.guards import JobGuards, Refusal
 from tts_sentinel.receiver.heavy import PreflightRefusal, preflight
+from tts_sentinel.receiver.incidents import EXHAUSTED, REFUSED, IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
-from tts_sentinel.receiver.pager import OnCallPager
-from tts_sentinel.receiver.records import Job
-from tts_sentinel.receiver.rootcause import triage_verdict
+from tts_sentinel.receiver.plan import build_plan, components_of, verify_modules
+from tts_sentinel.receiver.records import Incident, Job
+from tts_sentinel.receiver.rootcause import triage_verdict, window_verdict
 from tts_sentinel.receiver.steps import StepContext, StepFailed, step_action
 from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.receiver.verification import ExporterVerifier
@@ -36,7 +36,7 @@ class JobRunner:
         config: ReceiverConfig,
         journal: Journal,
         metrics: ReceiverMetrics,
-        pager: OnCallPager,
+        book: IncidentBook,
         *,
         gpu: NvmlGpu | None = None,
         now: Callable[[], datetime] | None = None,
@@ -48,7 +48,7 @@ class JobRunner:
         self.config = config
         self.journal = journal
         self.metrics = metrics
-        self.pager = pager
+        self.book = book
         self.gpu = gpu or NvmlGpu()
         self.is_root = is_root
         self.logs_config = logs_config
@@ -96,20 +96,24 @@ class JobRunner:
     # -- remediation --------------------------------------------------------------------------
     def _remediate(self, job: Job, target: TargetConfig, dry: bool) -> int | None:
         tier = job.tier
+        incident = self.journal.incident(job.incident_id)
+        self._triage(job, incident)
+        steps = build_plan(self.config, job, incident) if tier is not Tier.NONE else []
+        green = None if dry else self._already_green(job, target, steps)
+        if green:
+            self._finish(job, "ignored", "ignored", note=green)
+            self.book.healed(incident, green)
+            return None
         try:
             self.guards.check(job, target, dry)
             record = preflight(target) if tier is Tier.HEAVY and not dry else {}
         except Refusal as refusal:
-            return self._refuse(job, target, refusal)
+            return self._refuse(job, incident, refusal)
         except PreflightRefusal as exc:
-            return self._refuse(job, target, Refusal("preflight", str(exc), page="TtsRemediationRefused"))
-        triage = triage_verdict(self.logs_config, self.config.triage_since_seconds)
-        self.journal.update_job(job.id, triage=triage)
+            return self._refuse(job, incident, Refusal("preflight", str(exc), page=REFUSED))
         if tier is Tier.NONE:
             self._finish(job, "succeeded", "success", note="tier none: journal only")
             return None
-        steps = self.config.tiers.get(tier, [])
-        steps = steps + _alert_verifications(job, steps)
         actuator = None if dry else self.actuator_factory(target, job.first_labels())
         ctx = StepContext(self.config, target, job, actuator, self.verifier, self.gpu, self.is_root, self.sleep)
         if dry:
@@ -117,6 +121,7 @@ class JobRunner:
             self.journal.update_job(job.id, steps=plan)
             self._finish(job, "dry_run", "dry_run", note="dry run: nothing was executed")
             return None
+        self.book.acting(incident, job, components_of(steps))
         done: list[dict[str, Any]] = []
         if record:
             done.append(
@@ -146,41 +151,68 @@ class JobRunner:
                 entry["duration_seconds"] = round(time.monotonic() - t0, 3)
                 done.append(entry)
                 self.journal.update_job(job.id, steps=done, verification=verification)
-                return self._failed(job, target, f"step '{entry['step']}' failed: {exc}")
+                return self._failed(job, incident, f"step '{entry['step']}' failed: {exc}")
             entry["duration_seconds"] = round(time.monotonic() - t0, 3)
             done.append(entry)
             self.journal.update_job(job.id, steps=done, verification=verification)
         self._finish(job, "succeeded", "success")
+        self.book.healed(incident)
         return None
 
-    def _refuse(self, job: Job, target: TargetConfig, refusal: Refusal) -> None:
+    def _triage(self, job: Job, incident: Incident | None) -> None:
+        """The root cause from the incident's own window (its start minus the lead), never earlier."""
+        if incident is None:
+            triage = triage_verdict(self.logs_config, self.config.triage_since_seconds)
+        else:
+            triage = window_verdict(self.logs_config, incident.window_start)
+            if triage.get("root_cause") and not (incident.triage or {}).get("root_cause"):
+                self.journal.update_incident(incident.id, triage=triage)
+        self.journal.update_job(job.id, triage=triage)
+
+    def _already_green(self, job: Job, target: TargetConfig, steps: list[Step]) -> str | None:
+        """After a recent successful action on the target, act only when a probe is red now.
+
+        An alert can count failures from before that action (increase() over minutes) and
+        fire after it healed the cause; one probe run tells a late alert from a live fault.
+        Returns the journal note when every probe is green, else None.
+        """
+        window = self.config.incidents.recheck_seconds
+        last = self.journal.last_finished(target.name, status="succeeded")
+        modules = verify_modules(steps)
+        if not window or last is None or last.id == job.id or not modules:
+            return None
+        if time.time() - (last.finished_at or 0) > window:
+            return None
+        checks = [self.verifier.verify(module, timeout_seconds=0) for module in modules]
+        self.journal.update_job(job.id, verification=checks[-1])
+        if not all(c.get("success") for c in checks):
+            return None
+        return (
+            f"no action: {', '.join(modules)} green now, {time.time() - (last.finished_at or 0):.0f}s after "
+            f"{last.tier} job {last.id} succeeded on {target.name} (the alert counted failures from before it)"
+        )
+
+    def _refuse(self, job: Job, incident: Incident | None, refusal: Refusal) -> None:
         self.metrics.refused.labels(reason=refusal.reason).inc()
         note = str(refusal)
         if refusal.page:
-            note += "; " + self.pager.page(refusal.page, target.name, refusal.reason, str(refusal), job.id)
+            note += "; " + self.book.page(incident, refusal.page, refusal.reason, str(refusal), job, "refused")
         self._finish(job, "refused", "refused", note=note, reason_suffix=f"refused: {refusal.reason}")
         return None
 
-    def _failed(self, job: Job, target: TargetConfig, why: str) -> int | None:
-        up = job.tier.escalation()
+    def _failed(self, job: Job, incident: Incident | None, why: str) -> int | None:
         if job.tier is Tier.DERATE:
             # No GPU, no NVML or no root: the card stays hot, so a person must know now.
             self.metrics.refused.labels(reason="derate_unavailable").inc()
-            note = why + "; " + self.pager.page("TtsRemediationRefused", target.name, "derate_unavailable", why, job.id)
-            self._finish(job, "failed", "failure", note=note)
+            page = self.book.page(incident, REFUSED, "derate_unavailable", why, job, "failed")
+            self._finish(job, "failed", "failure", note=f"{why}; {page}")
             return None
+        up = self.book.escalation(incident, job)
         if up is None:
-            note = (
-                why
-                + "; no higher tier; "
-                + self.pager.page("TtsRemediationExhausted", target.name, f"{job.tier}_failed", why, job.id)
-            )
-            self._finish(job, "failed", "failure", note=note)
+            page = self.book.page(incident, EXHAUSTED, f"{job.tier}_failed", why, job, "failed")
+            self._finish(job, "failed", "failure", note=f"{why}; no higher tier; {page}")
             return None
-        why_up = f"escalated from {job.tier} job {job.id}: {why}"
-        with self.journal.transaction() as j:
-            # A job already queued for this target absorbs the escalation: still one action per incident.
-            new_id, _joined = j.place_job(target.name, up, why_up, job.alerts, escalated_from=job.id)
+        new_id = self.book.escalate(incident, job, up, f"escalated from {job.tier} job {job.id}: {why}")
         self.metrics.escalations.inc()
         self._finish(job, "failed", "failure", note=why, escalation=f"escalated to {up} as job {new_id}")
         return new_id
@@ -237,29 +269,10 @@ class JobRunner:
             self._finish(job, "succeeded", "success")
         else:
             output = str(entry["output"])
-            page = self.pager.page("TtsRemediationRefused", target.name, "derate_restore_failed", output, job.id)
+            incident = self.journal.incident(job.incident_id)
+            page = self.book.page(incident, REFUSED, "derate_restore_failed", output, job, "failed")
             self._finish(job, "failed", "failure", note=f"{output}; {page}")
         return None
-
-
-def _alert_verifications(job: Job, steps: list[Step]) -> list[Step]:
-    """Extra verify steps for the probe modules the alerts name in their `verify` label.
-
-    The tier's own verification checks what the tier restarts (L1 for light, L2 for medium);
-    an alert raised by another probe must see that probe green too, or the action did not
-    fix what was broken (e.g. a light restart for an L2 failure that L1 never saw).
-    """
-    have = {step.module for step in steps if step.action == "verify"}
-    extra: list[Step] = []
-    for alert in job.alerts:
-        module = (alert.get("labels") or {}).get("verify", "")
-        if _MODULE_NAME.match(module) and module not in have:
-            have.add(module)
-            extra.append(Step(action="verify", module=module))
-    return extra
-
-
-_MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 
 def _tail(text: str) -> str:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tests.receiver.conftest import alert, payload, receiver_config
 from tts_sentinel.receiver import rootcause
 from tts_sentinel.receiver.journal import Journal
@@ -60,15 +62,20 @@ def test_triage_verdict_is_journaled_with_the_call_contract(make_receiver, monke
     calls = []
 
     def diagnose(config, since_seconds, now=None):  # loghistory.triage.diagnose's signature
-        calls.append((config, since_seconds))
-        return {"root_cause": "cuda_oom", "events": 3}
+        calls.append((config, since_seconds, now))
+        return {"root_cause": None, "events": 3}
 
     monkeypatch.setattr(rootcause, "diagnose", diagnose)
     logs = object()
     receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=logs)
+    before = datetime.now()
     job = receiver.wait_job(receiver.post(payload(alert(tier="medium"))).json()["new_jobs"][0])
-    assert job["triage"] == {"root_cause": "cuda_oom", "events": 3}
-    assert calls == [(logs, 600.0)]
+    assert job["triage"] == {"root_cause": None, "events": 3}
+    # Admission asks for the new incident's window (to decide its family), the runner again at
+    # action time: both windows start the configured lead before the incident opened.
+    lead = receiver.service.config.incidents.triage_lead_seconds
+    assert len(calls) == 2 and all(c[0] is logs for c in calls)
+    assert all(lead <= since < lead + 30 and now >= before for _, since, now in calls), calls
 
 
 def test_when_triage_fails_the_journal_says_why_and_the_action_runs(make_receiver, monkeypatch):

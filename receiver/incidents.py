@@ -195,7 +195,7 @@ class IncidentBook:
             return f"on-call already paged for incident {incident.id} ({(current.page or {}).get('reason')})"
         current = self.journal.incident(incident.id) or incident
         jobs = [
-            replace(j, status=job_status) if job_status and j.id == job.id else j
+            replace(j, status=job_status, note=why) if job_status and j.id == job.id else j
             for j in self.journal.incident_jobs(incident.id)
         ]
         evidence = incident_evidence(current, jobs, why)

@@ -33,6 +33,11 @@ def components_of(steps: list[Step]) -> list[str]:
     return out
 
 
+def is_module_name(text: str) -> bool:
+    """Whether a label value can name a probe module (it becomes part of a URL)."""
+    return _MODULE_NAME.match(text) is not None
+
+
 def verify_modules(steps: list[Step]) -> list[str]:
     """The probe modules the steps verify."""
     return [step.module for step in steps if step.action == "verify"]
@@ -55,7 +60,7 @@ def _verifications(steps: list[Step], modules: list[str]) -> list[Step]:
     have = set(verify_modules(steps))
     extra: list[Step] = []
     for module in modules:
-        if module not in have and _MODULE_NAME.match(module):
+        if module not in have and is_module_name(module):
             have.add(module)
             extra.append(Step(action="verify", module=module))
     return extra

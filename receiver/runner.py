@@ -10,14 +10,14 @@ from typing import Any
 
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, ActuatorError, build_actuator
-from tts_sentinel.receiver.config import ReceiverConfig, Step, TargetConfig
+from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, running_as_root
 from tts_sentinel.receiver.guards import JobGuards, Refusal
 from tts_sentinel.receiver.heavy import PreflightRefusal, preflight
 from tts_sentinel.receiver.incidents import EXHAUSTED, REFUSED, IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
-from tts_sentinel.receiver.plan import build_plan, components_of, verify_modules
+from tts_sentinel.receiver.plan import build_plan, components_of, is_module_name
 from tts_sentinel.receiver.records import Incident, Job
 from tts_sentinel.receiver.rootcause import triage_verdict, window_verdict
 from tts_sentinel.receiver.steps import StepContext, StepFailed, step_action
@@ -99,7 +99,7 @@ class JobRunner:
         incident = self.journal.incident(job.incident_id)
         self._triage(job, incident)
         steps = build_plan(self.config, job, incident) if tier is not Tier.NONE else []
-        green = None if dry else self._already_green(job, target, steps)
+        green = None if dry else self._already_green(job, target)
         if green:
             self._finish(job, "ignored", "ignored", note=green)
             self.book.healed(incident, green)
@@ -169,19 +169,21 @@ class JobRunner:
                 self.journal.update_incident(incident.id, triage=triage)
         self.journal.update_job(job.id, triage=triage)
 
-    def _already_green(self, job: Job, target: TargetConfig, steps: list[Step]) -> str | None:
-        """After a recent successful action on the target, act only when a probe is red now.
+    def _already_green(self, job: Job, target: TargetConfig) -> str | None:
+        """After a recent successful action on the target, a job raised by probe alerts acts only
+        when one of those probes is red now.
 
-        An alert can count failures from before that action (increase() over minutes) and
-        fire after it healed the cause; one probe run tells a late alert from a live fault.
-        Returns the journal note when every probe is green, else None.
+        A probe alert counts failures over minutes (increase()), so it can fire after an action
+        already healed its cause; one run of the probes it names tells a late alert from a live
+        fault. Alerts on log lines carry no probe to ask: they always act. Returns the journal
+        note when every probe is green, else None.
         """
         window = self.config.incidents.recheck_seconds
-        last = self.journal.last_finished(target.name, status="succeeded")
-        modules = verify_modules(steps)
-        if not window or last is None or last.id == job.id or not modules:
+        modules = sorted({(a.get("labels") or {}).get("verify", "") for a in job.alerts})
+        if not window or not modules or not all(is_module_name(m) for m in modules):
             return None
-        if time.time() - (last.finished_at or 0) > window:
+        last = self.journal.last_finished(target.name, status="succeeded")
+        if last is None or last.id == job.id or time.time() - (last.finished_at or 0) > window:
             return None
         checks = [self.verifier.verify(module, timeout_seconds=0) for module in modules]
         self.journal.update_job(job.id, verification=checks[-1])

@@ -16,7 +16,7 @@ import httpx
 from tts_sentinel.config import ConfigError, load_config
 from tts_sentinel.receiver.journal import Journal
 
-COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "root cause", "why / note")
+COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "incident", "root cause", "why / note")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,9 @@ def row_cells(job: dict[str, Any]) -> list[str]:
     if job.get("escalation"):
         why = f"{job['escalation']}; {why}"
     root = ((job.get("triage") or {}).get("root_cause") or {}).get("pattern") or ""
-    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, root, why.replace("\n", " ")]
+    incident = f"{job['incident_id']}:{job.get('family') or ''}" if job.get("incident_id") else ""
+    return [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, incident, root,
+            why.replace("\n", " ")]
 
 
 def render_table(jobs: list[dict[str, Any]], width: int) -> str:

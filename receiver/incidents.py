@@ -127,14 +127,13 @@ class IncidentBook:
         return at, f"joins {label}, {incident.status}", None
 
     def resolved(self, j: Journal, target: str, fingerprint: str, now: float) -> Incident | None:
-        """An alert resolved: drop it from the open incident that holds it; the last one to go
-        starts the quiet period. Returns that incident, if any."""
-        for incident in j.incidents(target=target, open_only=True, limit=1000):
-            if fingerprint in incident.firing:
-                firing = [fp for fp in incident.firing if fp != fingerprint]
-                j.update_incident(incident.id, firing=firing, resolved_at=None if firing else now)
-                return incident
-        return None
+        """An alert resolved: drop it from the open incidents that hold it; the last one to go
+        starts the quiet period. Returns the newest such incident, if any."""
+        held = [i for i in j.incidents(target=target, open_only=True, limit=1000) if fingerprint in i.firing]
+        for incident in held:
+            firing = [fp for fp in incident.firing if fp != fingerprint]
+            j.update_incident(incident.id, firing=firing, resolved_at=None if firing else now)
+        return held[0] if held else None
 
     # -- the runner's outcomes ----------------------------------------------------------------
     def acting(self, incident: Incident | None, job: Job, components: list[str]) -> None:
@@ -212,8 +211,10 @@ class IncidentBook:
         for incident in self.journal.incidents(target=target, open_only=True, limit=1000):
             jobs = self.journal.incident_jobs(incident.id)
             since = incident.unhealed_since or incident.opened_at
-            # The bound holds even while a job still runs: a person hears of it once, in time.
-            if incident.status == "open" and now - since > self.settings.heal_bound_seconds and jobs:
+            # The bound holds even while a job still runs: a person hears of it once, in time. An
+            # incident whose alerts all resolved (on their own, or after a refusal) is not paged.
+            overdue = now - since > self.settings.heal_bound_seconds
+            if incident.status == "open" and overdue and incident.firing and jobs:
                 why = (
                     f"incident {incident.id} ({incident.family}) not healed {now - since:.0f}s after it "
                     f"opened (bound {self.settings.heal_bound_seconds:.0f}s)"
@@ -221,7 +222,15 @@ class IncidentBook:
                 notes.append(self.page(incident, EXHAUSTED, "not_healed_in_time", why, jobs[-1], only_if_open=True))
             active = any(job.status in ("queued", "running") for job in jobs)
             quiet = incident.resolved_at is not None and now - incident.resolved_at >= self.settings.quiet_seconds
-            if not active and not incident.firing and quiet:
+            # Healed and nothing new past the escalation window and the quiet period: over, even if a
+            # resolved notification never came (receiver down at the time, send_resolved off).
+            stale = (
+                incident.status == "healed"
+                and incident.healed_at is not None
+                and now - incident.healed_at
+                > self.config.guards.escalation_window_seconds + self.settings.quiet_seconds
+            )
+            if not active and ((not incident.firing and quiet) or stale):
                 current = self.journal.incident(incident.id) or incident
                 status = "resolved" if current.status == "open" else current.status
                 self.journal.update_incident(incident.id, closed_at=now, status=status)

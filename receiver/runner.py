@@ -239,7 +239,8 @@ class JobRunner:
         if escalation:
             fields["escalation"] = escalation
         self.journal.update_job(job.id, **fields)
-        self.metrics.actions.labels(tier=job.tier, result=result).inc()
+        if result != "ignored":  # nothing was done: not an action
+            self.metrics.actions.labels(tier=job.tier, result=result).inc()
         log.info("job %s %s %s on %s: %s %s", job.id, job.tier, status, job.target, note, reason_suffix)
 
     # -- restore after derate -----------------------------------------------------------------

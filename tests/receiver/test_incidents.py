@@ -13,6 +13,9 @@ from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.config import ReceiverConfig, Step
 from tts_sentinel.receiver.families import IncidentsConfig, classify, start_rung
+from tts_sentinel.receiver.incidents import IncidentBook
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.plan import build_plan
 from tts_sentinel.receiver.records import Incident, Job
 from tts_sentinel.receiver.tiers import Tier
@@ -185,6 +188,39 @@ def test_an_incident_not_healed_within_the_bound_pages_once(supervisor, probe, m
     assert incident["healed_at"], "it healed after the page: the journal says both"
     pages = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
     assert len(pages) == 1 and pages[0]["labels"]["reason"] == "not_healed_in_time"
+
+
+def test_the_sweep_closes_quiet_and_stale_incidents_and_pages_only_live_ones(tmp_path):
+    config = ReceiverConfig.model_validate({
+        "alertmanager_url": None,
+        "incidents": {"quiet_seconds": 10, "heal_bound_seconds": 60},
+        "guards": {"escalation_window_seconds": 100},
+    })
+    journal = Journal(tmp_path / "j.sqlite3")
+    book = IncidentBook(config, journal, OnCallPager(None))
+    now = time.time()
+
+    def incident(**fields):
+        return journal.insert_incident(target="t", family="web_front", ladder=["light"], opened_at=now - 1000,
+                                       unhealed_since=now - 1000, **fields).id
+
+    quiet = incident(status="healed", healed_at=now - 50, resolved_at=now - 20)
+    waiting = incident(status="healed", healed_at=now - 50, resolved_at=now - 5)
+    stale = incident(status="healed", healed_at=now - 200, firing=["never-resolved"])
+    stuck = incident(status="open", firing=["still-firing"])
+    calm = incident(status="open", resolved_at=now - 5)
+    for i in (stuck, calm):
+        journal.insert_job(target="t", tier="light", status="refused", incident_id=i, family="web_front")
+
+    book.sweep("t", now)
+    book.sweep("t", now + 1)  # a second sweep pages nobody again
+    state = {i.id: i for i in journal.incidents()}
+    assert state[quiet].closed_at and state[quiet].status == "healed"
+    assert state[waiting].closed_at is None, "still in its quiet period"
+    assert state[stale].closed_at and state[stale].status == "healed", "no resolved notification ever came"
+    assert state[stuck].status == "paged" and state[stuck].page["reason"] == "not_healed_in_time"
+    assert "NOT told" in state[stuck].page["note"], "no Alertmanager configured: the journal says so"
+    assert state[calm].status == "open" and state[calm].page is None, "its alerts resolved: nobody paged"
 
 
 # -- incident-scoped triage ------------------------------------------------------------------

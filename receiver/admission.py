@@ -1,7 +1,9 @@
-"""Webhook payload -> persisted jobs: dedup, target and tier per alert, one action per target.
+"""Webhook payload -> persisted jobs: dedup, target, tier and fault family per alert, one action
+per incident.
 
 Everything here runs inside one journal transaction per target, so concurrent HA
-duplicates of the same payload cannot both create a job.
+duplicates of the same payload cannot both create a job. The triage verdict that helps
+decide the family is read before the transaction (reading logs must not hold the journal).
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.receiver.families import FamilyDecision, classify
+from tts_sentinel.receiver.incidents import FreshAlert, IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.payload import WebhookAlert, WebhookPayload
-from tts_sentinel.receiver.policy import TIER_RANK, TierPolicy, next_tier
+from tts_sentinel.receiver.policy import TierPolicy
+from tts_sentinel.receiver.records import Incident
+from tts_sentinel.receiver.rootcause import window_verdict
+from tts_sentinel.receiver.tiers import Tier
 
 
 @dataclass
@@ -39,38 +47,48 @@ class Admission:
         }
 
 
-def _alert_record(alert: WebhookAlert, tier: str, why: str) -> dict[str, Any]:
-    return {
+def _alert_record(alert: WebhookAlert, tier: Tier, why: str, family: str | None = None) -> dict[str, Any]:
+    record = {
         "fingerprint": alert.fingerprint,
         "startsAt": alert.startsAt.isoformat(),
         "status": alert.status,
         "alertname": alert.labels.get("alertname", ""),
         "labels": alert.labels,
         "summary": alert.annotations.get("summary", ""),
-        "tier": tier,
+        "tier": tier.value,
         "why": why,
     }
+    if family:
+        record["family"] = family
+    return record
 
 
 class AlertAdmission:
     """Turns payloads into jobs in the journal; the workers run them."""
 
-    def __init__(self, config: ReceiverConfig, journal: Journal) -> None:
+    def __init__(
+        self, config: ReceiverConfig, journal: Journal, book: IncidentBook, logs_config: LogsConfig | None = None
+    ) -> None:
         self.config = config
         self.journal = journal
+        self.book = book
+        self.logs_config = logs_config
         self.policy = TierPolicy(config)
 
     def admit(self, payload: WebhookPayload) -> Admission:
         """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written."""
         result = Admission()
-        groups: dict[str, list[tuple[WebhookAlert, str, str]]] = {}
+        groups: dict[str, list[tuple[WebhookAlert, Tier, str]]] = {}
         for alert in payload.alerts:
             target = self.policy.target_for(alert.labels)
             tier, why = self.policy.tier_for(alert.labels)
             if alert.status == "resolved":
                 result.resolved += 1
-                if target is not None and tier == "derate":
-                    self._admit_restore(alert, target.name, result)
+                if target is not None:
+                    with self.journal.transaction() as j:
+                        incident = self.book.resolved(j, target.name, alert.fingerprint, time.time())
+                    if tier is Tier.DERATE:
+                        self._admit_restore(alert, target.name, result, incident)
                 continue
             if target is None:
                 self._admit_unmatched(alert, tier, why, result)
@@ -80,7 +98,7 @@ class AlertAdmission:
             self._admit_target(target_name, alerts, result)
         return result
 
-    def _admit_unmatched(self, alert: WebhookAlert, tier: str, why: str, result: Admission) -> None:
+    def _admit_unmatched(self, alert: WebhookAlert, tier: Tier, why: str, result: Admission) -> None:
         job_id = self._admit_single(
             alert,
             "unmatched",
@@ -96,17 +114,21 @@ class AlertAdmission:
         if job_id is not None:
             result.ignored += 1
 
-    def _admit_restore(self, alert: WebhookAlert, target: str, result: Admission) -> None:
+    def _admit_restore(
+        self, alert: WebhookAlert, target: str, result: Admission, incident: Incident | None
+    ) -> None:
         job_id = self._admit_single(
             alert,
             "derate-restore",
             result,
             target=target,
             kind="restore",
-            tier="derate",
+            tier=Tier.DERATE,
             status="queued",
             reason="derate alert resolved: restore the GPU power limit",
-            alerts=[_alert_record(alert, "derate", "resolved")],
+            alerts=[_alert_record(alert, Tier.DERATE, "resolved")],
+            incident_id=incident.id if incident else None,
+            family=incident.family if incident else None,
         )
         if job_id is not None:
             result.new_jobs.append(job_id)
@@ -123,10 +145,11 @@ class AlertAdmission:
             j.remember_key(alert.fingerprint, starts, key_tier, job_id)
         return job_id
 
-    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, str, str]], result: Admission) -> None:
+    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission) -> None:
         now = time.time()
+        verdict = self._verdict(target, alerts, now)
         with self.journal.transaction() as j:
-            fresh: list[tuple[WebhookAlert, str, str]] = []
+            fresh: list[tuple[WebhookAlert, Tier, str]] = []
             for alert, tier, why in alerts:
                 starts = alert.startsAt.isoformat()
                 if j.known_key(alert.fingerprint, starts, tier):
@@ -136,66 +159,48 @@ class AlertAdmission:
                         j.execute("UPDATE jobs SET duplicates = duplicates + 1 WHERE id=?", (dup_job,))
                     continue
                 fresh.append((alert, tier, why))
-            if not fresh:
-                return
-            # The same alert firing again soon after a "successful" action: that action did not help.
-            window = self.config.guards.escalation_window_seconds
-            recent = j.recent_succeeded(target, now - window) if window > 0 else []
-            records = []
-            best_tier, best_why = "none", ""
+            # Alerts asking for no action are journaled without an incident; the others go to the
+            # incident of their fault family (a different family is a different incident).
+            journal_only = [(a, t, w) for a, t, w in fresh if t is Tier.NONE]
+            families: dict[str, tuple[FamilyDecision, list[tuple[WebhookAlert, Tier, str]]]] = {}
             for alert, tier, why in fresh:
-                for prior in recent:
-                    prior_fps = {a.get("fingerprint") for a in prior.get("alerts") or []}
-                    up = next_tier(prior["tier"])
-                    if alert.fingerprint in prior_fps and up and TIER_RANK[up] > TIER_RANK[tier]:
-                        why = (
-                            f"{why}; fired again {now - (prior['finished_at'] or now):.0f}s after "
-                            f"{prior['tier']} job {prior['id']} succeeded -> escalate to {up}"
-                        )
-                        tier = up
-                        break
-                records.append(_alert_record(alert, tier, why))
-                if TIER_RANK[tier] > TIER_RANK[best_tier] or not best_why:
-                    best_tier, best_why = tier, f"{alert.labels.get('alertname', alert.fingerprint)}: {why}"
-            job_id = self._place(j, target, best_tier, best_why, records, result)
-            for alert, tier, _why in fresh:
-                j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
+                if tier is not Tier.NONE:
+                    decision = classify(alert.labels, tier, verdict, self.config.incidents.families)
+                    families.setdefault(decision.name, (decision, []))[1].append((alert, tier, why))
+            for decision, group in families.values():
+                records = [_alert_record(a, t, w, decision.name) for a, t, w in group]
+                fresh_alerts = [
+                    FreshAlert(a.fingerprint, a.labels.get("alertname", a.fingerprint), t, w) for a, t, w in group
+                ]
+                job_id, joined = self.book.place(j, target, decision, fresh_alerts, records, verdict, now)
+                self._count(target, job_id, joined, result)
+                for alert, tier, _why in group:
+                    j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
+            if journal_only:
+                alert, tier, why = journal_only[0]
+                records = [_alert_record(a, t, w) for a, t, w in journal_only]
+                job_id, joined = j.place_job(target, tier, f"{alert.labels.get('alertname', '')}: {why}", records)
+                self._count(target, job_id, joined, result)
+                for alert, tier, _why in journal_only:
+                    j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
 
-    def _place(
-        self, j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], result: Admission
-    ) -> int:
-        job_id, joined = place_job(j, target, tier, why, records)
+    def _verdict(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], now: float) -> dict[str, Any] | None:
+        """The triage verdict of the window a new incident would get, when a new firing may need it."""
+        if self.logs_config is None:
+            return None
+        new = [
+            a for a, t, _ in alerts if t is not Tier.NONE and not self.journal.known_key(
+                a.fingerprint, a.startsAt.isoformat(), t)
+        ]
+        if not new:
+            return None
+        return window_verdict(self.logs_config, self.book.window_start(target, now), now)
+
+    @staticmethod
+    def _count(target: str, job_id: int, joined: bool, result: Admission) -> None:
         if joined:
-            result.joined_jobs.append(job_id)
-        else:
+            if job_id not in result.joined_jobs:
+                result.joined_jobs.append(job_id)
+        elif job_id not in result.new_jobs:
             result.new_jobs.append(job_id)
             result.targets_to_wake.add(target)
-        return job_id
-
-
-def place_job(
-    j: Journal, target: str, tier: str, why: str, records: list[dict[str, Any]], escalated_from: int | None = None
-) -> tuple[int, bool]:
-    """One action per target per incident: join the queued job (raising its tier if needed) or a
-    running job that covers this tier; otherwise queue a new job. Call inside a transaction.
-
-    Returns (job id, whether an existing job was joined).
-    """
-    queued = j.active_job(target, "queued", kind="remediate")
-    if queued is not None:
-        fields: dict[str, Any] = {"alerts": (queued.get("alerts") or []) + records}
-        if TIER_RANK[tier] > TIER_RANK[queued["tier"]]:
-            fields["tier"] = tier
-            fields["reason"] = f"{why} (raised from {queued['tier']}: highest tier of the incident wins)"
-        if escalated_from is not None:
-            fields["escalated_from"] = escalated_from
-        j.update_job(queued["id"], **fields)
-        return int(queued["id"]), True
-    running = j.active_job(target, "running", kind="remediate")
-    if running is not None and escalated_from is None and TIER_RANK[running["tier"]] >= TIER_RANK[tier]:
-        j.update_job(running["id"], alerts=(running.get("alerts") or []) + records)
-        return int(running["id"]), True
-    job_id = j.insert_job(
-        target=target, tier=tier, reason=why, status="queued", alerts=records, escalated_from=escalated_from
-    )
-    return job_id, False

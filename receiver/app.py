@@ -1,4 +1,5 @@
-"""The HTTP side: POST /alerts (Alertmanager webhook v4), GET /actions, GET /metrics, GET /healthz."""
+"""The HTTP side: POST /alerts (Alertmanager webhook v4), GET /actions, GET /incidents, GET /metrics,
+GET /healthz."""
 
 from __future__ import annotations
 
@@ -204,7 +205,17 @@ def create_app(service: ReceiverService) -> FastAPI:
         status: str | None = Query(None, max_length=32),
     ) -> list[dict[str, Any]]:
         """The journal, newest first."""
-        return service.journal.jobs(limit=limit, target=target, status=status)
+        return [job.as_dict() for job in service.journal.jobs(limit=limit, target=target, status=status)]
+
+    @app.get("/incidents", dependencies=[Depends(require_token)], responses={401: {"description": "token"}})
+    def get_incidents(
+        limit: int = Query(100, ge=1, le=10_000),
+        target: str | None = Query(None, max_length=64),
+        open_only: bool = Query(False, alias="open"),
+    ) -> list[dict[str, Any]]:
+        """Incidents, newest first: target, family and why, tiers in order, status, page."""
+        rows = service.journal.incidents(limit=limit, target=target, open_only=open_only)
+        return [incident.as_dict() for incident in rows]
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -13,29 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Tier = Literal["light", "medium", "heavy", "derate", "none"]
+from tts_sentinel.receiver.families import IncidentsConfig
+from tts_sentinel.receiver.matchers import valid_matchers, valid_regex
+from tts_sentinel.receiver.tiers import Tier
+
 Component = Literal["web", "inference"]
-# Escalation order; derate and none stand apart (they never escalate).
-TIER_ORDER: tuple[str, ...] = ("light", "medium", "heavy")
-TIERS: tuple[str, ...] = ("light", "medium", "heavy", "derate", "none")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _regex(pattern: str, what: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{what} is not a valid regex: {exc}") from None
-    return pattern
-
-
-def _matchers(value: dict[str, str]) -> dict[str, str]:
-    """Label matchers: exact values, or `~regex` that must compile."""
-    for label, pattern in value.items():
-        if pattern.startswith("~"):
-            _regex(pattern[1:], f"matcher for {label!r}")
-    return value
 
 
 class SupervisordConfig(BaseModel):
@@ -104,7 +88,7 @@ class CommandConfig(BaseModel):
     @field_validator("label_value_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        return _regex(value, "label_value_pattern")
+        return valid_regex(value, "label_value_pattern")
 
 
 class KubernetesConfig(BaseModel):
@@ -157,7 +141,7 @@ class TargetConfig(BaseModel):
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        return _matchers(value)
+        return valid_matchers(value)
 
 
 class PolicyRule(BaseModel):
@@ -171,7 +155,7 @@ class PolicyRule(BaseModel):
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        return _matchers(value)
+        return valid_matchers(value)
 
 
 StepAction = Literal[
@@ -200,17 +184,17 @@ class Step(BaseModel):
     module: str = "health"
 
 
-def _default_tiers() -> dict[str, list[Step]]:
+def _default_tiers() -> dict[Tier, list[Step]]:
     return {
-        "light": [Step(action="reload", component="web"), Step(action="verify", module="health")],
-        "medium": [
+        Tier.LIGHT: [Step(action="reload", component="web"), Step(action="verify", module="health")],
+        Tier.MEDIUM: [
             Step(action="stop", component="inference"),
             Step(action="release_gpu"),
             Step(action="start", component="inference"),
             Step(action="wait", seconds=10.0),
             Step(action="verify", module="synthesis"),
         ],
-        "heavy": [
+        Tier.HEAVY: [
             Step(action="stop", component="web"),
             Step(action="stop", component="inference"),
             Step(action="clear_cache"),
@@ -218,8 +202,8 @@ def _default_tiers() -> dict[str, list[Step]]:
             Step(action="start", component="web"),
             Step(action="verify", module="synthesis"),
         ],
-        "derate": [Step(action="derate")],
-        "none": [],
+        Tier.DERATE: [Step(action="derate")],
+        Tier.NONE: [],
     }
 
 
@@ -256,7 +240,7 @@ class GuardsConfig(BaseModel):
     budget_actions: int = Field(default=6, ge=1, description="at most N actions per target per window")
     budget_window_seconds: float = Field(default=3600.0, gt=0)
     escalation_window_seconds: float = Field(
-        default=900.0, ge=0, description="an alert firing again this soon after a success escalates"
+        default=900.0, ge=0, description="the same fault family firing again this soon after a success escalates"
     )
     max_job_attempts: int = Field(default=2, ge=1, description="runs of one job across receiver crashes")
 
@@ -292,17 +276,24 @@ class ReceiverConfig(BaseModel):
     )
     triage_since_seconds: float = Field(default=600.0, gt=0)
     policy: list[PolicyRule] = Field(default_factory=list)
-    tiers: dict[str, list[Step]] = Field(default_factory=_default_tiers)
+    tiers: dict[Tier, list[Step]] = Field(default_factory=_default_tiers)
     guards: GuardsConfig = GuardsConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     verification: VerificationConfig = VerificationConfig()
 
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _known_tiers(cls, value: object) -> object:
+        if isinstance(value, dict):
+            unknown = sorted(str(k) for k in value if k not in set(Tier))
+            if unknown:
+                raise ValueError(f"unknown tier(s) {unknown}; tiers are {', '.join(Tier)}")
+        return value
+
     @field_validator("tiers")
     @classmethod
-    def _complete_tiers(cls, value: dict[str, list[Step]]) -> dict[str, list[Step]]:
-        unknown = set(value) - set(TIERS)
-        if unknown:
-            raise ValueError(f"unknown tier(s) {sorted(unknown)}; tiers are {', '.join(TIERS)}")
+    def _complete_tiers(cls, value: dict[Tier, list[Step]]) -> dict[Tier, list[Step]]:
         # A partial `tiers:` section overrides only the tiers it names.
         merged = _default_tiers()
         merged.update(value)

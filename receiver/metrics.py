@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from tts_sentinel.receiver.config import TIERS
+from tts_sentinel.receiver.tiers import Tier
 
 
 class ReceiverMetrics:
@@ -43,7 +43,7 @@ class ReceiverMetrics:
             "1 when the receiver accepts requests without a bearer token (--insecure).",
             registry=self.registry,
         )
-        for tier in TIERS:
+        for tier in Tier:
             for result in ("success", "failure", "refused", "dry_run"):
                 self.actions.labels(tier=tier, result=result)
             self.duration.labels(tier=tier)

@@ -1,14 +1,24 @@
-"""Paging on-call: post TtsRemediationExhausted / TtsRemediationRefused to Alertmanager API v2."""
+"""Paging on-call: post TtsRemediationExhausted / TtsRemediationRefused to Alertmanager API v2.
+
+An incident pages at most once (the journal claims the page before it is posted), with the
+journal's evidence in the annotations: the actions and their steps, the last verification,
+and the root cause lines of the incident's own triage window.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
+from tts_sentinel.receiver.records import Incident, Job
+from tts_sentinel.receiver.rootcause import root_cause_lines
+
 log = logging.getLogger(__name__)
 RUNBOOK = "https://github.com/tts-sentinel/tts-sentinel/blob/main/rules/runbooks.md#"
+ANNOTATION_CHARS = 2000
 
 
 class OnCallPager:
@@ -18,7 +28,16 @@ class OnCallPager:
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self.timeout_seconds = timeout_seconds
 
-    def page(self, alertname: str, target: str, reason: str, description: str, job_id: int | None = None) -> str:
+    def page(
+        self,
+        alertname: str,
+        target: str,
+        reason: str,
+        description: str,
+        job_id: int | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> str:
         """Post the alert; returns a note for the journal (never raises: the journal must be written)."""
         if not self.alertmanager_url:
             log.error("on-call NOT told (no alertmanager_url): %s %s: %s", alertname, target, description)
@@ -32,11 +51,13 @@ class OnCallPager:
                 "tier": "none",
                 "target": target,
                 "reason": reason,
+                **(labels or {}),
             },
             "annotations": {
                 "summary": f"{alertname} on {target}: {reason}",
-                "description": description[:2000] + (f" (journal job {job_id})" if job_id else ""),
+                "description": _cut(description + (f" (journal job {job_id})" if job_id else "")),
                 "runbook_url": RUNBOOK + alertname.lower(),
+                **{k: _cut(v) for k, v in (annotations or {}).items()},
             },
             "startsAt": now.isoformat(),
             "endsAt": (now + timedelta(hours=1)).isoformat(),
@@ -50,3 +71,43 @@ class OnCallPager:
         if resp.status_code >= 300:
             return f"on-call NOT told: Alertmanager answered {resp.status_code}: {resp.text[:200]}"
         return f"on-call paged: {alertname} reason={reason}"
+
+
+def incident_evidence(incident: Incident, jobs: list[Job], why: str) -> dict[str, str]:
+    """The annotations of an incident's page: what was done, what verification saw, what the logs say."""
+    actions = []
+    verification: dict[str, Any] | None = None
+    triage: dict[str, Any] | None = incident.triage
+    for job in jobs:
+        steps = ", ".join(f"{s.get('step')}: {'ok' if s.get('ok') else 'FAILED'}" for s in job.steps if "ok" in s)
+        note = (job.note or "").split("; on-call")[0]
+        actions.append(
+            f"job {job.id} {job.tier} {job.status}" + (f" [{steps}]" if steps else "") + (f" - {note}" if note else "")
+        )
+        verification = job.verification or verification
+        if job.triage and (job.triage.get("root_cause") or not triage):
+            triage = job.triage
+    if verification:
+        checked = (
+            f"{verification.get('module')}: {'green' if verification.get('success') else 'RED'} "
+            f"after {verification.get('attempts')} attempt(s) in {verification.get('duration_seconds')}s "
+            f"({verification.get('detail')})"
+        )
+    else:
+        checked = "no verification ran"
+    lines = root_cause_lines(triage) or ["no root cause: " + str((triage or {}).get("note", "no matching log line"))]
+    return {
+        "summary": f"incident {incident.id} on {incident.target} ({incident.family}): {why}"[:300],
+        "description": (
+            f"{why}. Family {incident.family}: {incident.family_reason}. Tiers run: "
+            f"{' -> '.join(incident.tiers) or 'none'}; components acted on: "
+            f"{', '.join(incident.components) or 'none'}."
+        ),
+        "actions": "\n".join(actions) or "no action ran",
+        "verification": checked,
+        "root_cause": "\n".join(lines),
+    }
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= ANNOTATION_CHARS else text[: ANNOTATION_CHARS - 1] + "…"

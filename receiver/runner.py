@@ -3,40 +3,29 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, ActuatorError, build_actuator
-from tts_sentinel.receiver.admission import place_job
-from tts_sentinel.receiver.config import ReceiverConfig, Step, TargetConfig
-from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, reset_gpu, running_as_root
-from tts_sentinel.receiver.heavy import PreflightRefusal, clear_cache, preflight
+from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
+from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, running_as_root
+from tts_sentinel.receiver.guards import JobGuards, Refusal
+from tts_sentinel.receiver.heavy import PreflightRefusal, preflight
+from tts_sentinel.receiver.incidents import EXHAUSTED, REFUSED, IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
-from tts_sentinel.receiver.pager import OnCallPager
-from tts_sentinel.receiver.policy import next_tier
-from tts_sentinel.receiver.rootcause import triage_verdict
+from tts_sentinel.receiver.plan import build_plan, components_of, is_module_name
+from tts_sentinel.receiver.records import Incident, Job
+from tts_sentinel.receiver.rootcause import triage_verdict, window_verdict
+from tts_sentinel.receiver.steps import StepContext, StepFailed, step_action
+from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.receiver.verification import ExporterVerifier
 
 log = logging.getLogger(__name__)
 TAIL = 500
-
-
-class StepFailed(Exception):
-    """A step that failed; the job stops and escalates."""
-
-
-class Refusal(Exception):
-    """A guard refused the job; `reason` is the metric label, the message is for people."""
-
-    def __init__(self, reason: str, message: str, page: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.page = page  # alertname to page on-call with, or None
 
 
 class JobRunner:
@@ -47,25 +36,25 @@ class JobRunner:
         config: ReceiverConfig,
         journal: Journal,
         metrics: ReceiverMetrics,
-        pager: OnCallPager,
+        book: IncidentBook,
         *,
         gpu: NvmlGpu | None = None,
         now: Callable[[], datetime] | None = None,
         is_root: Callable[[], bool] = running_as_root,
-        logs_config: object | None = None,
+        logs_config: LogsConfig | None = None,
         actuator_factory: Callable[[TargetConfig, dict[str, str]], Actuator] = build_actuator,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.journal = journal
         self.metrics = metrics
-        self.pager = pager
+        self.book = book
         self.gpu = gpu or NvmlGpu()
-        self.now = now or (lambda: datetime.now(UTC))
         self.is_root = is_root
         self.logs_config = logs_config
         self.actuator_factory = actuator_factory
         self.sleep = sleep
+        self.guards = JobGuards(config, journal, now or (lambda: datetime.now(UTC)))
         self.verifier = ExporterVerifier(config.exporter_url, config.verification)
         self.targets = {t.name: t for t in config.targets}
 
@@ -75,14 +64,14 @@ class JobRunner:
         job = self.journal.job(job_id)
         if job is None:
             return None
-        target = self.targets.get(job["target"])
+        target = self.targets.get(job.target)
         if target is None:
             self.journal.update_job(
                 job_id,
                 status="ignored",
                 result="ignored",
                 finished_at=time.time(),
-                note=f"target {job['target']!r} is no longer configured",
+                note=f"target {job.target!r} is no longer configured",
             )
             return None
         dry = self.config.dry_run or target.dry_run
@@ -93,7 +82,7 @@ class JobRunner:
         self.metrics.in_progress.inc()
         t0 = time.monotonic()
         try:
-            if job["kind"] == "restore":
+            if job.kind == "restore":
                 return self._restore(job, target, dry)
             return self._remediate(job, target, dry)
         except Exception as exc:  # noqa: BLE001 - a bug must end up in the journal, not kill the worker
@@ -102,32 +91,37 @@ class JobRunner:
             return None
         finally:
             self.metrics.in_progress.dec()
-            self.metrics.duration.labels(tier=job["tier"]).observe(time.monotonic() - t0)
+            self.metrics.duration.labels(tier=job.tier).observe(time.monotonic() - t0)
 
     # -- remediation --------------------------------------------------------------------------
-    def _remediate(self, job: dict[str, Any], target: TargetConfig, dry: bool) -> int | None:
-        tier = job["tier"]
-        labels = _first_labels(job)
+    def _remediate(self, job: Job, target: TargetConfig, dry: bool) -> int | None:
+        tier = job.tier
+        incident = self.journal.incident(job.incident_id)
+        self._triage(job, incident)
+        steps = build_plan(self.config, job, incident) if tier is not Tier.NONE else []
+        green = None if dry else self._already_green(job, target)
+        if green:
+            self._finish(job, "ignored", "ignored", note=green)
+            self.book.healed(incident, green)
+            return None
         try:
-            self._guard(job, target, dry)
-            record = preflight(target) if tier == "heavy" and not dry else {}
+            self.guards.check(job, target, dry)
+            record = preflight(target) if tier is Tier.HEAVY and not dry else {}
         except Refusal as refusal:
-            return self._refuse(job, target, refusal)
+            return self._refuse(job, incident, refusal)
         except PreflightRefusal as exc:
-            return self._refuse(job, target, Refusal("preflight", str(exc), page="TtsRemediationRefused"))
-        triage = triage_verdict(self.logs_config, self.config.triage_since_seconds)
-        self.journal.update_job(job["id"], triage=triage)
-        steps = self.config.tiers.get(tier, [])
-        if tier == "none":
+            return self._refuse(job, incident, Refusal("preflight", str(exc), page=REFUSED))
+        if tier is Tier.NONE:
             self._finish(job, "succeeded", "success", note="tier none: journal only")
             return None
-        steps = steps + _alert_verifications(job, steps)
+        actuator = None if dry else self.actuator_factory(target, job.first_labels())
+        ctx = StepContext(self.config, target, job, actuator, self.verifier, self.gpu, self.is_root, self.sleep)
         if dry:
-            plan = [self._describe(step, target) for step in steps]
-            self.journal.update_job(job["id"], steps=plan)
+            plan = [{"step": step_action(step.action).describe(step, ctx)} for step in steps]
+            self.journal.update_job(job.id, steps=plan)
             self._finish(job, "dry_run", "dry_run", note="dry run: nothing was executed")
             return None
-        actuator = self.actuator_factory(target, labels)
+        self.book.acting(incident, job, components_of(steps))
         done: list[dict[str, Any]] = []
         if record:
             done.append(
@@ -141,112 +135,93 @@ class JobRunner:
             )
         verification: dict[str, Any] | None = None
         for step in steps:
+            action = step_action(step.action)
             t0 = time.monotonic()
-            entry: dict[str, Any] = {"step": self._describe(step, target)["step"]}
+            entry: dict[str, Any] = {"step": action.describe(step, ctx)}
             try:
-                output, extra = self._execute(step, target, actuator, job)
-                entry.update(ok=True, output=_tail(output), **extra)
-                if step.action == "verify":
-                    verification = extra.get("verification")
-                    if not verification or not verification.get("success"):
-                        entry["ok"] = False
-                        raise StepFailed(f"verification {step.module} failed: {(verification or {}).get('detail')}")
+                outcome = action.run(step, ctx)
+                extra = outcome.extra or {}
+                entry.update(ok=True, output=_tail(outcome.output), **extra)
+                verification = extra.get("verification", verification)
             except (ActuatorError, GpuUnavailable, PreflightRefusal, StepFailed, OSError) as exc:
+                if isinstance(exc, StepFailed):
+                    verification = exc.extra.get("verification", verification)
+                    entry.update(exc.extra)
                 entry.update(ok=False, output=_tail(str(exc)))
                 entry["duration_seconds"] = round(time.monotonic() - t0, 3)
                 done.append(entry)
-                self.journal.update_job(job["id"], steps=done, verification=verification)
-                return self._failed(job, target, f"step '{entry['step']}' failed: {exc}", entry)
+                self.journal.update_job(job.id, steps=done, verification=verification)
+                return self._failed(job, incident, f"step '{entry['step']}' failed: {exc}")
             entry["duration_seconds"] = round(time.monotonic() - t0, 3)
             done.append(entry)
-            self.journal.update_job(job["id"], steps=done, verification=verification)
+            self.journal.update_job(job.id, steps=done, verification=verification)
         self._finish(job, "succeeded", "success")
+        self.book.healed(incident)
         return None
 
-    def _guard(self, job: dict[str, Any], target: TargetConfig, dry: bool) -> None:
-        """Raise Refusal when the job must not run now."""
-        tier = job["tier"]
-        now = time.time()
-        if tier == "heavy" and self._business_hours():
-            raise Refusal(
-                "business_hours",
-                f"heavy restart refused during business hours ({self._local_now():%a %H:%M %Z}); "
-                "do it by hand if it cannot wait (re-sends of this firing are not retried; "
-                "a new firing after hours runs)",
-                page="TtsRemediationRefused",
-            )
-        if dry or tier == "none":
-            return
-        cooldown = self.config.guards.cooldown_seconds.get(tier, 0.0)
-        last = self.journal.last_finished(target.name, tier=tier)
-        if (
-            cooldown
-            and last
-            and last["id"] != job["id"]
-            and last["status"] in ("succeeded", "failed")
-            and now - (last["finished_at"] or 0) < cooldown
-            and not job.get("escalated_from")
-        ):
-            raise Refusal(
-                "cooldown",
-                f"{tier} ran on {target.name} {now - last['finished_at']:.0f}s ago "
-                f"(job {last['id']}); cooldown is {cooldown:.0f}s",
-            )
-        window = self.config.guards.budget_window_seconds
-        used = self.journal.count_actions(target.name, now - window) - 1  # this job is already 'running'
-        if used >= self.config.guards.budget_actions:
-            raise Refusal(
-                "budget_exhausted",
-                f"{used} actions on {target.name} in the last {window:.0f}s reach the budget of "
-                f"{self.config.guards.budget_actions}; a person must look",
-                page="TtsRemediationExhausted",
-            )
+    def _triage(self, job: Job, incident: Incident | None) -> None:
+        """The root cause from the incident's own window (its start minus the lead), never earlier."""
+        if incident is None:
+            triage = triage_verdict(self.logs_config, self.config.triage_since_seconds)
+        else:
+            triage = window_verdict(self.logs_config, incident.window_start)
+            if triage.get("root_cause") and not (incident.triage or {}).get("root_cause"):
+                self.journal.update_incident(incident.id, triage=triage)
+        self.journal.update_job(job.id, triage=triage)
 
-    def _local_now(self) -> datetime:
-        return self.now().astimezone(ZoneInfo(self.config.business_hours.timezone))
+    def _already_green(self, job: Job, target: TargetConfig) -> str | None:
+        """After a recent successful action on the target, a job raised by probe alerts acts only
+        when one of those probes is red now.
 
-    def _business_hours(self) -> bool:
-        hours = self.config.business_hours
-        local = self._local_now()
-        return local.weekday() in hours.weekdays and hours.start <= local.time().replace(tzinfo=None) <= hours.end
+        A probe alert counts failures over minutes (increase()), so it can fire after an action
+        already healed its cause; one run of the probes it names tells a late alert from a live
+        fault. Alerts on log lines carry no probe to ask: they always act. Returns the journal
+        note when every probe is green, else None.
+        """
+        window = self.config.incidents.recheck_seconds
+        modules = sorted({(a.get("labels") or {}).get("verify", "") for a in job.alerts})
+        if not window or not modules or not all(is_module_name(m) for m in modules):
+            return None
+        last = self.journal.last_finished(target.name, status="succeeded")
+        if last is None or last.id == job.id or time.time() - (last.finished_at or 0) > window:
+            return None
+        checks = [self.verifier.verify(module, timeout_seconds=0) for module in modules]
+        self.journal.update_job(job.id, verification=checks[-1])
+        if not all(c.get("success") for c in checks):
+            return None
+        return (
+            f"no action: {', '.join(modules)} green now, {time.time() - (last.finished_at or 0):.0f}s after "
+            f"{last.tier} job {last.id} succeeded on {target.name} (the alert counted failures from before it)"
+        )
 
-    def _refuse(self, job: dict[str, Any], target: TargetConfig, refusal: Refusal) -> None:
+    def _refuse(self, job: Job, incident: Incident | None, refusal: Refusal) -> None:
         self.metrics.refused.labels(reason=refusal.reason).inc()
         note = str(refusal)
         if refusal.page:
-            note += "; " + self.pager.page(refusal.page, target.name, refusal.reason, str(refusal), job["id"])
+            note += "; " + self.book.page(incident, refusal.page, refusal.reason, str(refusal), job, "refused")
         self._finish(job, "refused", "refused", note=note, reason_suffix=f"refused: {refusal.reason}")
         return None
 
-    def _failed(self, job: dict[str, Any], target: TargetConfig, why: str, entry: dict[str, Any]) -> int | None:
-        up = next_tier(job["tier"])
-        if job["tier"] == "derate":
+    def _failed(self, job: Job, incident: Incident | None, why: str) -> int | None:
+        if job.tier is Tier.DERATE:
             # No GPU, no NVML or no root: the card stays hot, so a person must know now.
             self.metrics.refused.labels(reason="derate_unavailable").inc()
-            note = (
-                why + "; " + self.pager.page("TtsRemediationRefused", target.name, "derate_unavailable", why, job["id"])
-            )
-            self._finish(job, "failed", "failure", note=note)
+            page = self.book.page(incident, REFUSED, "derate_unavailable", why, job, "failed")
+            self._finish(job, "failed", "failure", note=f"{why}; {page}")
             return None
+        up = self.book.escalation(incident, job)
         if up is None:
-            note = (
-                why
-                + "; no higher tier; "
-                + self.pager.page("TtsRemediationExhausted", target.name, f"{job['tier']}_failed", why, job["id"])
-            )
-            self._finish(job, "failed", "failure", note=note)
+            page = self.book.page(incident, EXHAUSTED, f"{job.tier}_failed", why, job, "failed")
+            self._finish(job, "failed", "failure", note=f"{why}; no higher tier; {page}")
             return None
-        why_up = f"escalated from {job['tier']} job {job['id']}: {why}"
-        with self.journal.transaction() as j:
-            # A job already queued for this target absorbs the escalation: still one action per incident.
-            new_id, _joined = place_job(j, target.name, up, why_up, job.get("alerts") or [], escalated_from=job["id"])
+        new_id = self.book.escalate(incident, job, up, f"escalated from {job.tier} job {job.id}: {why}")
         self.metrics.escalations.inc()
         self._finish(job, "failed", "failure", note=why, escalation=f"escalated to {up} as job {new_id}")
         return new_id
 
     def _finish(
         self,
-        job: dict[str, Any],
+        job: Job,
         status: str,
         result: str,
         note: str = "",
@@ -254,7 +229,7 @@ class JobRunner:
         reason_suffix: str = "",
     ) -> None:
         # Keep what recovery noted before this run (e.g. "interrupted ...; resumed").
-        note = "; ".join(part for part in (job.get("note") or "", note) if part)
+        note = "; ".join(part for part in (job.note, note) if part)
         fields: dict[str, Any] = {
             "status": status,
             "result": result,
@@ -263,105 +238,16 @@ class JobRunner:
         }
         if escalation:
             fields["escalation"] = escalation
-        self.journal.update_job(job["id"], **fields)
-        self.metrics.actions.labels(tier=job["tier"], result=result).inc()
-        log.info("job %s %s %s on %s: %s %s", job["id"], job["tier"], status, job["target"], note, reason_suffix)
-
-    # -- steps --------------------------------------------------------------------------------
-    def _describe(self, step: Step, target: TargetConfig) -> dict[str, Any]:
-        """What a step would do, in words (the dry-run journal shows exactly this)."""
-        act = step.action
-        kind = target.actuator
-        if act == "reload":
-            act_text = f"signal {step.signal}" if target.hot_reload else "restart"
-            return {"step": f"{act_text} {step.component} via {kind} (hot_reload={target.hot_reload})"}
-        if act in ("restart", "stop", "start"):
-            comps = ["web", "inference"] if step.component == "all" else [step.component]
-            return {"step": f"{act} {'+'.join(comps)} via {kind}"}
-        if act == "signal":
-            return {"step": f"signal {step.signal} {step.component} via {kind}"}
-        if act == "release_gpu":
-            how = "reset if no process holds it (root only)" if target.gpu.reset else "no reset configured"
-            return {"step": f"release GPU {target.gpu.index}: {how}"}
-        if act == "wait":
-            return {"step": f"wait {step.seconds:g}s"}
-        if act == "verify":
-            return {"step": f"verify {self.config.exporter_url}/probe?module={step.module}"}
-        if act == "clear_cache":
-            return {"step": f"clear cache dir {target.cache_dir}"}
-        if act == "derate":
-            return {"step": f"lower GPU {target.gpu.index} power limit to {target.gpu.derate_ratio:g} x default"}
-        return {"step": act}
-
-    def _execute(
-        self, step: Step, target: TargetConfig, actuator: Actuator, job: dict[str, Any]
-    ) -> tuple[str, dict[str, Any]]:
-        act = step.action
-        comps = ["web", "inference"] if step.component == "all" else [step.component]
-        if act == "reload":
-            if target.hot_reload:
-                return actuator.signal(step.component, step.signal), {}
-            return actuator.restart(step.component), {}
-        if act in ("restart", "stop", "start"):
-            if act == "start":
-                comps = list(reversed(comps)) if step.component == "all" else comps
-            return "; ".join(getattr(actuator, act)(c) for c in comps), {}
-        if act == "signal":
-            return actuator.signal(step.component, step.signal), {}
-        if act == "wait":
-            self.sleep(step.seconds)
-            return f"waited {step.seconds:g}s", {}
-        if act == "verify":
-            result = self.verifier.verify(step.module)
-            return result["detail"], {"verification": result}
-        if act == "release_gpu":
-            return self._release_gpu(target), {}
-        if act == "clear_cache":
-            if target.cache_dir is None:
-                return "no cache_dir configured; nothing to clear", {}
-            return clear_cache(target.cache_dir), {}
-        if act == "derate":
-            return self._derate(target, job)
-        raise StepFailed(f"unknown step {act}")
-
-    def _release_gpu(self, target: TargetConfig) -> str:
-        """The medium tier's GPU step: a reset only when configured, as root, with no process on it."""
-        index = target.gpu.index
-        if not target.gpu.reset:
-            return "skipped: GPU reset not configured; stopping inference released its memory"
-        if not self.is_root():
-            return "skipped: GPU reset needs root"
-        try:
-            pids = self.gpu.processes(index)
-        except GpuUnavailable as exc:
-            return f"skipped: {exc}"
-        if pids:
-            return f"skipped: GPU {index} still has processes {pids}; a reset would kill them"
-        return "reset: " + reset_gpu(target.gpu.nvidia_smi, index)
-
-    def _derate(self, target: TargetConfig, job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        index = target.gpu.index
-        if not self.is_root():
-            raise GpuUnavailable("lowering the GPU power limit needs root; the receiver does not run as root")
-        limits = self.gpu.power_limits(index)
-        wanted = int(limits["default_mw"] * target.gpu.derate_ratio)
-        new = max(limits["min_mw"], min(limits["max_mw"], wanted))
-        if new >= limits["current_mw"]:
-            return (
-                f"power limit already {limits['current_mw']} mW <= {new} mW; nothing to lower",
-                {"previous_limit_mw": None, "limits": limits},
-            )
-        self.gpu.set_power_limit(index, new)
-        return (
-            f"power limit {limits['current_mw']} -> {new} mW (card range {limits['min_mw']}-{limits['max_mw']})",
-            {"previous_limit_mw": limits["current_mw"], "new_limit_mw": new, "limits": limits},
-        )
+        self.journal.update_job(job.id, **fields)
+        if result != "ignored":  # nothing was done: not an action
+            self.metrics.actions.labels(tier=job.tier, result=result).inc()
+        log.info("job %s %s %s on %s: %s %s", job.id, job.tier, status, job.target, note, reason_suffix)
 
     # -- restore after derate -----------------------------------------------------------------
-    def _restore(self, job: dict[str, Any], target: TargetConfig, dry: bool) -> None:
+    def _restore(self, job: Job, target: TargetConfig, dry: bool) -> None:
         last = self.journal.last_derate(target.name)
         previous = None
-        for step in (last or {}).get("steps") or []:
+        for step in last.steps if last else []:
             if step.get("previous_limit_mw"):
                 previous = step["previous_limit_mw"]
         if previous is None:
@@ -369,7 +255,7 @@ class JobRunner:
             return None
         entry: dict[str, Any] = {"step": f"restore GPU {target.gpu.index} power limit to {previous} mW"}
         if dry:
-            self.journal.update_job(job["id"], steps=[entry])
+            self.journal.update_job(job.id, steps=[entry])
             self._finish(job, "dry_run", "dry_run", note="dry run: nothing was executed")
             return None
         t0 = time.monotonic()
@@ -381,48 +267,15 @@ class JobRunner:
         except GpuUnavailable as exc:
             entry.update(ok=False, output=str(exc))
         entry["duration_seconds"] = round(time.monotonic() - t0, 3)
-        self.journal.update_job(job["id"], steps=[entry])
+        self.journal.update_job(job.id, steps=[entry])
         if entry["ok"]:
             self._finish(job, "succeeded", "success")
         else:
-            note = (
-                str(entry["output"])
-                + "; "
-                + self.pager.page(
-                    "TtsRemediationRefused",
-                    target.name,
-                    "derate_restore_failed",
-                    str(entry["output"]),
-                    job["id"],
-                )
-            )
-            self._finish(job, "failed", "failure", note=note)
+            output = str(entry["output"])
+            incident = self.journal.incident(job.incident_id)
+            page = self.book.page(incident, REFUSED, "derate_restore_failed", output, job, "failed")
+            self._finish(job, "failed", "failure", note=f"{output}; {page}")
         return None
-
-
-def _alert_verifications(job: dict[str, Any], steps: list[Step]) -> list[Step]:
-    """Extra verify steps for the probe modules the alerts name in their `verify` label.
-
-    The tier's own verification checks what the tier restarts (L1 for light, L2 for medium);
-    an alert raised by another probe must see that probe green too, or the action did not
-    fix what was broken (e.g. a light restart for an L2 failure that L1 never saw).
-    """
-    have = {step.module for step in steps if step.action == "verify"}
-    extra: list[Step] = []
-    for alert in job.get("alerts") or []:
-        module = (alert.get("labels") or {}).get("verify", "")
-        if _MODULE_NAME.match(module) and module not in have:
-            have.add(module)
-            extra.append(Step(action="verify", module=module))
-    return extra
-
-
-def _first_labels(job: dict[str, Any]) -> dict[str, str]:
-    alerts = job.get("alerts") or []
-    return dict(alerts[0].get("labels") or {}) if alerts else {}
-
-
-_MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 
 def _tail(text: str) -> str:

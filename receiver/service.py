@@ -1,4 +1,4 @@
-"""The receiver assembled: journal, admission, runner, workers, metrics. The HTTP app sits on top."""
+"""The receiver assembled: journal, incidents, admission, runner, workers, metrics. The HTTP app sits on top."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
 from tts_sentinel.receiver.admission import Admission, AlertAdmission
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
+from tts_sentinel.receiver.incidents import IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
@@ -30,7 +32,7 @@ class ReceiverService:
         token: str | None,
         *,
         journal_path: Path | None = None,
-        logs_config: object | None = None,
+        logs_config: LogsConfig | None = None,
         gpu: NvmlGpu | None = None,
         now: Callable[[], datetime] | None = None,
         is_root: Callable[[], bool] = running_as_root,
@@ -42,13 +44,14 @@ class ReceiverService:
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
         self.pager = OnCallPager(config.alertmanager_url)
-        self.admission = AlertAdmission(config, self.journal)
+        self.incidents = IncidentBook(config, self.journal, self.pager)
+        self.admission = AlertAdmission(config, self.journal, self.incidents, logs_config)
         extra = {"sleep": sleep} if sleep is not None else {}
         self.runner = JobRunner(
             config,
             self.journal,
             self.metrics,
-            self.pager,
+            self.incidents,
             gpu=gpu,
             now=now,
             is_root=is_root,
@@ -57,7 +60,7 @@ class ReceiverService:
             **extra,
         )
         self._last_purge = time.monotonic()
-        self.workers = TargetWorkers(self.runner, self.journal, self.pager, config.guards.max_job_attempts)
+        self.workers = TargetWorkers(self.runner, self.journal, self.incidents, config.guards.max_job_attempts)
 
     def start(self) -> None:
         """Forget expired idempotency keys, recover interrupted jobs, start the workers."""

@@ -36,10 +36,11 @@ class ExporterVerifier:
         self.exporter_url = exporter_url.rstrip("/")
         self.config = config
 
-    def verify(self, module: str) -> dict[str, Any]:
-        """Run the probe until it succeeds or `timeout_seconds` pass; the journal's verification record."""
+    def verify(self, module: str, timeout_seconds: float | None = None) -> dict[str, Any]:
+        """Run the probe until it succeeds or `timeout_seconds` (default: the config's) pass; the
+        journal's verification record. A timeout of 0 runs the probe exactly once."""
         started = time.monotonic()
-        deadline = started + self.config.timeout_seconds
+        deadline = started + (self.config.timeout_seconds if timeout_seconds is None else timeout_seconds)
         attempts = 0
         detail = ""
         url = f"{self.exporter_url}/probe"

@@ -1,4 +1,6 @@
-"""Workers: one thread per target runs its queued jobs in order (per-target single flight)."""
+"""Workers: one thread per target runs its queued jobs in order (per-target single flight); one
+more thread sweeps the incidents (closes quiet ones, pages those not healed in time, also while
+their job still runs)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,10 @@ import logging
 import threading
 import time
 
+from tts_sentinel.receiver.incidents import EXHAUSTED, IncidentBook
 from tts_sentinel.receiver.journal import Journal
-from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.runner import JobRunner
+from tts_sentinel.receiver.tiers import Tier
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +23,13 @@ class TargetWorkers:
         self,
         runner: JobRunner,
         journal: Journal,
-        pager: OnCallPager,
+        incidents: IncidentBook,
         max_attempts: int = 2,
         poll_seconds: float = 2.0,
     ) -> None:
         self.runner = runner
         self.journal = journal
-        self.pager = pager
+        self.incidents = incidents
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
         self._events = {name: threading.Event() for name in runner.targets}
@@ -37,27 +40,24 @@ class TargetWorkers:
         """Jobs left `running` by a crash: resume them, or report them (too many attempts, or heavy)."""
         notes = []
         for job in self.journal.jobs(limit=10_000, status="running"):
-            if job["attempts"] >= self.max_attempts or job["tier"] == "heavy":
+            if job.attempts >= self.max_attempts or job.tier is Tier.HEAVY:
                 why = (
-                    f"interrupted by a receiver restart after {job['attempts']} attempt(s); "
+                    f"interrupted by a receiver restart after {job.attempts} attempt(s); "
                     "not resumed: check the target by hand"
                 )
-                page = self.pager.page("TtsRemediationExhausted", job["target"], "interrupted", why, job["id"])
+                incident = self.journal.incident(job.incident_id)
+                page = self.incidents.page(incident, EXHAUSTED, "interrupted", why, job, "interrupted")
                 self.journal.update_job(
-                    job["id"],
-                    status="interrupted",
-                    result="failure",
-                    finished_at=time.time(),
-                    note=f"{why}; {page}",
+                    job.id, status="interrupted", result="failure", finished_at=time.time(), note=f"{why}; {page}"
                 )
-                notes.append(f"job {job['id']} reported")
+                notes.append(f"job {job.id} reported")
             else:
                 self.journal.update_job(
-                    job["id"],
+                    job.id,
                     status="queued",
-                    note=f"interrupted by a receiver restart (attempt {job['attempts']}); resumed",
+                    note=f"interrupted by a receiver restart (attempt {job.attempts}); resumed",
                 )
-                notes.append(f"job {job['id']} resumed")
+                notes.append(f"job {job.id} resumed")
         return notes
 
     def start(self) -> None:
@@ -68,6 +68,9 @@ class TargetWorkers:
             t = threading.Thread(target=self._loop, args=(name,), name=f"worker-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        sweeper = threading.Thread(target=self._sweep_loop, name="incident-sweeper", daemon=True)
+        sweeper.start()
+        self._threads.append(sweeper)
 
     def dead(self) -> list[str]:
         """Names of workers whose thread is not alive (empty when all run)."""
@@ -96,7 +99,16 @@ class TargetWorkers:
                 event.clear()
                 continue
             try:
-                self.runner.run(job["id"])
+                self.runner.run(job.id)
             except Exception:  # noqa: BLE001 - keep the worker alive; runner journals its own failures
-                log.exception("worker %s: job %s", target, job["id"])
+                log.exception("worker %s: job %s", target, job.id)
                 time.sleep(self.poll_seconds)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            for target in self._events:
+                try:
+                    for note in self.incidents.sweep(target):
+                        log.info("incidents of %s: %s", target, note)
+                except Exception:  # noqa: BLE001 - a failed sweep must not end the loop; it runs again
+                    log.exception("incident sweep of %s", target)

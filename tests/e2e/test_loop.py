@@ -2,6 +2,10 @@
 
 A hung web front must be noticed by the L1 probe, alerted by Prometheus, posted by
 Alertmanager, restarted once by the receiver through supervisord, and be green again.
+Then sequences, as a messy week brings them: a different fault inside the escalation window
+is its own incident at its own base tier, the same fault coming back escalates without
+dropping the web front, a healed incident pages nobody, an unhealable one pages on-call once
+with the journal's evidence.
 """
 
 from __future__ import annotations
@@ -15,21 +19,50 @@ import httpx
 import pytest
 from support import require_binary
 
-from tts_sentinel.harness.drill import StackEndpoints, actions, firing_alerts, journal, run_drill, wait_until
+from tts_sentinel.harness.drill import (
+    StackEndpoints,
+    actions,
+    firing_alerts,
+    inject,
+    journal,
+    run_drill,
+    wait_until,
+)
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
 
 pytestmark = pytest.mark.e2e
 FIGURES = Path(os.environ.get("TTS_SENTINEL_FIGURES", "/tmp/tts-sentinel-e2e-figures.json"))
+RECEIVER_PAGES = ("TtsRemediationExhausted", "TtsRemediationRefused")
+# Heavy is refused at any hour (a fault that cannot be healed, whatever the clock says), and
+# incidents close 20 s after their alerts resolve, so each test starts with the earlier closed.
+RECEIVER = {
+    "business_hours": {"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "00:00:00", "end": "23:59:59"},
+    "incidents": {"quiet_seconds": 20},
+}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_binary("prometheus")
     require_binary("prometheus-alertmanager", "alertmanager")
-    s = Stack(tmp_path_factory.mktemp("stack"))
+    s = Stack(tmp_path_factory.mktemp("stack"), receiver_overrides=RECEIVER)
     s.start()
     yield s
     s.stop()
+
+
+def incidents(endpoints: StackEndpoints) -> list[dict]:
+    """GET /incidents, oldest first."""
+    r = httpx.get(f"{endpoints.receiver}/incidents", headers={"Authorization": f"Bearer {endpoints.token}"},
+                  timeout=5)
+    r.raise_for_status()
+    return sorted(r.json(), key=lambda i: i["id"])
+
+
+def receiver_pages(stack) -> list[dict]:
+    """Every firing alert the on-call sink got that the receiver posted (one per notification)."""
+    return [a for p in stack.oncall.pages for a in p.get("alerts", [])
+            if a.get("labels", {}).get("alertname") in RECEIVER_PAGES and a.get("status") == "firing"]
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -76,8 +109,12 @@ def test_hung_web_front_is_healed_by_exactly_one_light_restart(stack):
     done = actions(journal(endpoints.receiver, endpoints.token))
     assert len(done) == 1, json.dumps(done, indent=1)
     assert done[0]["tier"] == "light" and done[0]["status"] == "succeeded"
-    # healed by the receiver: on-call was not paged (tests/e2e/test_paging.py proves who is, when)
+    # healed within its verification: the receiver paged nobody, nor did Alertmanager
+    # (tests/e2e/test_paging.py proves who is paged, when)
+    assert receiver_pages(stack) == []
     assert "TtsHealthProbeFailing" not in stack.oncall.alertnames()
+    [incident] = incidents(endpoints)
+    assert (incident["family"], incident["tiers"], incident["status"]) == ("web_front", ["light"], "healed")
     record_figures(result)
 
 
@@ -108,7 +145,80 @@ def test_cuda_oom_is_healed_by_one_medium_restart_verified_by_real_synthesis(sta
     assert [a["tier"] for a in new] == ["medium"], json.dumps(new, indent=1)
     verification = new[0]["verification"]
     assert "synthesis" in json.dumps(verification), verification
+    # a different fault inside the hang's escalation window: its own incident at its own base tier
+    oom = next(i for i in incidents(endpoints) if i["id"] == new[0]["incident_id"])
+    assert (oom["family"], oom["tiers"]) == ("gpu_memory", ["medium"]), oom
+    assert new[0]["escalated_from"] is None and "fired again" not in new[0]["reason"]
     record_figures(result)
+
+
+def test_silence_after_an_oom_is_its_own_incident_not_a_recurrence(stack):
+    """`drill oom` then `drill silent`, inside the OOM's escalation window: a new incident that
+    starts at medium, never a heavy restart taken for an OOM coming back."""
+    endpoints = StackEndpoints.from_dir(stack.dir)
+    known = {i["id"] for i in incidents(endpoints)}
+    inference_pid = stack.program_pid(INFERENCE_PROGRAM)
+    inject(endpoints, "silent", "inference")
+
+    def healed_silence():
+        fresh = [i for i in incidents(endpoints) if i["id"] not in known]
+        return next((i for i in fresh if i["family"] == "inference_engine" and i["status"] == "healed"), None)
+
+    silence = wait_for(healed_silence, 150, "the silence to be healed as its own incident")
+    assert silence["tiers"] == ["medium"], silence
+    assert stack.program_pid(INFERENCE_PROGRAM) not in (0, inference_pid)
+    fresh = [i for i in incidents(endpoints) if i["id"] not in known]
+    assert not any("heavy" in i["tiers"] for i in fresh), json.dumps(fresh, indent=1)
+    rows = [r for r in actions(journal(endpoints.receiver, endpoints.token)) if r.get("incident_id") == silence["id"]]
+    assert rows and all(r["escalated_from"] is None for r in rows)
+    # the incident's triage holds its own lines: silence, never the OOM before it
+    patterns = {e["pattern"] for r in rows for e in (r.get("triage") or {}).get("events", [])}
+    assert "cuda_oom" not in patterns and "audio_silent" in patterns, patterns
+    assert receiver_pages(stack) == []
+
+
+def test_the_same_fault_recurring_escalates_and_keeps_the_web_front(stack):
+    endpoints = StackEndpoints.from_dir(stack.dir)
+    # the earlier hang's incident closes once quiet: this test's first hang starts a new one
+    wait_for(lambda: not [i for i in incidents(endpoints) if i["family"] == "web_front" and not i["closed_at"]],
+             90, "the earlier web-front incident to close")
+    first = run_drill(endpoints, "hang", "web", timeout=120, on_event=print)
+    assert first.green_seconds is not None, first.summary()
+    web_pid, inference_pid = stack.program_pid(WEB_PROGRAM), stack.program_pid(INFERENCE_PROGRAM)
+
+    # The alert resolves, the drill injects the same fault again at once: inside the quiet period.
+    second = run_drill(endpoints, "hang", "web", timeout=150, on_event=print)
+    assert second.green_seconds is not None, second.summary()
+    incident = [i for i in incidents(endpoints) if i["family"] == "web_front"][-1]
+    assert incident["tiers"] == ["light", "medium"], incident
+    assert incident["components"] == ["web", "inference"] and incident["status"] == "healed"
+    medium = second.actions[0]
+    assert medium["tier"] == "medium" and "fired again" in medium["reason"], medium
+    assert "restart web via supervisord" in [s["step"] for s in medium["steps"]]
+    assert stack.program_pid(WEB_PROGRAM) not in (0, web_pid), "the escalation kept the web front"
+    assert stack.program_pid(INFERENCE_PROGRAM) not in (0, inference_pid)
+    assert receiver_pages(stack) == []
+
+
+def test_an_unhealable_fault_pages_on_call_once_with_the_evidence(stack):
+    endpoints = StackEndpoints.from_dir(stack.dir)
+    inject(endpoints, "segfault", "inference")
+
+    def paged():
+        return next((i for i in incidents(endpoints) if i["family"] == "weights_config" and i["page"]), None)
+
+    incident = wait_for(paged, 120, "the segfault incident to page on-call")
+    assert incident["status"] == "refused" and incident["page"]["reason"] == "business_hours", incident
+    pages = wait_for(lambda: [a for a in receiver_pages(stack) if a["labels"].get("incident") == str(incident["id"])],
+                     30, "the page at the on-call sink")
+    time.sleep(6)  # Alertmanager re-sends the segfault alert to the receiver meanwhile: still one page
+    pages = [a for a in receiver_pages(stack) if a["labels"].get("incident") == str(incident["id"])]
+    assert len(pages) == 1, json.dumps(pages, indent=1)
+    notes = pages[0]["annotations"]
+    assert "Segmentation fault" in notes["root_cause"], notes
+    assert "heavy refused" in notes["actions"] and "business hours" in notes["actions"], notes
+    assert notes["verification"] == "no verification ran"
+    assert pages[0]["labels"]["family"] == "weights_config"
 
 
 def test_every_dashboard_query_is_valid_promql(stack):

@@ -13,6 +13,7 @@ import urllib.request
 import xmlrpc.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -196,8 +197,14 @@ class RunningReceiver:
     def actions(self, **params):
         return self.client.get("/actions", params=params, headers={"Authorization": f"Bearer {TOKEN}"}).json()
 
+    def incidents(self, **params):
+        """GET /incidents, newest first."""
+        return self.client.get("/incidents", params=params, headers={"Authorization": f"Bearer {TOKEN}"}).json()
+
     def job(self, job_id):
-        return self.service.journal.job(job_id)
+        """The journal's job as GET /actions shows it (None when there is no such id)."""
+        job = self.service.journal.job(job_id)
+        return None if job is None else job.as_dict()
 
     def wait_job(self, job_id, timeout=30.0):
         """Wait until the job leaves queued/running; return it."""
@@ -208,7 +215,7 @@ class RunningReceiver:
         )
 
     def idle(self):
-        return all(j["status"] not in ("queued", "running") for j in self.service.journal.jobs(limit=1000))
+        return all(j.status not in ("queued", "running") for j in self.service.journal.jobs(limit=1000))
 
     def close(self):
         self.client.close()
@@ -299,6 +306,33 @@ def probe(supervisor):
     server = ProbeServer(supervisor)
     yield server
     server.close()
+
+
+@pytest.fixture
+def l1_green_l2_red():
+    """An exporter stand-in whose health probe passes and whose synthesis probe fails."""
+    calls: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            module = parse_qs(urlparse(self.path).query).get("module", [""])[0]
+            calls.append(module)
+            ok = module == "health"
+            body = f'tts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", calls=calls)
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

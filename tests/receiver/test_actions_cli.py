@@ -38,6 +38,8 @@ def test_table_and_json_from_the_journal_file(tmp_path):
         reason="OOM",
         escalation="escalated to heavy as job 3",
         verification={"success": False},
+        incident_id=7,
+        family="gpu_memory",
     )
     journal.close()
 
@@ -46,6 +48,7 @@ def test_table_and_json_from_the_journal_file(tmp_path):
     lines = table.stdout.splitlines()
     assert lines[0].split()[:6] == ["id", "when", "target", "tier", "status", "verify"]
     assert "medium" in lines[1] and "FAIL" in lines[1] and "escalated to heavy" in lines[1]
+    assert "7:gpu_memory" in lines[1].split() and "incident" in lines[0].split()
     assert lines[2].split()[0] == str(ok) and "2.5" in lines[2] and " ok " in lines[2]
 
     rows = json.loads(_cli("--journal", str(path), "--json").stdout)

@@ -18,6 +18,8 @@ def test_documented_example_is_valid():
     assert receiver.policy[0].tier == "medium"
     assert [s.action for s in receiver.tiers["medium"]] == ["stop", "release_gpu", "start", "wait", "verify"]
     assert receiver.targets[0].command.label_env == ["instance"]
+    families = [f.name for f in receiver.incidents.families]
+    assert families[0] == "gpu_memory" and families.count("gpu_memory") == 1 and "web_front" in families
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,9 @@ def test_documented_example_is_valid():
         ("receiver:\n  targets:\n    - name: a\n    - name: a\n", 1, "unique"),
         ("receiver:\n  business_hours:\n    timezone: Mars/Olympus\n", 3, "unknown time zone"),
         ("receiver:\n  targets:\n    - name: a\n      command: {label_env: ['bad-name']}\n", 4, "environment"),
+        ("receiver:\n  incidents:\n    families:\n      - name: x\n        ladder: [heavy, light]\n", 5, "must climb"),
+        ("receiver:\n  incidents:\n    families:\n      - {name: a, ladder: [light]}\n      - {name: a, ladder: [light]}\n",
+         3, "unique"),
     ],
 )
 def test_mistakes_name_key_and_line(yaml_text, line, words):

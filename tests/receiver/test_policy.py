@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tests.receiver.conftest import alert, payload, receiver_config
 from tts_sentinel.receiver import rootcause
-from tts_sentinel.receiver.admission import place_job
 from tts_sentinel.receiver.journal import Journal
-from tts_sentinel.receiver.policy import TierPolicy, labels_match, next_tier
+from tts_sentinel.receiver.policy import TierPolicy, labels_match
+from tts_sentinel.receiver.tiers import Tier
 
 
 def test_matchers_exact_and_regex():
@@ -16,7 +18,9 @@ def test_matchers_exact_and_regex():
     )
     assert not labels_match({"instance": "~gpu-0[12]"}, {"instance": "gpu-01:7860"}), "regex matches whole value"
     assert not labels_match({"service": "qwen3-tts"}, {})
-    assert next_tier("light") == "medium" and next_tier("heavy") is None and next_tier("derate") is None
+    assert Tier.LIGHT.escalation() is Tier.MEDIUM
+    assert Tier.HEAVY.escalation() is None and Tier.DERATE.escalation() is None
+    assert Tier.HEAVY.rank > Tier.MEDIUM.rank > Tier.LIGHT.rank > Tier.DERATE.rank > Tier.NONE.rank
 
 
 def test_policy_rule_overrides_the_alert_tier():
@@ -37,12 +41,12 @@ def test_override_reaches_the_journal(make_receiver):
 def test_escalation_joins_a_queued_job_instead_of_a_second_action(tmp_path):
     journal = Journal(tmp_path / "j.sqlite3")
     with journal.transaction() as j:
-        queued, joined = place_job(j, "t", "light", "L1", [{"fingerprint": "a"}])
+        queued, joined = j.place_job("t", Tier.LIGHT, "L1", [{"fingerprint": "a"}])
         assert not joined
-        again, joined = place_job(j, "t", "medium", "escalated", [{"fingerprint": "a"}], escalated_from=99)
+        again, joined = j.place_job("t", Tier.MEDIUM, "escalated", [{"fingerprint": "a"}], escalated_from=99)
     assert joined and again == queued
     row = journal.job(queued)
-    assert row["tier"] == "medium" and row["escalated_from"] == 99 and len(row["alerts"]) == 2
+    assert row.tier is Tier.MEDIUM and row.escalated_from == 99 and len(row.alerts) == 2
 
 
 def test_journal_failure_answers_503_so_alertmanager_retries(make_receiver):
@@ -58,15 +62,20 @@ def test_triage_verdict_is_journaled_with_the_call_contract(make_receiver, monke
     calls = []
 
     def diagnose(config, since_seconds, now=None):  # loghistory.triage.diagnose's signature
-        calls.append((config, since_seconds))
-        return {"root_cause": "cuda_oom", "events": 3}
+        calls.append((config, since_seconds, now))
+        return {"root_cause": None, "events": 3}
 
     monkeypatch.setattr(rootcause, "diagnose", diagnose)
     logs = object()
     receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=logs)
+    before = datetime.now()
     job = receiver.wait_job(receiver.post(payload(alert(tier="medium"))).json()["new_jobs"][0])
-    assert job["triage"] == {"root_cause": "cuda_oom", "events": 3}
-    assert calls == [(logs, 600.0)]
+    assert job["triage"] == {"root_cause": None, "events": 3}
+    # Admission asks for the new incident's window (to decide its family), the runner again at
+    # action time: both windows start the configured lead before the incident opened.
+    lead = receiver.service.config.incidents.triage_lead_seconds
+    assert len(calls) == 2 and all(c[0] is logs for c in calls)
+    assert all(lead <= since < lead + 30 and now >= before for _, since, now in calls), calls
 
 
 def test_when_triage_fails_the_journal_says_why_and_the_action_runs(make_receiver, monkeypatch):

@@ -65,7 +65,7 @@ def test_job_interrupted_by_a_crash_is_resumed(supervisor, probe, tmp_path):
         )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        assert Journal(journal_path).job(job_id)["status"] == "running", "the crash left it running"
+        assert Journal(journal_path).job(job_id).status == "running", "the crash left it running"
 
         _write_config(config_path, supervisor, probe, journal_path, port, wait_seconds=0.2)
         supervisor.inject("inference", "oom")  # the fault is back: only a real re-run heals it

@@ -60,32 +60,44 @@ def test_light_escalates_to_medium_when_the_fault_survives(supervisor, probe, ma
     assert "tts_remediation_escalations_total 1.0" in receiver.client.get("/metrics").text
 
 
-def test_firing_again_after_success_escalates(supervisor, probe, make_receiver):
+def test_firing_again_after_success_escalates_and_keeps_the_web_front(supervisor, probe, make_receiver):
     receiver = make_receiver(receiver_config(supervisor, probe))
     supervisor.inject("web", "hang")
     first = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
     assert first["status"] == "succeeded"
+    web_pid, inference_pid = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
     # Resolved and firing again (new startsAt) within the window: light did not really help.
     supervisor.inject("web", "hang")
     again = receiver.post(payload(alert(tier="light", starts="2026-11-23T10:05:00Z"))).json()
     second = receiver.wait_job(again["new_jobs"][0])
-    assert second["tier"] == "medium"
+    assert second["tier"] == "medium" and second["status"] == "succeeded", second
     assert "fired again" in second["reason"] and f"job {first['id']}" in second["reason"]
+    assert second["incident_id"] == first["incident_id"] and second["family"] == "web_front"
+    # The medium rung of a web-front incident still restarts the web front: an escalation never
+    # drops the component the previous tier acted on.
+    assert "restart web via supervisord" in [s["step"] for s in second["steps"]]
+    assert supervisor.pid("tts-webui") != web_pid and supervisor.pid("tts-inference") != inference_pid
+    [incident] = receiver.incidents()
+    assert incident["tiers"] == ["light", "medium"] and incident["components"] == ["web", "inference"]
+    assert incident["status"] == "healed" and incident["page"] is None
 
 
-def test_one_action_per_target_with_the_highest_tier(supervisor, probe, make_receiver):
+def test_one_action_per_incident_with_the_highest_tier(supervisor, probe, make_receiver):
     receiver = make_receiver(receiver_config(supervisor, probe, dry_run=True))
     answer = receiver.post(
         payload(
-            alert("TtsAudioSilent", tier="light"),
-            alert("TtsCudaOom", tier="medium"),
+            alert("TtsSynthesisUnavailable", tier="light", verify="synthesis"),
+            alert("TtsHealthProbeFailing", tier="medium"),
             alert("TtsUnknown", tier="none"),
         )
     ).json()
-    assert len(answer["new_jobs"]) == 1
-    job = receiver.wait_job(answer["new_jobs"][0])
-    assert job["tier"] == "medium" and "TtsCudaOom" in job["reason"]
-    assert len(job["alerts"]) == 3
+    # Both web-front alerts: one incident, one action at the highest tier; the tier-none alert
+    # is journaled apart and opens no incident.
+    assert len(answer["new_jobs"]) == 2
+    acting, journal_only = (receiver.wait_job(i) for i in answer["new_jobs"])
+    assert acting["tier"] == "medium" and "TtsHealthProbeFailing" in acting["reason"]
+    assert acting["family"] == "web_front" and len(acting["alerts"]) == 2
+    assert journal_only["tier"] == "none" and journal_only["incident_id"] is None
 
 
 def test_dry_run_journals_exactly_what_would_run(supervisor, probe, make_receiver):
@@ -118,19 +130,27 @@ def test_cooldown_and_budget_refuse(supervisor, probe, make_receiver, alertmanag
         supervisor,
         probe,
         alertmanager_url=alertmanager.url,
-        guards={"cooldown_seconds": {"light": 600}, "budget_actions": 1},
+        # window 0: firing again after a success repeats the tier instead of escalating
+        guards={"cooldown_seconds": {"light": 600}, "budget_actions": 1, "escalation_window_seconds": 0},
     )
     receiver = make_receiver(cfg)
-    first = receiver.wait_job(receiver.post(payload(alert("A", tier="light"))).json()["new_jobs"][0])
+    supervisor.inject("web", "hang")
+    first = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
     assert first["status"] == "succeeded"
-    second = receiver.wait_job(receiver.post(payload(alert("B", tier="light"))).json()["new_jobs"][0])
-    assert second["status"] == "refused" and "cooldown" in second["note"]
-    third = receiver.wait_job(receiver.post(payload(alert("C", tier="medium"))).json()["new_jobs"][0])
-    assert third["status"] == "refused" and "budget" in third["note"]
+    supervisor.inject("web", "hang")
+    again = payload(alert(tier="light", starts="2026-11-23T10:05:00Z"))
+    second = receiver.wait_job(receiver.post(again).json()["new_jobs"][0])
+    assert second["status"] == "refused" and "cooldown" in second["note"], second
+    assert second["incident_id"] == first["incident_id"], "the cooldown is the incident's own"
+    supervisor.inject("inference", "oom")
+    third = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium"))).json()["new_jobs"][0])
+    assert third["incident_id"] != first["incident_id"]
+    assert third["status"] == "refused" and "budget" in third["note"], third
     assert "on-call paged" in third["note"]
     paged = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
     assert paged[0]["labels"]["reason"] == "budget_exhausted"
     assert paged[0]["labels"]["tier"] == "none", "a page never feeds back into remediation"
+    assert paged[0]["labels"]["incident"] == str(third["incident_id"])
     metrics = receiver.client.get("/metrics").text
     assert 'tts_remediation_refused_total{reason="cooldown"} 1.0' in metrics
     assert 'tts_remediation_refused_total{reason="budget_exhausted"} 1.0' in metrics

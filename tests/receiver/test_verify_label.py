@@ -2,42 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
-from urllib.parse import parse_qs, urlparse
-
-import pytest
-from support import free_port
-
 from tests.receiver.conftest import alert, payload, receiver_config, wait_for
-
-
-@pytest.fixture
-def l1_green_l2_red():
-    """An exporter stand-in whose health probe passes and whose synthesis probe fails."""
-    calls: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            module = parse_qs(urlparse(self.path).query).get("module", [""])[0]
-            calls.append(module)
-            ok = module == "health"
-            body = f'tts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", calls=calls)
-    server.shutdown()
-    server.server_close()
 
 
 def test_light_action_for_an_l2_alert_fails_while_synthesis_stays_red_and_escalates(

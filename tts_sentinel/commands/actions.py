@@ -17,7 +17,7 @@ from tts_sentinel.config import ConfigError, load_config
 from tts_sentinel.printable import printable, printable_json
 from tts_sentinel.receiver.journal import Journal
 
-COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "root cause", "why / note")
+COLUMNS = ("id", "when", "target", "tier", "status", "verify", "secs", "incident", "root cause", "why / note")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no journal at {path}; has the receiver run with this config?")
     journal = Journal(path)
     try:
-        return journal.jobs(limit=args.limit, target=args.target)
+        return [job.as_dict() for job in journal.jobs(limit=args.limit, target=args.target)]
     finally:
         journal.close()
 
@@ -67,7 +67,9 @@ def row_cells(job: dict[str, Any]) -> list[str]:
     if job.get("escalation"):
         why = f"{job['escalation']}; {why}"
     root = ((job.get("triage") or {}).get("root_cause") or {}).get("pattern") or ""
-    cells = [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, root, why.replace("\n", " ")]
+    incident = f"{job['incident_id']}:{job.get('family') or ''}" if job.get("incident_id") else ""
+    cells = [str(job["id"]), when, job["target"], job["tier"], status, verify, secs, incident, root,
+             why.replace("\n", " ")]
     return [printable(cell) for cell in cells]
 
 

@@ -1,0 +1,238 @@
+"""The incident as the unit of remediation: open, join, escalate, heal, page once, close.
+
+An incident is a target plus a fault family, from its first firing alert to resolved plus
+`incidents.quiet_seconds`. Its escalation state (ladder, rung reached, tiers run, components
+acted on, page) lives in the journal's `incidents` table; admission and the runner call
+down here, and the workers' idle loop sweeps (closes quiet incidents, pages slow ones).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.receiver.families import FamilyDecision, start_rung
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.pager import OnCallPager, incident_evidence
+from tts_sentinel.receiver.records import Incident, Job
+from tts_sentinel.receiver.tiers import Tier
+
+log = logging.getLogger(__name__)
+EXHAUSTED = "TtsRemediationExhausted"
+REFUSED = "TtsRemediationRefused"
+
+
+@dataclass(frozen=True)
+class FreshAlert:
+    """A new firing of one alert, as the incident sees it."""
+
+    fingerprint: str
+    alertname: str
+    tier: Tier
+    why: str
+
+
+class IncidentBook:
+    """Every decision about incidents; the state it decides on is in the journal."""
+
+    def __init__(self, config: ReceiverConfig, journal: Journal, pager: OnCallPager) -> None:
+        self.config = config
+        self.settings = config.incidents
+        self.journal = journal
+        self.pager = pager
+
+    # -- admission ----------------------------------------------------------------------------
+    def window_start(self, target: str, now: float) -> float:
+        """Where a new incident's triage window starts: `triage_lead_seconds` before now, but never
+        before the last job on this target finished (earlier lines belong to that job's incident)."""
+        start = now - self.settings.triage_lead_seconds
+        last = self.journal.last_job_end(target)
+        return start if last is None else max(start, last)
+
+    def place(
+        self,
+        j: Journal,
+        target: str,
+        decision: FamilyDecision,
+        fresh: list[FreshAlert],
+        records: list[dict[str, Any]],
+        verdict: dict[str, Any] | None,
+        now: float,
+    ) -> tuple[int, bool]:
+        """Put new firings of one family into its open incident (or a new one) and place the job
+        for the rung they call for. Inside admission's transaction. Returns (job id, joined)."""
+        best = max(fresh, key=lambda a: a.tier.rank)
+        why = f"{best.alertname}: {best.why}"
+        incident = j.open_incident(target, decision.name)
+        escalated_from = None
+        if incident is None:
+            rung = max(start_rung(decision.ladder, a.tier) for a in fresh)
+            incident = j.insert_incident(
+                target=target,
+                family=decision.name,
+                family_reason=decision.reason,
+                ladder=list(decision.ladder),
+                rung=rung,
+                window_start=self.window_start(target, now),
+                unhealed_since=now,
+                triage=verdict,
+            )
+            why += f"; opens incident {incident.id}, family {decision.name} ({decision.reason})"
+        else:
+            rung, joins, escalated_from = self._rung_for(j, incident, fresh, now)
+            why += f"; {joins}"
+        tier = incident.ladder[rung]
+        job_id, joined = j.place_job(target, tier, why, records, escalated_from=escalated_from, incident=incident)
+        fields: dict[str, Any] = {
+            "rung": max(incident.rung, rung),
+            "firing": sorted(set(incident.firing) | {a.fingerprint for a in fresh}),
+            "resolved_at": None,
+        }
+        if incident.status in ("healed", "resolved") and not joined:
+            fields.update(status="open", unhealed_since=now)  # it is broken again
+        j.update_incident(incident.id, **fields)
+        return job_id, joined
+
+    def _rung_for(
+        self, j: Journal, incident: Incident, fresh: list[FreshAlert], now: float
+    ) -> tuple[int, str, int | None]:
+        """(rung, why, escalated_from) for new firings of an open incident's family."""
+        asked = max(start_rung(tuple(incident.ladder), a.tier) for a in fresh)
+        at = max(incident.rung, asked)
+        label = f"incident {incident.id} ({incident.family})"
+        for status in ("queued", "running"):
+            active = j.active_job(incident.target, status, kind="remediate", incident_id=incident.id)
+            if active is not None:
+                return at, f"joins {label} while its job {active.id} is {status}", None
+        if incident.status == "healed" and incident.healed_at is not None:
+            ago = now - incident.healed_at
+            healer = next((job for job in reversed(j.incident_jobs(incident.id)) if job.status == "succeeded"), None)
+            by = f"{healer.tier} job {healer.id}" if healer else f"{incident.tier}"
+            window = self.config.guards.escalation_window_seconds
+            up = incident.next_rung()
+            if window > 0 and ago <= window and up is not None:
+                rung = max(up, asked)
+                up_tier = incident.ladder[rung]
+                return (
+                    rung,
+                    f"fired again {ago:.0f}s after {by} succeeded: {label} recurs -> escalate to {up_tier}",
+                    healer.id if healer else None,
+                )
+            if window > 0 and ago <= window:
+                return at, f"fired again {ago:.0f}s after {by} succeeded at the top of {label}'s ladder", None
+            return at, f"fired again {ago:.0f}s after {by} succeeded (past the escalation window): {label}", None
+        return at, f"joins {label}, {incident.status}", None
+
+    def resolved(self, j: Journal, target: str, fingerprint: str, now: float) -> Incident | None:
+        """An alert resolved: drop it from the open incidents that hold it; the last one to go
+        starts the quiet period. Returns the newest such incident, if any."""
+        held = [i for i in j.incidents(target=target, open_only=True, limit=1000) if fingerprint in i.firing]
+        for incident in held:
+            firing = [fp for fp in incident.firing if fp != fingerprint]
+            j.update_incident(incident.id, firing=firing, resolved_at=None if firing else now)
+        return held[0] if held else None
+
+    # -- the runner's outcomes ----------------------------------------------------------------
+    def acting(self, incident: Incident | None, job: Job, components: list[str]) -> None:
+        """A job of the incident runs its steps: its tier and the components it touches are recorded."""
+        if incident is None:
+            return
+        current = self.journal.incident(incident.id) or incident
+        merged = list(current.components) + [c for c in components if c not in current.components]
+        self.journal.update_incident(incident.id, tiers=[*current.tiers, job.tier.value], components=merged)
+
+    def healed(self, incident: Incident | None, note: str = "") -> None:
+        """A verified action (or a probe found green) healed the incident."""
+        if incident is None:
+            return
+        current = self.journal.incident(incident.id) or incident
+        status = "healed" if current.status in ("open", "healed", "resolved") else current.status
+        self.journal.update_incident(incident.id, status=status, healed_at=time.time())
+        if note:
+            log.info("incident %s healed: %s", incident.id, note)
+
+    def escalation(self, incident: Incident | None, job: Job) -> Tier | None:
+        """The tier after the failed job's rung on the incident's ladder; None when exhausted."""
+        if incident is None:
+            return job.tier.escalation()
+        rung = incident.ladder.index(job.tier) if job.tier in incident.ladder else incident.rung
+        return incident.ladder[rung + 1] if rung + 1 < len(incident.ladder) else None
+
+    def escalate(self, incident: Incident | None, job: Job, up: Tier, why: str) -> int:
+        """Queue the next rung for the incident (a queued job of it absorbs the escalation)."""
+        with self.journal.transaction() as j:
+            new_id, _joined = j.place_job(job.target, up, why, job.alerts, escalated_from=job.id, incident=incident)
+            if incident is not None:
+                current = j.incident(incident.id) or incident
+                rung = current.ladder.index(up) if up in current.ladder else current.rung
+                j.update_incident(incident.id, rung=max(current.rung, rung))
+        return new_id
+
+    def page(
+        self,
+        incident: Incident | None,
+        alertname: str,
+        reason: str,
+        why: str,
+        job: Job,
+        job_status: str | None = None,
+        only_if_open: bool = False,
+    ) -> str:
+        """Page on-call about the incident, once: later calls return a note and post nothing.
+
+        `job_status` is the status `job` is about to be journaled with (the page goes out first,
+        so whoever sees the job finished also sees the incident paged)."""
+        if incident is None:
+            return self.pager.page(alertname, job.target, reason, why, job.id)
+        status = "refused" if alertname == REFUSED else "paged"
+        claim = {"alertname": alertname, "reason": reason, "why": why}
+        if not self.journal.claim_page(incident.id, claim, status, "open" if only_if_open else None):
+            current = self.journal.incident(incident.id) or incident
+            return f"on-call already paged for incident {incident.id} ({(current.page or {}).get('reason')})"
+        current = self.journal.incident(incident.id) or incident
+        jobs = [
+            replace(j, status=job_status, note=why) if job_status and j.id == job.id else j
+            for j in self.journal.incident_jobs(incident.id)
+        ]
+        evidence = incident_evidence(current, jobs, why)
+        labels = {"incident": str(incident.id), "family": incident.family}
+        note = self.pager.page(alertname, incident.target, reason, why, job.id, labels=labels, annotations=evidence)
+        self.journal.update_incident(incident.id, page={**claim, "note": note})
+        return note
+
+    # -- the workers' sweep -------------------------------------------------------------------
+    def sweep(self, target: str, now: float | None = None) -> list[str]:
+        """Close incidents quiet since their alerts resolved; page those not healed within the bound."""
+        now = time.time() if now is None else now
+        notes = []
+        for incident in self.journal.incidents(target=target, open_only=True, limit=1000):
+            jobs = self.journal.incident_jobs(incident.id)
+            since = incident.unhealed_since or incident.opened_at
+            # The bound holds even while a job still runs: a person hears of it once, in time. An
+            # incident whose alerts all resolved (on their own, or after a refusal) is not paged.
+            overdue = now - since > self.settings.heal_bound_seconds
+            if incident.status == "open" and overdue and incident.firing and jobs:
+                why = (
+                    f"incident {incident.id} ({incident.family}) not healed {now - since:.0f}s after it "
+                    f"opened (bound {self.settings.heal_bound_seconds:.0f}s)"
+                )
+                notes.append(self.page(incident, EXHAUSTED, "not_healed_in_time", why, jobs[-1], only_if_open=True))
+            active = any(job.status in ("queued", "running") for job in jobs)
+            quiet = incident.resolved_at is not None and now - incident.resolved_at >= self.settings.quiet_seconds
+            # Healed and nothing new past the escalation window and the quiet period: over, even if a
+            # resolved notification never came (receiver down at the time, send_resolved off).
+            stale = (
+                incident.status == "healed"
+                and incident.healed_at is not None
+                and now - incident.healed_at
+                > self.config.guards.escalation_window_seconds + self.settings.quiet_seconds
+            )
+            if not active and ((not incident.firing and quiet) or stale):
+                current = self.journal.incident(incident.id) or incident
+                status = "resolved" if current.status == "open" else current.status
+                self.journal.update_incident(incident.id, closed_at=now, status=status)
+                notes.append(f"incident {incident.id} closed ({status})")
+        return notes

@@ -1,0 +1,278 @@
+"""Incidents, not alerts: families decide separate incidents, recurrences escalate, a healed
+incident pages nobody, a failed one pages once with evidence, triage stays in its window."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait_for
+from tts_sentinel.loghistory.config import LogsConfig
+from tts_sentinel.receiver.config import ReceiverConfig, Step
+from tts_sentinel.receiver.families import IncidentsConfig, classify, start_rung
+from tts_sentinel.receiver.incidents import IncidentBook
+from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.pager import OnCallPager
+from tts_sentinel.receiver.plan import build_plan
+from tts_sentinel.receiver.records import Incident, Job
+from tts_sentinel.receiver.tiers import Tier
+
+SATURDAY_NIGHT = datetime(2026, 11, 28, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+FAMILIES = IncidentsConfig().families
+
+
+# -- deciding the family ---------------------------------------------------------------------
+def test_the_seed_faults_fall_into_their_families():
+    def family(name, tier, **labels):
+        return classify({"alertname": name, **labels}, Tier(tier), None, FAMILIES).name
+
+    assert family("TtsHealthProbeFailing", "light", verify="health") == "web_front"  # hang, error500
+    assert family("TtsCudaOutOfMemory", "medium", pattern="cuda_oom") == "gpu_memory"  # oom
+    assert family("TtsAudioSilent", "medium", pattern="audio_silent") == "inference_engine"  # silent
+    assert family("TtsSegfault", "heavy") == "weights_config"
+    assert family("TtsGpuOverheating", "derate") == "gpu_thermal"
+    # derating and restarting never share a ladder, whatever the alert is called
+    labelled = classify({"alertname": "TtsHealthProbeFailing", "tier": "derate"}, Tier.DERATE, None, FAMILIES)
+    assert labelled.name == "gpu_thermal"
+    odd = classify({"alertname": "TtsHealthProbeFailing"}, Tier.DERATE, None, FAMILIES)
+    assert odd.ladder == (Tier.DERATE,)
+    stray = classify({"alertname": "SomethingNew"}, Tier.MEDIUM, None, FAMILIES)
+    assert stray.name == "unclassified:SomethingNew" and stray.ladder == (Tier.MEDIUM, Tier.HEAVY)
+
+
+def test_the_triage_root_cause_decides_the_family_of_a_symptom():
+    verdict = {
+        "root_cause": {"pattern": "cuda_oom", "first": {"log": "inference", "line": "[CUDA] Out of memory"}},
+        "derived": [{"pattern": "audio_silent"}],
+    }
+    silent = classify({"alertname": "TtsAudioSilent", "pattern": "audio_silent"}, Tier.MEDIUM, verdict, FAMILIES)
+    assert silent.name == "gpu_memory" and "triage root cause cuda_oom" in silent.reason
+    l2 = classify({"alertname": "TtsSynthesisUnavailable", "verify": "synthesis"}, Tier.LIGHT, verdict, FAMILIES)
+    assert l2.name == "gpu_memory", "an OOM explains a failing synthesis probe"
+    hang = classify({"alertname": "TtsHealthProbeFailing", "verify": "health"}, Tier.LIGHT, verdict, FAMILIES)
+    assert hang.name == "web_front", "an OOM does not explain a hung web front"
+
+
+def test_a_ladder_starts_at_the_rung_the_alert_asks_for():
+    assert start_rung((Tier.LIGHT, Tier.MEDIUM, Tier.HEAVY), Tier.LIGHT) == 0
+    assert start_rung((Tier.LIGHT, Tier.MEDIUM, Tier.HEAVY), Tier.MEDIUM) == 1
+    assert start_rung((Tier.MEDIUM, Tier.HEAVY), Tier.LIGHT) == 0
+    with pytest.raises(ValueError, match="must climb"):
+        IncidentsConfig.model_validate({"families": [{"name": "x", "ladder": ["heavy", "light"]}]})
+
+
+def test_an_escalation_keeps_every_component_and_check_of_the_rungs_below():
+    config = ReceiverConfig()
+    job = Job(id=2, created_at=0, updated_at=0, target="t", tier=Tier.MEDIUM, status="queued")
+    incident = Incident(
+        id=1, target="t", family="web_front", opened_at=0, updated_at=0,
+        ladder=[Tier.LIGHT, Tier.MEDIUM, Tier.HEAVY], rung=1, tiers=["light"], components=["web"],
+    )
+    steps = [(s.action, s.component if s.action in ("restart", "stop", "start") else s.module)
+             for s in build_plan(config, job, incident)]
+    assert steps == [
+        ("stop", "inference"), ("release_gpu", "health"), ("start", "inference"), ("restart", "web"),
+        ("wait", "health"), ("verify", "synthesis"), ("verify", "health"),
+    ]
+    alone = build_plan(config, job, None)
+    assert all(s.component != "web" for s in alone if s.action == "restart"), "without an incident: the tier"
+    assert isinstance(alone[0], Step)
+
+
+# -- separate incidents, recurrence, late alerts ---------------------------------------------
+def test_different_faults_on_one_target_are_separate_incidents_at_their_own_base_tier(
+    supervisor, probe, make_receiver
+):
+    receiver = make_receiver(receiver_config(supervisor, probe))
+    supervisor.inject("web", "hang")
+    hang = receiver.wait_job(receiver.post(payload(alert("TtsHealthProbeFailing", verify="health"))).json()[
+        "new_jobs"][0])
+    assert (hang["tier"], hang["status"], hang["family"]) == ("light", "succeeded", "web_front")
+
+    # An OOM seconds later, inside the escalation window: its own incident, its own base tier.
+    supervisor.inject("inference", "oom")
+    oom = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium"))).json()[
+        "new_jobs"][0])
+    assert (oom["tier"], oom["status"], oom["family"]) == ("medium", "succeeded", "gpu_memory"), oom
+    assert oom["incident_id"] != hang["incident_id"] and oom["escalated_from"] is None
+
+    # Silence after the OOM healed is not the OOM coming back: a third incident, medium again.
+    supervisor.inject("inference", "silent")
+    silent = receiver.wait_job(receiver.post(
+        payload(alert("TtsSynthesisSilent", tier="medium", verify="synthesis"))).json()["new_jobs"][0])
+    assert (silent["tier"], silent["status"], silent["family"]) == ("medium", "succeeded", "inference_engine")
+    assert "fired again" not in silent["reason"]
+
+    incidents = {i["family"]: i for i in receiver.incidents()}
+    assert {f: i["tiers"] for f, i in incidents.items()} == {
+        "web_front": ["light"], "gpu_memory": ["medium"], "inference_engine": ["medium"]}
+    assert all(i["status"] == "healed" and i["page"] is None for i in incidents.values())
+    assert incidents["gpu_memory"]["family_reason"].startswith("TtsCudaOutOfMemory is a gpu_memory alert")
+
+
+def test_an_alert_arriving_late_after_a_success_is_checked_not_acted_on(supervisor, probe, make_receiver):
+    receiver = make_receiver(receiver_config(supervisor, probe))
+    supervisor.inject("inference", "oom")
+    oom = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium"))).json()[
+        "new_jobs"][0])
+    assert oom["status"] == "succeeded"
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    # L2 failures counted before the restart make an alert fire after it; the probe is green now.
+    late = receiver.wait_job(receiver.post(
+        payload(alert("TtsSynthesisUnavailable", tier="light", verify="synthesis"))).json()["new_jobs"][0])
+    assert late["status"] == "ignored" and "green now" in late["note"] and f"job {oom['id']}" in late["note"]
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids, "nothing restarted"
+    assert next(i for i in receiver.incidents() if i["id"] == late["incident_id"])["status"] == "healed"
+
+
+# -- paging ----------------------------------------------------------------------------------
+def test_a_healed_incident_pages_nobody_and_closes_after_the_quiet_period(
+    supervisor, probe, make_receiver, alertmanager
+):
+    cfg = receiver_config(supervisor, probe, alertmanager_url=alertmanager.url, incidents={"quiet_seconds": 0.5})
+    receiver = make_receiver(cfg)
+    supervisor.inject("web", "hang")
+    job = receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0])
+    assert job["status"] == "succeeded"
+    receiver.post(payload(alert(status="resolved"), status="resolved"))
+    closed = wait_for(lambda: (i := receiver.incidents()[0])["closed_at"] and i, what="the incident to close")
+    assert closed["status"] == "healed" and closed["page"] is None and closed["firing"] == []
+    assert alertmanager.alerts() == [], "nobody was paged"
+
+
+def test_an_exhausted_incident_pages_once_with_its_evidence(
+    supervisor, l1_green_l2_red, make_receiver, alertmanager
+):
+    cfg = receiver_config(
+        supervisor,
+        l1_green_l2_red,
+        alertmanager_url=alertmanager.url,
+        verification={"timeout_seconds": 0.5, "interval_seconds": 0.2},
+    )
+    receiver = make_receiver(cfg, now=lambda: SATURDAY_NIGHT)
+    receiver.post(payload(alert("TtsSynthesisUnavailable", verify="synthesis")))
+    incident = wait_for(lambda: (i := receiver.incidents()) and i[0]["page"] and i[0], timeout=60,
+                        what="the incident to page")
+    assert incident["tiers"] == ["light", "medium", "heavy"] and incident["status"] == "paged"
+    # Firing again after the page acts again (no cooldown bypass) but never pages twice.
+    wait_for(receiver.idle, what="the heavy job to finish")
+    again = receiver.post(payload(alert("TtsSynthesisUnavailable", verify="synthesis", starts="2026-11-23T10:09:00Z")))
+    assert receiver.wait_job(again.json()["new_jobs"][0])["status"] == "refused", "heavy's cooldown"
+    pages = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
+    time.sleep(1)
+    pages = [a for a in alertmanager.alerts() if a["labels"].get("incident") == str(incident["id"])]
+    assert len(pages) == 1, pages
+    page = pages[0]
+    assert page["labels"]["reason"] == "heavy_failed" and page["labels"]["family"] == "web_front"
+    notes = page["annotations"]
+    assert [line.split()[2] for line in notes["actions"].splitlines()] == ["light", "medium", "heavy"]
+    assert "failed" in notes["actions"] and "verify" in notes["actions"]
+    assert notes["verification"].startswith("synthesis: RED")
+    assert "root_cause" in notes and notes["summary"].startswith(f"incident {incident['id']}")
+
+
+def test_an_incident_not_healed_within_the_bound_pages_once(supervisor, probe, make_receiver, alertmanager):
+    slow_light = [{"action": "wait", "seconds": 5}, {"action": "reload", "component": "web"},
+                  {"action": "verify", "module": "health"}]
+    cfg = receiver_config(supervisor, probe, alertmanager_url=alertmanager.url,
+                          tiers={"light": slow_light}, incidents={"heal_bound_seconds": 1})
+    receiver = make_receiver(cfg)
+    supervisor.inject("web", "hang")
+    job = receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0], timeout=40)
+    assert job["status"] == "succeeded"
+    [incident] = receiver.incidents()
+    assert incident["status"] == "paged" and incident["page"]["reason"] == "not_healed_in_time"
+    assert incident["healed_at"], "it healed after the page: the journal says both"
+    pages = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
+    assert len(pages) == 1 and pages[0]["labels"]["reason"] == "not_healed_in_time"
+
+
+def test_the_sweep_closes_quiet_and_stale_incidents_and_pages_only_live_ones(tmp_path):
+    config = ReceiverConfig.model_validate({
+        "alertmanager_url": None,
+        "incidents": {"quiet_seconds": 10, "heal_bound_seconds": 60},
+        "guards": {"escalation_window_seconds": 100},
+    })
+    journal = Journal(tmp_path / "j.sqlite3")
+    book = IncidentBook(config, journal, OnCallPager(None))
+    now = time.time()
+
+    def incident(**fields):
+        return journal.insert_incident(target="t", family="web_front", ladder=["light"], opened_at=now - 1000,
+                                       unhealed_since=now - 1000, **fields).id
+
+    quiet = incident(status="healed", healed_at=now - 50, resolved_at=now - 20)
+    waiting = incident(status="healed", healed_at=now - 50, resolved_at=now - 5)
+    stale = incident(status="healed", healed_at=now - 200, firing=["never-resolved"])
+    stuck = incident(status="open", firing=["still-firing"])
+    calm = incident(status="open", resolved_at=now - 5)
+    for i in (stuck, calm):
+        journal.insert_job(target="t", tier="light", status="refused", incident_id=i, family="web_front")
+
+    book.sweep("t", now)
+    book.sweep("t", now + 1)  # a second sweep pages nobody again
+    state = {i.id: i for i in journal.incidents()}
+    assert state[quiet].closed_at and state[quiet].status == "healed"
+    assert state[waiting].closed_at is None, "still in its quiet period"
+    assert state[stale].closed_at and state[stale].status == "healed", "no resolved notification ever came"
+    assert state[stuck].status == "paged" and state[stuck].page["reason"] == "not_healed_in_time"
+    assert "NOT told" in state[stuck].page["note"], "no Alertmanager configured: the journal says so"
+    assert state[calm].status == "open" and state[calm].page is None, "its alerts resolved: nobody paged"
+
+
+# -- incident-scoped triage ------------------------------------------------------------------
+def _logs(tmp_path):
+    return LogsConfig.model_validate({"files": [
+        {"name": "inference", "path": str(tmp_path / "inference.log"), "rotation": "size"},
+        {"name": "health", "path": str(tmp_path / "health.log"), "rotation": "none"},
+    ]})
+
+
+def _line(seconds_ago, text):
+    when = datetime.now() - timedelta(seconds=seconds_ago)
+    return when.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3] + " [ERROR] " + text + "\n"
+
+
+def test_the_triage_of_an_incident_never_shows_an_earlier_incidents_lines(make_receiver, tmp_path):
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=_logs(tmp_path))
+    (tmp_path / "inference.log").write_text(_line(20, "[CUDA] Out of memory on device 0"))
+    (tmp_path / "health.log").write_text(_line(15, "Health check failed: audio output silent for 8s"))
+    oom = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium"))).json()[
+        "new_jobs"][0])
+    assert oom["triage"]["root_cause"]["pattern"] == "cuda_oom"
+    time.sleep(1.2)  # the next lines are written after the first incident's job finished
+    with (tmp_path / "inference.log").open("a") as f:
+        for _ in range(3):
+            f.write(_line(0, "Stream buffer underflow: expected 2048 samples, got 0"))
+    hang = receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0])
+    assert hang["incident_id"] != oom["incident_id"]
+    patterns = {e["pattern"] for e in hang["triage"]["events"]}
+    assert patterns == {"stream_underflow"}, hang["triage"]["events"]
+    assert hang["triage"]["root_cause"]["pattern"] == "stream_underflow"
+
+
+def test_triage_puts_a_symptom_into_the_incident_of_its_root_cause(make_receiver, tmp_path):
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=_logs(tmp_path))
+    (tmp_path / "inference.log").write_text(_line(10, "[CUDA] Out of memory on device 0"))
+    (tmp_path / "health.log").write_text(_line(8, "Health check failed: audio output silent for 8s"))
+    first = receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", pattern="cuda_oom"))).json()
+    second = receiver.post(payload(alert("TtsAudioSilent", tier="medium", pattern="audio_silent"))).json()
+    jobs = [receiver.wait_job(i) for i in first["new_jobs"] + second["new_jobs"] + second["joined_jobs"]]
+    assert {j["incident_id"] for j in jobs} == {jobs[0]["incident_id"]}, "one incident"
+    silent = next(a for j in jobs for a in j["alerts"] if a["alertname"] == "TtsAudioSilent")
+    assert silent["family"] == "gpu_memory"
+    [incident] = receiver.incidents()
+    assert incident["family"] == "gpu_memory"
+
+
+def test_incidents_need_the_token(make_receiver):
+    receiver = make_receiver(receiver_config(None, None, dry_run=True))
+    receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0])
+    assert receiver.client.get("/incidents").status_code == 401
+    [incident] = receiver.incidents()
+    assert incident["family"] == "web_front" and incident["ladder"] == ["light", "medium", "heavy"]
+    assert receiver.actions()[0]["incident_id"] == incident["id"]
+    assert TOKEN

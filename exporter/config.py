@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tts_sentinel.exporter.evidence import EvidenceConfig
 from tts_sentinel.exporter.gpu import GpuConfig
 from tts_sentinel.exporter.probes.config import ProbesConfig
 from tts_sentinel.loghistory.config import LogsConfig
@@ -22,3 +23,4 @@ class ExporterConfig(BaseModel):
     logs: LogsConfig = LogsConfig()
     probes: ProbesConfig = ProbesConfig()
     gpu: GpuConfig = GpuConfig()
+    evidence: EvidenceConfig = EvidenceConfig()

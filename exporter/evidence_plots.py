@@ -15,11 +15,11 @@ import numpy as np
 from tts_sentinel.exporter.audio.checks import frame_rms
 from tts_sentinel.exporter.audio.wav import Audio
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT = 56, 12
+WIDTH, HEIGHT = 720, 270
+LEFT, RIGHT = 56, 24
 ENERGY_FLOOR_DBFS = -80.0
 CLIP_COLOUR, BASELINE_COLOUR = "#c0392b", "#2c6fbb"
-_FONT = 'font-family="sans-serif" font-size="11" fill="#333"'
+_FONT = 'font-family="sans-serif" font-size="11"'
 
 
 def _svg(body: list[str], title: str) -> str:
@@ -29,8 +29,8 @@ def _svg(body: list[str], title: str) -> str:
 
 
 def _text(x: float, y: float, text: str, anchor: str = "start", colour: str | None = None) -> str:
-    fill = f' fill="{colour}"' if colour else ""
-    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {_FONT}{fill}>{escape(text)}</text>'
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {_FONT} fill="{colour or "#333"}">'
+            f"{escape(text)}</text>")
 
 
 def _polyline(xs: np.ndarray, ys: np.ndarray, colour: str, dashed: bool = False) -> str:
@@ -42,10 +42,19 @@ def _polyline(xs: np.ndarray, ys: np.ndarray, colour: str, dashed: bool = False)
 def _frame(top: float, bottom: float, label: str, ticks: list[tuple[float, str]]) -> list[str]:
     """A panel box with its y label and tick labels ((y, text) pairs)."""
     out = [f'<rect x="{LEFT}" y="{top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{bottom - top:.1f}" '
-           'fill="none" stroke="#999" stroke-width="0.6"/>', _text(4, top + 10, label)]
+           'fill="none" stroke="#999" stroke-width="0.6"/>', _text(LEFT, top - 4, label)]
     for y, text in ticks:
         out.append(f'<line x1="{LEFT - 3}" x2="{LEFT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999"/>')
         out.append(_text(LEFT - 5, y + 4, text, "end"))
+    return out
+
+
+def _legend(entries: list[tuple[str, str]]) -> list[str]:
+    """Legend entries right-aligned on the top line, the last one rightmost."""
+    out, x = [], WIDTH - RIGHT
+    for text, colour in reversed(entries):
+        out.append(_text(x, 13, text, "end", colour))
+        x -= 7 * len(text) + 16  # about 6-7 px per character at 11 px
     return out
 
 
@@ -63,7 +72,7 @@ def waveform_svg(clip: Audio, baseline: Audio | None = None, title: str = "wavef
     span = max(clip.duration_seconds, baseline.duration_seconds if baseline else 0.0, 0.01)
     body: list[str] = []
     # Top panel: min/max of the samples in each pixel column.
-    top, bottom = 22.0, 112.0
+    top, bottom = 34.0, 120.0
     mid, half = (top + bottom) / 2, (bottom - top) / 2
     body += _frame(top, bottom, "amplitude", [(top, "1"), (mid, "0"), (bottom, "-1")])
     columns = max(1, int(plot_w * clip.duration_seconds / span))
@@ -80,7 +89,7 @@ def waveform_svg(clip: Audio, baseline: Audio | None = None, title: str = "wavef
         body.append(f'<polygon points="{pts}" fill="{CLIP_COLOUR}" fill-opacity="0.75" stroke="{CLIP_COLOUR}" '
                     'stroke-width="0.5"/>')
     # Bottom panel: energy in dBFS.
-    top, bottom = 136.0, 226.0
+    top, bottom = 152.0, 236.0
     body += _frame(top, bottom, "energy dBFS", [(top, "0"), ((top + bottom) / 2, "-40"), (bottom, "-80")])
 
     def energy_line(audio: Audio, colour: str, dashed: bool) -> str | None:
@@ -99,18 +108,18 @@ def waveform_svg(clip: Audio, baseline: Audio | None = None, title: str = "wavef
             body.append(line)
     for i in range(6):
         seconds = span * i / 5
-        body.append(_text(LEFT + plot_w * i / 5, 242, f"{seconds:.1f}s", "middle"))
-    body.append(_text(LEFT, 14, f"failing clip ({clip.duration_seconds:.2f}s)", colour=CLIP_COLOUR))
+        body.append(_text(LEFT + plot_w * i / 5, 252, f"{seconds:.1f}s", "middle"))
+    legend = [(f"failing clip ({clip.duration_seconds:.2f}s)", CLIP_COLOUR)]
     if baseline is not None:
-        body.append(_text(LEFT + 220, 14, f"- - baseline energy ({baseline.duration_seconds:.2f}s)",
-                          colour=BASELINE_COLOUR))
+        legend.append((f"- - baseline energy ({baseline.duration_seconds:.2f}s)", BASELINE_COLOUR))
+    body += _legend(legend)
     return _svg(body, title)
 
 
 def f0_svg(f0: np.ndarray | None, template_f0: np.ndarray | None, title: str = "F0 contour") -> str:
     """The clip's voiced F0 (Hz) over the template's, on relative position 0..1."""
     plot_w = WIDTH - LEFT - RIGHT
-    top, bottom = 22.0, 226.0
+    top, bottom = 34.0, 236.0
     curves = [(c, colour, dashed) for c, colour, dashed in ((template_f0, BASELINE_COLOUR, True),
                                                              (f0, CLIP_COLOUR, False))
               if c is not None and len(c)]
@@ -128,12 +137,11 @@ def f0_svg(f0: np.ndarray | None, template_f0: np.ndarray | None, title: str = "
             xs, ys = xs[keep], ys[keep]
         body.append(_polyline(xs, ys, colour, dashed))
     for i in range(6):
-        body.append(_text(LEFT + plot_w * i / 5, 242, f"{i * 20}%", "middle"))
-    body.append(_text(WIDTH - RIGHT, 256, "position within the voiced frames", "end"))
+        body.append(_text(LEFT + plot_w * i / 5, 252, f"{i * 20}%", "middle"))
+    body.append(_text(WIDTH - RIGHT, 266, "position within the voiced frames", "end"))
     n = 0 if f0 is None else len(f0)
-    body.append(_text(LEFT, 14, f"failing clip ({n} voiced frames)" if n else
-                      "failing clip: no voiced frames", colour=CLIP_COLOUR))
+    legend = [(f"failing clip ({n} voiced frames)" if n else "failing clip: no voiced frames", CLIP_COLOUR)]
     if template_f0 is not None and len(template_f0):
-        body.append(_text(LEFT + 260, 14, f"- - template ({len(template_f0)} voiced frames)",
-                          colour=BASELINE_COLOUR))
+        legend.append((f"- - template ({len(template_f0)} voiced frames)", BASELINE_COLOUR))
+    body += _legend(legend)
     return _svg(body, title)

@@ -78,6 +78,21 @@ def target_name(host: str) -> str:
     return f"{SERVICE}.{host}"
 
 
+def per_host_not_healed(rule: dict[str, Any]) -> None:
+    """Make the shipped TtsNotHealed (one per service) one per host: counted by service and instance,
+    `target` = the receiver's target name on that host, the description listing that host's alerts."""
+    rule["expr"] = ('label_join(count by (service, instance) (ALERTS{alertstate="firing", severity="critical", '
+                    'tier=~"light|medium|heavy|derate"}), "target", ".", "service", "instance")')
+    one_service = 'service=\\"%s\\"}" $labels.service'
+    description = rule["annotations"]["description"]
+    if one_service not in description:
+        raise StackError("rules/paging.rules.yml changed: TtsNotHealed's description no longer queries by service")
+    rule["annotations"]["description"] = description.replace(
+        one_service, 'service=\\"%s\\",instance=\\"%s\\"}" $labels.service $labels.instance')
+    rule["annotations"]["summary"] = rule["annotations"]["summary"].replace(
+        "{{ $labels.service }}", "{{ $labels.service }} on {{ $labels.instance }}", 1)
+
+
 class FleetHost(Stack):
     """One GPU host: the stack's simulator, exporter and receiver, bound to the node's address and
     run in its namespace; the receiver acts only on alerts whose `instance` is this host."""
@@ -325,9 +340,7 @@ class Fleet:
         for group in rules.get("groups", []):
             for rule in group.get("rules", []):
                 if rule.get("alert") == "TtsNotHealed":
-                    rule["expr"] = ('label_join(count by (service, instance) (ALERTS{alertstate="firing", '
-                                    'severity="critical", tier=~"light|medium|heavy|derate"}), '
-                                    '"target", ".", "service", "instance")')
+                    per_host_not_healed(rule)
         return rules
 
     def write_configs(self) -> None:

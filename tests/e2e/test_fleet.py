@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +22,12 @@ import httpx
 import pytest
 from support import require_binary
 
+from tts_sentinel.config import load_config
 from tts_sentinel.harness.drill import actions, health_probe_green, inject, journal, wait_until
 from tts_sentinel.harness.fleet import Fleet, FleetTiming, target_name
 from tts_sentinel.harness.netns import FleetNetwork, NetworkUnavailable, our_namespaces
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM
+from tts_sentinel.receiver.policy import TierPolicy
 
 pytestmark = pytest.mark.e2e
 FIGURES = Path(os.environ.get("TTS_SENTINEL_FLEET_FIGURES", "/tmp/tts-sentinel-fleet-figures.json"))
@@ -80,11 +83,85 @@ def firing_in(prometheus: str) -> dict[str, float]:
             for a in alerts if a["labels"].get("alertname") == ALERT and a["state"] == "firing"}
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def spawned(host, program: str) -> int:
     """How many times supervisord started `program` on `host` (its own log; the harness sends its
     stdout to the same file, so every line is there twice)."""
     lines = (host.dir / "run" / "supervisord.log").read_text().splitlines()
     return len({line for line in lines if f"spawned: '{program}'" in line})
+
+
+NOT_HEALED_TEST = """
+rule_files: [rules/paging.rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'ALERTS{alertname="TtsHealthProbeFailing",alertstate="firing",service="qwen3-tts",instance="h1",tier="light",severity="critical"}'
+        values: '1x20'
+      - series: 'ALERTS{alertname="TtsCudaOutOfMemory",alertstate="firing",service="qwen3-tts",instance="h2",tier="medium",severity="critical"}'
+        values: '1x20'
+    alert_rule_test:
+      - eval_time: 16m
+        alertname: TtsNotHealed
+        exp_alerts:
+"""
+NOT_HEALED_ALERT = """
+          - exp_labels: {{service: qwen3-tts, instance: {host}, target: qwen3-tts.{host}, tier: none, severity: critical}}
+            exp_annotations:
+              summary: "qwen3-tts on {host} is not healed: critical alerts fire past the healing bound"
+              description: "Alerts that the receiver heals have been firing on qwen3-tts longer than any restart ladder takes, and the receiver has not paged: it is down, wedged, or cannot reach Alertmanager. Firing now: {alert} (tier {tier}). Journal: tts-sentinel actions."
+              runbook_url: http://10.213.0.11:9465/runbooks/TtsNotHealed
+"""
+
+
+def routes(config: Path, *labels: str) -> str:
+    out = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={config}", *labels],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
+
+
+def test_fleet_configs_send_each_host_to_its_own_receiver_and_page_per_host(tmp_path):
+    require_binary("promtool")
+    require_binary("amtool")
+    fleet = Fleet(tmp_path, hosts=2, timing=FleetTiming(for_scale=1.0))
+    fleet.write_configs()
+    for replica in ("a", "b"):
+        check = subprocess.run(["promtool", "check", "config", str(tmp_path / f"mon-{replica}" / "prometheus.yml")],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+    am = tmp_path / "mon-a" / "alertmanager.yml"
+    check = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert routes(am, "instance=h2", "tier=light", "alertname=TtsHealthProbeFailing") == "tts-sentinel-h2,blackhole"
+    assert routes(am, "instance=h1", "tier=none", "severity=critical") == "tts-sentinel-h1,oncall"
+    assert routes(am, "instance=h9", "tier=light") == "blackhole,blackhole"  # no receiver there: TtsNotHealed pages
+    assert routes(am, "alertname=TtsNotHealed", "instance=h1", "tier=none", "severity=critical") == "oncall"
+
+    # One TtsNotHealed per host, its target the receiver's target name there, listing that host's alerts only.
+    test = NOT_HEALED_TEST + "".join(
+        NOT_HEALED_ALERT.format(host=h, alert=a, tier=t)
+        for h, a, t in (("h1", "TtsHealthProbeFailing", "light"), ("h2", "TtsCudaOutOfMemory", "medium")))
+    (tmp_path / "not_healed_test.yml").write_text(test)
+    run = subprocess.run(["promtool", "test", "rules", "not_healed_test.yml"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    # Each receiver acts on its own host only, even when an alert of another host reaches it.
+    for name, host in fleet.hosts.items():
+        receiver = load_config(host.config_path).receiver
+        assert receiver.listen_host == host.node.address
+        policy = TierPolicy(receiver)
+        for other in fleet.hosts:
+            target = policy.target_for({"service": "qwen3-tts", "instance": other, "alertname": "TtsHealthProbeFailing"})
+            assert (target.name if target else None) == (target_name(name) if other == name else None)
 
 
 def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_dies(fleet):
@@ -182,6 +259,8 @@ def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_di
             assert after.get(f"tts-sentinel-{name}", 0) > before_kill["b"].get(f"tts-sentinel-{name}", 0)
             figures[name] = {"copies_received": copies, "starts_at_seen": sorted({x["startsAt"] for x in job["alerts"]}),
                              "action_seconds": round(job["finished_at"] - job["started_at"], 1)}
+        figures["rss_mib"] = {f"{n}/{part}": rss_mb(h._procs[part].pid)
+                              for n, h in fleet.hosts.items() for part in ("exporter", "receiver")}
         figures["deliveries_before_kill"] = before_kill
         figures["deliveries_by_b_at_end"] = after
         assert fleet.oncall is not None and fleet.oncall.pages == [], "a healed fleet pages no one"

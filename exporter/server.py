@@ -116,7 +116,8 @@ class Exporter:
         Info("tts_exporter_build", "TTS Sentinel exporter version.", registry=self.registry).info(
             {"version": __version__}
         )
-        self.registry.register(GpuCollector(config.gpu))
+        self.gpu = GpuCollector(config.gpu)
+        self.registry.register(self.gpu)
         self.processes = ProcessCollector(config.processes)
         self.registry.register(self.processes)
         private_state_dir(config.state_dir)
@@ -134,6 +135,7 @@ class Exporter:
         self.logs.start()
         self.probes.start()
         self.processes.start()
+        self.gpu.start()
         threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True).start()
         return server
 
@@ -144,6 +146,7 @@ class Exporter:
             self._server.server_close()
         self.probes.stop()
         self.processes.stop()
+        self.gpu.stop()
         self.logs.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -27,7 +27,8 @@ class NvmlXidWatcher:
 
     `step()` does one unit of work (set up the event set, or one wait) in the caller's thread;
     `start()` runs steps in a thread until `stop()`. `up` and `reason` say whether events are
-    being waited for, and if not why (`nvml_init`, `not_supported`, `gpu_lost`, `nvml_error`).
+    being waited for, and if not why (`nvml_missing`, `nvml_init`, `not_supported`, `gpu_lost`,
+    `nvml_error`).
     """
 
     def __init__(self, config: GpuConfig, nvml: Any, tally: XidTally) -> None:
@@ -60,12 +61,7 @@ class NvmlXidWatcher:
             self._thread.join()
             self._thread = None
         self._close()
-        if self._initialised:
-            self._initialised = False
-            try:
-                self._nvml.nvmlShutdown()  # our own reference: NVML counts nvmlInit calls
-            except self._nvml.NVMLError:
-                pass
+        self._shutdown()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -90,15 +86,18 @@ class NvmlXidWatcher:
         nv = self._nvml
         if nv is None:
             return self._down("nvml_missing", "the NVML library (nvidia-ml-py) is not installed", error=False)
-        try:
-            if not self._initialised:
+        if not self._initialised:
+            try:
                 nv.nvmlInit()
-                self._initialised = True
+            except nv.NVMLError as exc:
+                return self._down("nvml_init", f"NVML cannot start ({exc})")
+            self._initialised = True
+        try:
             indices = self._config.devices or list(range(nv.nvmlDeviceGetCount()))
             event_set = nv.nvmlEventSetCreate()
         except nv.NVMLError as exc:
-            self._initialised = False
-            return self._down("nvml_init", f"NVML cannot start ({exc})")
+            self._shutdown()  # the driver may have gone away: start from nvmlInit next time
+            return self._down("nvml_error", f"NVML cannot create an event set ({exc})")
         registered, lost = 0, 0
         for index in indices:
             try:
@@ -124,8 +123,10 @@ class NvmlXidWatcher:
 
     def _wait(self) -> float:
         nv = self._nvml
+        # _v2 carries the MIG instance ids; bindings before it only have the first version.
+        wait = getattr(nv, "nvmlEventSetWait_v2", None) or nv.nvmlEventSetWait
         try:
-            data = nv.nvmlEventSetWait_v2(self._set, self._config.xid.wait_timeout_ms)
+            data = wait(self._set, self._config.xid.wait_timeout_ms)
         except nv.NVMLError as exc:
             if exc.value == nv.NVML_ERROR_TIMEOUT:
                 return 0.0
@@ -161,6 +162,14 @@ class NvmlXidWatcher:
         pause = self._backoff
         self._backoff = min(self._backoff * 2, BACKOFF_MAX_SECONDS)
         return pause
+
+    def _shutdown(self) -> None:
+        if self._initialised:
+            self._initialised = False
+            try:
+                self._nvml.nvmlShutdown()  # our own reference: NVML counts nvmlInit calls
+            except self._nvml.NVMLError:
+                pass
 
     def _close(self) -> None:
         if self._set is not None:

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pynvml
+
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_nvml import FakeGpu, FakeNvml, sample, scrape  # noqa: E402
 
@@ -131,3 +133,18 @@ def test_the_collector_exports_the_event_from_zero_to_one():
     assert sample(m, "tts_gpu_xid_errors_total", gpu="0", xid="48", source="nvml") == 1
     assert sample(m, "tts_gpu_xid_source_up", source="nvml", reason="") == 1
     assert sample(m, "tts_gpu_xid_source_errors_total", source="nvml") == 0
+
+
+def test_a_driver_that_stops_answering_is_initialised_again_once_it_answers():
+    nvml = FakeNvml()
+    w, tally = watcher(nvml)
+    nvml.nvmlInit()  # someone else's reference (the collector's) keeps NVML loaded
+    nvml.failing = pynvml.NVML_ERROR_UNKNOWN
+    w.step()
+    assert (w.up, w.reason) == (False, "nvml_error")
+    nvml.failing = None
+    assert w.step() == 0 and w.up
+    assert nvml.init_calls == 3  # ours, the other's, ours again
+    nvml.xid(0, 31)
+    w.step()
+    assert tally.count("0", 31, "nvml") == 1

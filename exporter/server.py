@@ -119,7 +119,8 @@ class Exporter:
         Info("tts_exporter_build", "TTS Sentinel exporter version.", registry=self.registry).info(
             {"version": __version__}
         )
-        self.registry.register(GpuCollector(config.gpu))
+        self.gpu = GpuCollector(config.gpu)
+        self.registry.register(self.gpu)
         self.processes = ProcessCollector(config.processes)
         self.registry.register(self.processes)
         private_state_dir(config.state_dir)
@@ -140,6 +141,7 @@ class Exporter:
         self.logs.start()
         self.probes.start()
         self.processes.start()
+        self.gpu.start()
         threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True).start()
         return server
 
@@ -151,6 +153,7 @@ class Exporter:
         self.probes.stop()
         self.processes.stop()
         detach_evidence(self.config.probes)
+        self.gpu.stop()
         self.logs.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

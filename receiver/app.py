@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tts_sentinel.receiver.evidence_client import fetch_evidence
+from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
@@ -216,6 +218,21 @@ def create_app(service: ReceiverService) -> FastAPI:
         """Incidents, newest first: target, family and why, tiers in order, status, page."""
         rows = service.journal.incidents(limit=limit, target=target, open_only=open_only)
         return [incident.as_dict() for incident in rows]
+
+    @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
+             responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
+    def incident_page(incident_id: int) -> HTMLResponse:
+        """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence."""
+        incident = service.journal.incident(incident_id)
+        if incident is None:
+            return HTMLResponse(f"no incident {incident_id}; see GET /incidents", status_code=404)
+        jobs = [j.as_dict() for j in service.journal.jobs(limit=500, target=incident.target)
+                if j.incident_id == incident_id]
+        data = incident.as_dict()
+        since, until = incident_window(data, jobs)
+        evidence = fetch_evidence(service.config.exporter_url, since, until, service.config.evidence)
+        page = render_incident_page(data, jobs, (), evidence, runbooks_md, service.config.incident_page)
+        return HTMLResponse(page)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

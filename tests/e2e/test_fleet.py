@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import require_binary
+from support import require_binary, wait_for
 
 from tts_sentinel.config import load_config
-from tts_sentinel.harness.drill import actions, health_probe_green, inject, journal, wait_until
+from tts_sentinel.harness.drill import actions, health_probe_green, inject, journal
 from tts_sentinel.harness.fleet import Fleet, FleetTiming, target_name
 from tts_sentinel.harness.netns import FleetNetwork, NetworkUnavailable, our_namespaces
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM
@@ -60,13 +60,6 @@ def fleet(tmp_path):
     yield f
     f.stop()
     assert not [n for n in our_namespaces() if n.startswith(f.network.prefix + "-")], "namespaces left behind"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    value = wait_until(predicate, time.monotonic() + timeout)
-    if not value:
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-    return value
 
 
 def get(url: str, token: str | None = None):

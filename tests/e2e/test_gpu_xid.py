@@ -9,14 +9,13 @@ binding, so on a host without a driver the XID is labelled by its PCI address, n
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
-from support import require_binary
+from support import started_stack, wait_for
 
-from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, journal, wait_until
+from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, journal
 from tts_sentinel.harness.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -44,19 +43,7 @@ class KernelLogStack(Stack):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager", "alertmanager")
-    s = KernelLogStack(tmp_path_factory.mktemp("gpu-xid"))
-    s.start()
-    yield s
-    s.stop()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    value = wait_until(predicate, time.monotonic() + timeout)
-    if not value:
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-    return value
+    yield from started_stack(KernelLogStack, tmp_path_factory.mktemp("gpu-xid"))
 
 
 def query(stack, expr: str) -> list[dict]:

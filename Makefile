@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both install what they need: .venv with the project, and Debian's prometheus,
-# prometheus-alertmanager (and espeak-ng, sox, mtail for tests and benchmarks).
+# prometheus-alertmanager (and espeak-ng, sox, mtail, logrotate, chromium for tests and benchmarks).
 
 PY := $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_DEB_BINARIES := prometheus prometheus-alertmanager promtool amtool
-# tests and benchmarks also use real speech (espeak-ng, sox), the peer we compare with (mtail)
-# and the real logrotate the tailer is tested against
-DEB_PACKAGES := $(DEMO_DEB_PACKAGES) espeak-ng sox mtail logrotate
-DEB_BINARIES := $(DEMO_DEB_BINARIES) espeak-ng sox mtail logrotate
+# tests and benchmarks also use real speech (espeak-ng, sox), the peer we compare with (mtail),
+# the real logrotate the tailer is tested against, and headless Chromium for the incident page
+# (with a CJK font, so the probe texts in its screenshot are legible)
+DEB_PACKAGES := $(DEMO_DEB_PACKAGES) espeak-ng sox mtail logrotate chromium fonts-wqy-microhei
+DEB_BINARIES := $(DEMO_DEB_BINARIES) espeak-ng sox mtail logrotate chromium
 
 .PHONY: demo test lint venv system-deps test-deps bench clean
 

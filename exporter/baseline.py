@@ -45,6 +45,11 @@ class BaselineStore:
         path = self._path("semantic", style, ".f0.npy")
         return np.load(path) if path.exists() else None
 
+    def style_audio(self, style: str) -> Audio | None:
+        """The stored recording of L3 style `style`, or None (shown beside a failing clip as evidence)."""
+        path = self._path("semantic", style, ".wav")
+        return decode_wav(path.read_bytes()) if path.exists() else None
+
     def sample_audio(self, name: str) -> Audio | None:
         """The stored reference recording of quality sample `name`, or None."""
         path = self._path("quality", name, ".wav")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tts_sentinel.exporter.evidence import EvidenceConfig
 from tts_sentinel.exporter.gpu import GpuConfig
 from tts_sentinel.exporter.probes.config import ProbesConfig
 from tts_sentinel.exporter.processes.config import ProcessesConfig
@@ -24,3 +25,4 @@ class ExporterConfig(BaseModel):
     probes: ProbesConfig = ProbesConfig()
     gpu: GpuConfig = GpuConfig()
     processes: ProcessesConfig = ProcessesConfig()
+    evidence: EvidenceConfig = EvidenceConfig()

@@ -1,7 +1,8 @@
 """`tts-sentinel exporter`: the HTTP face of the exporter.
 
 GET /metrics (logs, probes, GPU, process manager, self), GET /probe?module=NAME (one probe now, with
-a fresh registry, as blackbox_exporter does), GET /healthz.
+a fresh registry, as blackbox_exporter does), GET /healthz, GET /evidence (failed probes'
+clips, checks and plots: exporter/evidence_http.py).
 
 Anyone who reaches the port can ask for /probe, and a synthesis probe is a GPU job on the
 service: overlapping requests share one run (ProbeScheduler.run_shared), at most
@@ -24,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Info, gene
 
 from tts_sentinel import __version__
 from tts_sentinel.exporter.config import ExporterConfig
+from tts_sentinel.exporter.evidence import EvidenceStore, attach_evidence, detach_evidence
+from tts_sentinel.exporter.evidence_http import evidence_answer
 from tts_sentinel.exporter.gpu import GpuCollector
 from tts_sentinel.exporter.logs.pipeline import LogPipeline
 from tts_sentinel.exporter.probes.scheduler import ProbeScheduler
@@ -116,12 +119,16 @@ class Exporter:
         Info("tts_exporter_build", "TTS Sentinel exporter version.", registry=self.registry).info(
             {"version": __version__}
         )
-        self.registry.register(GpuCollector(config.gpu))
+        self.gpu = GpuCollector(config.gpu)
+        self.registry.register(self.gpu)
         self.processes = ProcessCollector(config.processes)
         self.registry.register(self.processes)
         private_state_dir(config.state_dir)
         self.logs = LogPipeline(config.logs, self.registry, config.state_dir)
         self.probes = ProbeScheduler(config.probes, self.registry)
+        self.evidence = EvidenceStore(config.evidence, config.state_dir)
+        self.registry.register(self.evidence)
+        attach_evidence(config.probes, self.evidence)
         self._server: ThreadingHTTPServer | None = None
         self._probe_slots = threading.BoundedSemaphore(MAX_PROBE_REQUESTS)
 
@@ -134,6 +141,7 @@ class Exporter:
         self.logs.start()
         self.probes.start()
         self.processes.start()
+        self.gpu.start()
         threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True).start()
         return server
 
@@ -144,6 +152,8 @@ class Exporter:
             self._server.server_close()
         self.probes.stop()
         self.processes.stop()
+        detach_evidence(self.config.probes)
+        self.gpu.stop()
         self.logs.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -178,10 +188,12 @@ class Exporter:
                     self._probe(parse_qs(url.query).get("module", [""])[0])
                 elif url.path == "/healthz":
                     self._send(200, b"ok\n")
+                elif url.path == "/evidence" or url.path.startswith("/evidence/"):
+                    self._send(*evidence_answer(exporter.evidence, url.path, url.query))
                 elif url.path == "/":
-                    self._send(200, b"TTS Sentinel exporter: /metrics /probe?module=NAME /healthz\n")
+                    self._send(200, b"TTS Sentinel exporter: /metrics /probe?module=NAME /healthz /evidence\n")
                 else:
-                    self._send(404, b"not found: try /metrics, /probe?module=NAME or /healthz\n")
+                    self._send(404, b"not found: try /metrics, /probe?module=NAME, /healthz or /evidence\n")
 
             def _probe(self, module: str) -> None:
                 names = exporter.probes.module_names()

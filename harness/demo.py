@@ -71,6 +71,9 @@ def narrate(endpoints: StackEndpoints, duration: float, stopping: Callable[[], b
                 if seen.get(row.get("id")) != row.get("status"):
                     seen[row.get("id")] = row.get("status")
                     print(f"{time.strftime('%H:%M:%S')}  ACTION    {_describe(row)}", flush=True)
+                    if row.get("incident_id") and row.get("status") not in ("queued", "running"):
+                        print(f"{'':10}incident page: {endpoints.receiver}/incidents/{row['incident_id']}"
+                              "  (bearer token: receiver.token in the demo's folder)", flush=True)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             print(f"{time.strftime('%H:%M:%S')}  (a part of the stack does not answer: {exc})", flush=True)
         time.sleep(1)

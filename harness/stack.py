@@ -315,6 +315,14 @@ class Stack:
             self.oncall.start()
             self._spawn("supervisord", [self.python, "-m", "supervisor.supervisord", "-c",
                                         str(self.dir / "supervisord.conf")])
+            # The TTS service is up before anything watches it: a probe of a service still starting
+            # would fire an alert and have the receiver restart what was only booting.
+            self._wait("supervisord", lambda: all(
+                self.supervisor().getProcessInfo(p)["statename"] == "RUNNING"
+                for p in (WEB_PROGRAM, INFERENCE_PROGRAM)
+            ))
+            self._wait(WEB_PROGRAM, lambda: self._http_ok(self.url("web", "/health")))
+            self._wait(INFERENCE_PROGRAM, lambda: self._http_ok(self.url("api", "/health")))
             cli = [self.python, "-m", "tts_sentinel.cli"]
             self._spawn("exporter", [*cli, "exporter", "--config", str(self.config_path)])
             self._spawn("receiver", [*cli, "receiver", "--config", str(self.config_path)])
@@ -328,11 +336,6 @@ class Stack:
                 f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
             ])
-            self._wait("supervisord", lambda: all(
-                self.supervisor().getProcessInfo(p)["statename"] == "RUNNING"
-                for p in (WEB_PROGRAM, INFERENCE_PROGRAM)
-            ))
-            self._wait(WEB_PROGRAM, lambda: self._http_ok(self.url("web", "/health")))
             self._wait("exporter", lambda: self._http_ok(self.url("exporter", "/healthz")))
             self._wait("receiver", lambda: self._http_ok(self.url("receiver", "/healthz")))
             self._wait("alertmanager", lambda: self._http_ok(self.url("alertmanager", "/-/ready")))

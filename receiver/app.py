@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tts_sentinel.receiver.evidence_client import fetch_evidence
+from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
 from tts_sentinel.receiver.ratelimit import AlertsRateLimit
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
@@ -250,6 +252,21 @@ def create_app(service: ReceiverService) -> FastAPI:
     def get_unmatched(limit: int = Query(100, ge=1, le=10_000)) -> JournalResponse:
         """Alerts no target matched, one row per alertname and hour, newest first, with a count."""
         return JournalResponse(service.unmatched.rows(limit=limit))
+
+    @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
+             responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
+    def incident_page(incident_id: int) -> HTMLResponse:
+        """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence."""
+        incident = service.journal.incident(incident_id)
+        if incident is None:
+            return HTMLResponse(f"no incident {incident_id}; see GET /incidents", status_code=404)
+        jobs = [j.as_dict() for j in service.journal.jobs(limit=500, target=incident.target)
+                if j.incident_id == incident_id]
+        data = incident.as_dict()
+        since, until = incident_window(data, jobs)
+        evidence = fetch_evidence(service.config.exporter_url, since, until, service.config.evidence)
+        page = render_incident_page(data, jobs, (), evidence, runbooks_md, service.config.incident_page)
+        return HTMLResponse(strip_userinfo(page))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -13,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tts_sentinel.receiver.evidence_client import EvidenceClientConfig
 from tts_sentinel.receiver.families import IncidentsConfig
+from tts_sentinel.receiver.incident_page import IncidentPageConfig
 from tts_sentinel.receiver.matchers import valid_matchers, valid_regex
 from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.userinfo import has_userinfo
@@ -330,6 +332,9 @@ class ReceiverConfig(BaseModel):
     incidents: IncidentsConfig = IncidentsConfig()
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     verification: VerificationConfig = VerificationConfig()
+    # GET /incidents/ID: links to Grafana/Prometheus, and how much audio evidence a page pulls
+    incident_page: IncidentPageConfig = IncidentPageConfig()
+    evidence: EvidenceClientConfig = EvidenceClientConfig()
 
     @field_validator("tiers", mode="before")
     @classmethod

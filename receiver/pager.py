@@ -17,10 +17,10 @@ import httpx
 from tts_sentinel.receiver.auth import read_secret
 from tts_sentinel.receiver.records import Incident, Job
 from tts_sentinel.receiver.rootcause import root_cause_lines
+from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
 from tts_sentinel.userinfo import strip_userinfo
 
 log = logging.getLogger(__name__)
-RUNBOOK = "https://github.com/tts-sentinel/tts-sentinel/blob/main/rules/runbooks.md#"
 ANNOTATION_CHARS = 2000
 
 
@@ -35,10 +35,12 @@ class OnCallPager:
         self,
         alertmanager_url: str | None,
         timeout_seconds: float = 10.0,
+        runbook_base: str = DEFAULT_RUNBOOK_BASE,
         username: str | None = None,
         password_file: Path | None = None,
         token_file: Path | None = None,
     ) -> None:
+        self.runbook_base = runbook_base
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self.timeout_seconds = timeout_seconds
         self.username = username
@@ -85,7 +87,7 @@ class OnCallPager:
             "annotations": {
                 "summary": f"{alertname} on {target}: {reason}",
                 "description": _cut(description + (f" (journal job {job_id})" if job_id else "")),
-                "runbook_url": RUNBOOK + alertname.lower(),
+                "runbook_url": runbook_url(self.runbook_base, alertname),
                 **{k: _cut(v) for k, v in (annotations or {}).items()},
             },
             "startsAt": now.isoformat(),

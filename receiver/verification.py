@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tts_sentinel.receiver.config import VerificationConfig
 
@@ -13,19 +14,19 @@ _SUCCESS_SERIES = ("tts_probe_success", "probe_success")
 
 
 def probe_succeeded(text: str) -> bool | None:
-    """True/False from the `tts_probe_success` sample of a Prometheus text body; None if absent."""
+    """True/False from the `tts_probe_success` samples of a Prometheus text body (all must be 1); None if absent.
+
+    Parsed with prometheus_client's own parser; a body that is not the exposition format counts as absent.
+    """
     found = None
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in _SUCCESS_SERIES:
-            try:
-                value = float(line.rsplit(" ", 1)[-1])
-            except ValueError:
-                continue
-            ok = value == 1.0
-            found = ok if found is None else (found and ok)
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in _SUCCESS_SERIES:
+                    ok = sample.value == 1.0
+                    found = ok if found is None else (found and ok)
+    except ValueError:
+        return found
     return found
 
 

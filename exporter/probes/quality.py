@@ -10,6 +10,8 @@ from __future__ import annotations
 from tts_sentinel.exporter.audio.checks import envelope_fluctuation
 from tts_sentinel.exporter.audio.quality import pesq_score, stoi_score
 from tts_sentinel.exporter.baseline import BaselineStore
+from tts_sentinel.exporter.evidence import keep_evidence
+from tts_sentinel.exporter.evidence_exhibit import Exhibit, measured, request_check
 from tts_sentinel.exporter.probes.config import ProbesConfig, QualityProbeConfig
 from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
 from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
@@ -23,7 +25,7 @@ def probe_quality(config: QualityProbeConfig, probes: ProbesConfig) -> ProbeResu
     result = ProbeResult(success=True, detail="")
     details = []
     for name, text in config.samples.items():
-        failed, detail = _score_sample(config, store, name, text, result)
+        failed, detail = _score_sample(config, store, name, text, result, probes)
         details.append(f"{name}: {detail}")
         for reason in failed:
             result.success = False
@@ -33,10 +35,13 @@ def probe_quality(config: QualityProbeConfig, probes: ProbesConfig) -> ProbeResu
 
 
 def _score_sample(config: QualityProbeConfig, store: BaselineStore, name: str, text: str,
-                  result: ProbeResult) -> tuple[list[str], str]:
+                  result: ProbeResult, probes: ProbesConfig) -> tuple[list[str], str]:
+    cell = {"lang": config.lang, "speaker": config.speaker, "sample": name}
     try:
         audio = request_speech(config.request, text, config.lang, config.speaker)
     except SpeechError as exc:
+        keep_evidence(probes, Exhibit("quality", cell, [exc.reason], str(exc), request_check(exc.reason, str(exc)),
+                                      text))
         return [exc.reason], str(exc)
     scores = {"envelope": envelope_fluctuation(audio.samples, audio.sample_rate)}
     minimum = {"envelope": config.min_envelope_fluctuation, "stoi": config.min_stoi, "pesq": config.min_pesq}
@@ -66,6 +71,9 @@ def _score_sample(config: QualityProbeConfig, store: BaselineStore, name: str, t
     detail = ", ".join(f"{k} {v:.3f} (min {minimum[k]})" for k, v in scores.items())
     if "no_baseline" in failed:
         detail += f"; no reference in {store.dir}: run `tts-sentinel baseline`"
+    if failed:
+        checks = [measured(k, v, ">=", minimum[k]) for k, v in scores.items()]
+        keep_evidence(probes, Exhibit("quality", cell, failed, detail, checks, text, clip=audio, baseline=reference))
     return failed, detail
 
 

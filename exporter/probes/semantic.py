@@ -28,6 +28,8 @@ from tts_sentinel.exporter.audio.pitch import (
     zscore_log_f0,
 )
 from tts_sentinel.exporter.baseline import BaselineStore
+from tts_sentinel.exporter.evidence import keep_evidence
+from tts_sentinel.exporter.evidence_exhibit import Exhibit, measured, request_check
 from tts_sentinel.exporter.probes.config import ProbesConfig, SemanticProbeConfig
 from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
 from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
@@ -42,11 +44,13 @@ def probe_semantic(config: SemanticProbeConfig, probes: ProbesConfig) -> ProbeRe
     result = ProbeResult(success=True, detail="")
     entries: dict[str, dict[str, Any]] = {}
     for style, prompt in config.styles.items():
-        entry = _check_style(config, store, style, prompt.text, prompt.instructions, result)
+        heard: dict[str, Any] = {}
+        entry = _check_style(config, store, style, prompt.text, prompt.instructions, result, heard)
         entries[style] = entry
         if entry["reason"]:
             result.success = False
             result.reasons.append(entry["reason"])
+            keep_evidence(probes, _exhibit(config, store, style, prompt.text, entry, heard))
     result.detail = "; ".join(f"{s}: {e['detail']}" for s, e in entries.items())
     _append_report(config.report_path, {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model_id": probes.model_id,
@@ -57,7 +61,8 @@ def probe_semantic(config: SemanticProbeConfig, probes: ProbesConfig) -> ProbeRe
 
 
 def _check_style(config: SemanticProbeConfig, store: BaselineStore, style: str, text: str, instructions: str,
-                 result: ProbeResult) -> dict[str, Any]:
+                 result: ProbeResult, heard: dict[str, Any]) -> dict[str, Any]:
+    """One style's report entry; `heard` gets the clip and its F0 for the evidence of a failure."""
     entry: dict[str, Any] = {"text": text, "reason": None}
     labels = {"style": style}
     try:
@@ -65,6 +70,7 @@ def _check_style(config: SemanticProbeConfig, store: BaselineStore, style: str, 
     except SpeechError as exc:
         return {**entry, "reason": exc.reason, "detail": str(exc)}
     f0 = f0_contour(audio.samples, audio.sample_rate, config.f0_method, config.frame_period_ms)
+    heard.update(clip=audio, f0=f0)
     spread = f0_spread_semitones(f0)
     entry.update(seconds=round(audio.duration_seconds, 3), voiced_frames=int(len(f0)),
                  f0_spread_semitones=round(spread, 3))
@@ -87,6 +93,21 @@ def _check_style(config: SemanticProbeConfig, store: BaselineStore, style: str, 
     if spread < config.min_f0_spread_semitones:
         return {**entry, "reason": "f0_spread", "detail": detail + f" (min {config.min_f0_spread_semitones})"}
     return {**entry, "detail": detail}
+
+
+def _exhibit(config: SemanticProbeConfig, store: BaselineStore, style: str, text: str, entry: dict[str, Any],
+             heard: dict[str, Any]) -> Exhibit:
+    """The evidence of a failed style: its clip and F0 beside the baseline recording and template."""
+    cell = {"lang": config.lang, "speaker": config.speaker, "style": style}
+    if "clip" not in heard:
+        return Exhibit("semantic", cell, [entry["reason"]], entry["detail"],
+                       request_check(entry["reason"], entry["detail"]), text)
+    checks = [measured("voiced_frames", entry["voiced_frames"], ">=", MIN_VOICED_FRAMES)]
+    if "dtw_distance" in entry:
+        checks.append(measured("dtw_distance", entry["dtw_distance"], "<=", config.max_dtw_distance, "z"))
+    checks.append(measured("f0_spread", entry["f0_spread_semitones"], ">=", config.min_f0_spread_semitones, "st"))
+    return Exhibit("semantic", cell, [entry["reason"]], entry["detail"], checks, text, clip=heard["clip"],
+                   baseline=store.style_audio(style), f0=heard["f0"], template_f0=store.style_f0(style))
 
 
 def _append_report(path: Path, record: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from tts_sentinel.exporter.audio.checks import check_speech
+from tts_sentinel.exporter.evidence import keep_evidence
+from tts_sentinel.exporter.evidence_exhibit import Exhibit, request_check, speech_checks
 from tts_sentinel.exporter.probes.config import ProbesConfig, SynthesisProbeConfig, SynthesisTarget
 from tts_sentinel.exporter.probes.prober import Measurement, Prober, ProbeResult
 from tts_sentinel.exporter.probes.speech import SpeechError, request_speech
@@ -18,7 +20,7 @@ def probe_synthesis(config: SynthesisProbeConfig, probes: ProbesConfig | None = 
     result = ProbeResult(success=True, detail="")
     details = []
     for target in config.targets:
-        reason, detail = _probe_target(config, target, result)
+        reason, detail = _probe_target(config, target, result, probes)
         details.append(f"{target.lang}/{target.speaker}: {detail}")
         if reason:
             result.success = False
@@ -28,7 +30,7 @@ def probe_synthesis(config: SynthesisProbeConfig, probes: ProbesConfig | None = 
 
 
 def _probe_target(
-    config: SynthesisProbeConfig, target: SynthesisTarget, result: ProbeResult,
+    config: SynthesisProbeConfig, target: SynthesisTarget, result: ProbeResult, probes: ProbesConfig | None,
 ) -> tuple[str | None, str]:
     """Request and check one target, adding its measurements to `result`; (reason or None, detail)."""
     labels = {"lang": target.lang, "speaker": target.speaker}
@@ -39,9 +41,13 @@ def _probe_target(
         audio = request_speech(config.request, text, target.lang, target.speaker, target.instructions)
     except SpeechError as exc:
         reason, detail = exc.reason, str(exc)
+        keep_evidence(probes, Exhibit("synthesis", labels, [reason], detail, request_check(reason, detail), text))
     else:
         report = check_speech(audio, config.audio, text)
         reason, detail = report.reason, report.detail
+        if reason:
+            keep_evidence(probes, Exhibit("synthesis", labels, [reason], detail, speech_checks(report, config.audio),
+                                          text, clip=audio))
         for name, help_text, value in (
             ("tts_audio_duration_seconds", "Duration of the last probe's audio.", report.duration_seconds),
             ("tts_audio_max_duration_seconds", "Duration bound for the probe text (runaway).", report.max_seconds),

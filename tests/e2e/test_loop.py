@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import require_binary
+from support import started_stack, wait_for
 
 from tts_sentinel.harness.drill import (
     StackEndpoints,
@@ -26,7 +26,6 @@ from tts_sentinel.harness.drill import (
     inject,
     journal,
     run_drill,
-    wait_until,
 )
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
 
@@ -43,12 +42,7 @@ RECEIVER = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager", "alertmanager")
-    s = Stack(tmp_path_factory.mktemp("stack"), receiver_overrides=RECEIVER)
-    s.start()
-    yield s
-    s.stop()
+    yield from started_stack(Stack, tmp_path_factory.mktemp("stack"), receiver_overrides=RECEIVER)
 
 
 def incidents(endpoints: StackEndpoints) -> list[dict]:
@@ -63,13 +57,6 @@ def receiver_pages(stack) -> list[dict]:
     """Every firing alert the on-call sink got that the receiver posted (one per notification)."""
     return [a for p in stack.oncall.pages for a in p.get("alerts", [])
             if a.get("labels", {}).get("alertname") in RECEIVER_PAGES and a.get("status") == "firing"]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    value = wait_until(predicate, time.monotonic() + timeout)
-    if not value:
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-    return value
 
 
 def test_stack_starts_healthy_with_every_target_up(stack):

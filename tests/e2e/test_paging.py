@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support import require_binary
+from support import started_stack, wait_for
 
-from tts_sentinel.harness.drill import StackEndpoints, actions, firing_alerts, inject, journal, run_drill, wait_until
+from tts_sentinel.harness.drill import StackEndpoints, actions, firing_alerts, inject, journal, run_drill
 from tts_sentinel.harness.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +26,7 @@ SETTLE_SECONDS = 6.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager", "alertmanager")
-    s = Stack(tmp_path_factory.mktemp("paging"))
-    s.start()
-    yield s
-    s.stop()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    value = wait_until(predicate, time.monotonic() + timeout)
-    if not value:
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-    return value
+    yield from started_stack(Stack, tmp_path_factory.mktemp("paging"))
 
 
 def firing_pages(stack: Stack, since: int = 0) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ import time
 
 import httpx
 import pytest
-from support import require_binary
+from support import started_stack, wait_for
 
-from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, inject, journal, wait_until
+from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, inject, journal
 from tts_sentinel.harness.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -22,19 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager", "alertmanager")
-    s = Stack(tmp_path_factory.mktemp("vllm-stack"), protocol="openai", receiver_overrides={"dry_run": True})
-    s.start()
-    yield s
-    s.stop()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    value = wait_until(predicate, time.monotonic() + timeout)
-    if not value:
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-    return value
+    yield from started_stack(Stack, tmp_path_factory.mktemp("vllm-stack"), protocol="openai", receiver_overrides={"dry_run": True})
 
 
 def query(stack, expr: str) -> list[dict]:

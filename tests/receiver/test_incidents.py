@@ -280,3 +280,18 @@ def test_incidents_need_the_token(make_receiver):
     assert incident["family"] == "web_front" and incident["ladder"] == ["light", "medium", "heavy"]
     assert receiver.actions()[0]["incident_id"] == incident["id"]
     assert TOKEN
+
+
+def test_the_incident_page_shows_the_incident_and_needs_the_token(make_receiver):
+    receiver = make_receiver(receiver_config(None, None, dry_run=True))
+    receiver.wait_job(receiver.post(payload(alert(summary="<script>alert(1)</script>"))).json()["new_jobs"][0])
+    [incident] = receiver.incidents()
+    url = f"/incidents/{incident['id']}"
+    assert receiver.client.get(url).status_code == 401
+    page = receiver.client.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "web_front" in page.text and "TtsHealthProbeFailing" in page.text
+    assert "<script>alert(1)" not in page.text  # alert text is escaped
+    assert "evidence unavailable" in page.text.lower()  # no exporter here: said, not an error page
+    missing = receiver.client.get("/incidents/999", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert missing.status_code == 404

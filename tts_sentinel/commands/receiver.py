@@ -75,6 +75,7 @@ def _install_logging() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(ReceiverLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per verification or page request
 
 
 def run(args: argparse.Namespace) -> int:

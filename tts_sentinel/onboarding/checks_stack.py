@@ -14,7 +14,8 @@ import yaml
 from tts_sentinel.exporter.config import ExporterConfig
 from tts_sentinel.onboarding.report import Check, fail, ok
 from tts_sentinel.receiver.auth import read_token
-from tts_sentinel.receiver.config import TIERS, ReceiverConfig
+from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.receiver.tiers import RESTART_LADDER, Tier
 from tts_sentinel.shipped import rule_files
 
 RECEIVER_JOB = "tts-sentinel-receiver"  # the job TtsReceiverDown (rules/receiver.rules.yml) watches
@@ -195,7 +196,7 @@ def check_alertmanager(url: str, receiver: ReceiverConfig, client: httpx.Client)
     hooks = {r["name"]: r.get("webhook_configs") or [] for r in config.get("receivers") or []}
     service = next((t.match.get("service") for t in receiver.targets if "service" in t.match), "") or ""
     unrouted, problems, names = [], set(), set()
-    for tier in TIERS:
+    for tier in (*RESTART_LADDER, Tier.DERATE, Tier.NONE):
         labels = {"alertname": "TtsDoctorCheck", "tier": tier, "severity": "critical", "service": service}
         try:
             chosen = route_receivers(config["route"], labels)

@@ -22,11 +22,12 @@ from tts_sentinel.receiver.policy import TierPolicy
 from tts_sentinel.receiver.records import Incident
 from tts_sentinel.receiver.rootcause import window_verdict
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.receiver.unmatched import UnmatchedAlerts
 
 
 @dataclass
 class Admission:
-    """What one payload became: the jobs it created or joined, and what it ignored."""
+    """What one payload became: the jobs it created or joined, and what it ignored (matched no target)."""
 
     new_jobs: list[int] = field(default_factory=list)
     joined_jobs: list[int] = field(default_factory=list)
@@ -67,11 +68,17 @@ class AlertAdmission:
     """Turns payloads into jobs in the journal; the workers run them."""
 
     def __init__(
-        self, config: ReceiverConfig, journal: Journal, book: IncidentBook, logs_config: LogsConfig | None = None
+        self,
+        config: ReceiverConfig,
+        journal: Journal,
+        book: IncidentBook,
+        unmatched: UnmatchedAlerts,
+        logs_config: LogsConfig | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
         self.book = book
+        self.unmatched = unmatched
         self.logs_config = logs_config
         self.policy = TierPolicy(config)
 
@@ -79,40 +86,42 @@ class AlertAdmission:
         """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written."""
         result = Admission()
         groups: dict[str, list[tuple[WebhookAlert, Tier, str]]] = {}
+        resolved: dict[str, list[tuple[WebhookAlert, Tier]]] = {}
+        unmatched: list[WebhookAlert] = []
         for alert in payload.alerts:
             target = self.policy.target_for(alert.labels)
+            if target is None:
+                # Outside the allowlist: counted by name and hour, nothing more (a flood costs a counter).
+                if alert.status == "resolved":
+                    result.resolved += 1
+                else:
+                    unmatched.append(alert)
+                continue
             tier, why = self.policy.tier_for(alert.labels)
             if alert.status == "resolved":
                 result.resolved += 1
-                if target is not None:
-                    with self.journal.transaction() as j:
-                        incident = self.book.resolved(j, target.name, alert.fingerprint, time.time())
-                    if tier is Tier.DERATE:
-                        self._admit_restore(alert, target.name, result, incident)
-                continue
-            if target is None:
-                self._admit_unmatched(alert, tier, why, result)
+                resolved.setdefault(target.name, []).append((alert, tier))
                 continue
             groups.setdefault(target.name, []).append((alert, tier, why))
+        self.unmatched.record(unmatched)
+        result.ignored += len(unmatched)
+        for target_name, gone in resolved.items():
+            self._admit_resolved(target_name, gone, result)
         for target_name, alerts in groups.items():
             self._admit_target(target_name, alerts, result)
         return result
 
-    def _admit_unmatched(self, alert: WebhookAlert, tier: Tier, why: str, result: Admission) -> None:
-        job_id = self._admit_single(
-            alert,
-            "unmatched",
-            result,
-            target="-",
-            tier=tier,
-            status="ignored",
-            result="ignored",
-            reason=f"{why}; no configured target matches the labels",
-            alerts=[_alert_record(alert, tier, why)],
-            finished_at=time.time(),
-        )
-        if job_id is not None:
-            result.ignored += 1
+    def _admit_resolved(self, target: str, alerts: list[tuple[WebhookAlert, Tier]], result: Admission) -> None:
+        """Resolved alerts leave the incidents holding them (one transaction); a derate alert's
+        resolution queues the power limit's restore."""
+        restores = []
+        with self.journal.transaction() as j:
+            for alert, tier in alerts:
+                incident = self.book.resolved(j, target, alert.fingerprint, time.time())
+                if tier is Tier.DERATE:
+                    restores.append((alert, incident))
+        for alert, incident in restores:
+            self._admit_restore(alert, target, result, incident)
 
     def _admit_restore(
         self, alert: WebhookAlert, target: str, result: Admission, incident: Incident | None

@@ -1,10 +1,11 @@
-"""The HTTP side: POST /alerts (Alertmanager webhook v4), GET /actions, GET /incidents, GET /metrics,
-GET /healthz."""
+"""The HTTP side: POST /alerts (Alertmanager webhook v4), GET /actions, GET /incidents, GET /unmatched,
+GET /metrics, GET /healthz."""
 
 from __future__ import annotations
 
 import hmac
 import html
+import json
 import logging
 import sqlite3
 from typing import Any
@@ -18,9 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tts_sentinel.receiver.evidence_client import fetch_evidence
 from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
+from tts_sentinel.receiver.ratelimit import AlertsRateLimit
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.shipped import shipped_dir
+from tts_sentinel.userinfo import strip_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,16 @@ class BodyLimit:
         await self.app(scope, replay, counting_send)
 
 
+class JournalResponse(JSONResponse):
+    """JSON from the journal, with no URL userinfo in it (a journal written before URLs with
+    credentials were refused may still hold one)."""
+
+    def render(self, content: Any) -> bytes:
+        """The JSON text, userinfo stripped."""
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return strip_userinfo(text).encode("utf-8")
+
+
 async def _too_large(send: Send, limit: int) -> None:
     body = (
         b'{"error":"request body larger than %d bytes; split the alert group or raise receiver.max_body_bytes"}' % limit
@@ -200,24 +213,45 @@ def create_app(service: ReceiverService) -> FastAPI:
             return JSONResponse(status_code=503, content={"error": f"journal unavailable ({exc}); retry later"})
         return JSONResponse(status_code=202, content=result.summary())
 
-    @app.get("/actions", dependencies=[Depends(require_token)], responses={401: {"description": "token"}})
+    @app.get(
+        "/actions",
+        dependencies=[Depends(require_token)],
+        response_class=JournalResponse,
+        responses={401: {"description": "token"}},
+    )
     def get_actions(
         limit: int = Query(100, ge=1, le=10_000),
         target: str | None = Query(None, max_length=64),
         status: str | None = Query(None, max_length=32),
-    ) -> list[dict[str, Any]]:
-        """The journal, newest first."""
-        return [job.as_dict() for job in service.journal.jobs(limit=limit, target=target, status=status)]
+    ) -> JournalResponse:
+        """The journal, newest first; each job with its first alerts and `alerts_total`."""
+        jobs = service.journal.jobs(limit=limit, target=target, status=status)
+        return JournalResponse([job.as_dict() for job in jobs])
 
-    @app.get("/incidents", dependencies=[Depends(require_token)], responses={401: {"description": "token"}})
+    @app.get(
+        "/incidents",
+        dependencies=[Depends(require_token)],
+        response_class=JournalResponse,
+        responses={401: {"description": "token"}},
+    )
     def get_incidents(
         limit: int = Query(100, ge=1, le=10_000),
         target: str | None = Query(None, max_length=64),
         open_only: bool = Query(False, alias="open"),
-    ) -> list[dict[str, Any]]:
+    ) -> JournalResponse:
         """Incidents, newest first: target, family and why, tiers in order, status, page."""
         rows = service.journal.incidents(limit=limit, target=target, open_only=open_only)
-        return [incident.as_dict() for incident in rows]
+        return JournalResponse([incident.as_dict() for incident in rows])
+
+    @app.get(
+        "/unmatched",
+        dependencies=[Depends(require_token)],
+        response_class=JournalResponse,
+        responses={401: {"description": "token"}},
+    )
+    def get_unmatched(limit: int = Query(100, ge=1, le=10_000)) -> JournalResponse:
+        """Alerts no target matched, one row per alertname and hour, newest first, with a count."""
+        return JournalResponse(service.unmatched.rows(limit=limit))
 
     @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
              responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
@@ -273,6 +307,8 @@ def create_app(service: ReceiverService) -> FastAPI:
             return HTMLResponse(f"no runbook for {html.escape(alert)}; see /runbooks/", status_code=404)
         return HTMLResponse(page)
 
+    # Added last runs first: the token, then the client's rate, then the body's size.
     app.add_middleware(BodyLimit, service=service)
-    app.add_middleware(BearerAuth, service=service)  # added last: runs first, before the body is read
+    app.add_middleware(AlertsRateLimit, config=service.config.rate_limit, answers=service.metrics.webhook_requests)
+    app.add_middleware(BearerAuth, service=service)  # before the body is read
     return app

@@ -18,21 +18,46 @@ from tts_sentinel.receiver.families import IncidentsConfig
 from tts_sentinel.receiver.incident_page import IncidentPageConfig
 from tts_sentinel.receiver.matchers import valid_matchers, valid_regex
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.userinfo import has_userinfo
 
 Component = Literal["web", "inference"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def url_without_credentials(url: str | None, instead: str) -> str | None:
+    """`url` unless it carries `user:password@` (which every log line and page would repeat); the
+    error says which fields hold credentials instead and never repeats the URL."""
+    if url is not None and has_userinfo(url):
+        raise ValueError(
+            f"the URL carries a user name or password, which would be copied into logs, the journal and "
+            f"pages; write it without `user:password@` and use {instead}"
+        )
+    return url
+
+
 class SupervisordConfig(BaseModel):
-    """How to reach supervisord's XML-RPC interface."""
+    """How to reach supervisord's XML-RPC interface (HTTP basic auth from `username`/`password_file`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = "http://127.0.0.1:9001/RPC2"
+    username: str | None = Field(default=None, description="[inet_http_server] username")
+    password_file: Path | None = Field(default=None, description="file holding its password (mode 0600)")
     web_program: str = "tts-webui"
     inference_program: str = "tts-inference"
     timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _no_userinfo(cls, value: str) -> str:
+        return url_without_credentials(value, "`username` and `password_file` (a file with mode 0600)") or value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SupervisordConfig:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("set both `username` and `password_file` (supervisord's [inet_http_server]), or neither")
+        return self
 
 
 class SystemdConfig(BaseModel):
@@ -106,6 +131,11 @@ class KubernetesConfig(BaseModel):
     inference_deployment: str = "qwen3-tts-inference"
     timeout_seconds: float = Field(default=30.0, gt=0)
 
+    @field_validator("api_url")
+    @classmethod
+    def _no_userinfo(cls, value: str) -> str:
+        return url_without_credentials(value, "`token_file` (a service-account token, mode 0600)") or value
+
 
 class GpuConfig(BaseModel):
     """The GPU a target runs on, and what the receiver may do to it."""
@@ -124,6 +154,8 @@ class TargetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Empty matches every alert: only a ReceiverConfig refuses it (a lone TargetConfig is also used
+    # by the doctor's reachability checks).
     match: dict[str, str] = Field(default_factory=dict, description="label -> exact value or ~regex")
     actuator: Literal["supervisord", "systemd", "docker", "command", "kubernetes"] = "supervisord"
     supervisord: SupervisordConfig = SupervisordConfig()
@@ -257,6 +289,17 @@ class VerificationConfig(BaseModel):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
+class RateLimitConfig(BaseModel):
+    """POST /alerts per client address: a token bucket; past it, 429 with Retry-After."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Alertmanager posts once per alert group and group_interval (5 m by default) and retries with
+    # backoff: a burst of 100 and 10 a second carry hundreds of groups and every retry.
+    requests_per_second: float = Field(default=10.0, gt=0)
+    burst: int = Field(default=100, ge=1)
+
+
 class ReceiverConfig(BaseModel):
     """Where the receiver listens, its token, its journal, its targets, tiers and guards."""
 
@@ -266,9 +309,15 @@ class ReceiverConfig(BaseModel):
     listen_port: int = Field(default=9465, ge=1, le=65535)
     token_file: Path | None = None
     journal_path: Path = Path("/var/lib/tts-sentinel/journal.sqlite3")
-    targets: list[TargetConfig] = Field(default_factory=lambda: [TargetConfig(name="qwen3-tts")])
+    retention_days: float = Field(default=90.0, gt=0, description="jobs, incidents and their alerts kept this long")
+    # The allowlist: no default. An alert no target matches is counted and journaled in aggregate.
+    targets: list[TargetConfig] = Field(default_factory=list)
     exporter_url: str = "http://127.0.0.1:9464"
     alertmanager_url: str | None = "http://127.0.0.1:9093"
+    alertmanager_username: str | None = Field(default=None, description="basic auth (Alertmanager's web config)")
+    alertmanager_password_file: Path | None = Field(default=None, description="its password, in a 0600 file")
+    alertmanager_token_file: Path | None = Field(default=None, description="bearer token (a proxy in front), 0600")
+    rate_limit: RateLimitConfig = RateLimitConfig()
     dry_run: bool = False
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_label_length: int = Field(default=1024, ge=16)
@@ -303,6 +352,40 @@ class ReceiverConfig(BaseModel):
         merged = _default_tiers()
         merged.update(value)
         return merged
+
+    @field_validator("exporter_url")
+    @classmethod
+    def _exporter_plain(cls, value: str) -> str:
+        return url_without_credentials(value, "none: the exporter has no authentication (keep it on loopback)") or value
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_plain(cls, value: str | None) -> str | None:
+        return url_without_credentials(
+            value, "`alertmanager_username` and `alertmanager_password_file` (or `alertmanager_token_file`)"
+        )
+
+    @model_validator(mode="after")
+    def _alertmanager_credentials(self) -> ReceiverConfig:
+        if (self.alertmanager_username is None) != (self.alertmanager_password_file is None):
+            raise ValueError("set both `alertmanager_username` and `alertmanager_password_file`, or neither")
+        if self.alertmanager_password_file is not None and self.alertmanager_token_file is not None:
+            raise ValueError(
+                "Alertmanager takes basic auth or a bearer token: set `alertmanager_password_file` "
+                "or `alertmanager_token_file`, not both"
+            )
+        return self
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_match_something(cls, value: list[TargetConfig]) -> list[TargetConfig]:
+        for target in value:
+            if not target.match:
+                raise ValueError(
+                    f"target {target.name!r} has an empty `match`, which would act on every alert from any job; "
+                    f"give it the labels of your service, e.g. `match: {{service: {target.name}}}`"
+                )
+        return value
 
     @model_validator(mode="after")
     def _unique_targets(self) -> ReceiverConfig:

@@ -86,14 +86,11 @@ class IncidentBook:
             why += f"; {joins}"
         tier = incident.ladder[rung]
         job_id, joined = j.place_job(target, tier, why, records, escalated_from=escalated_from, incident=incident)
-        fields: dict[str, Any] = {
-            "rung": max(incident.rung, rung),
-            "firing": sorted(set(incident.firing) | {a.fingerprint for a in fresh}),
-            "resolved_at": None,
-        }
+        fields: dict[str, Any] = {"rung": max(incident.rung, rung), "resolved_at": None}
         if incident.status in ("healed", "resolved") and not joined:
             fields.update(status="open", unhealed_since=now)  # it is broken again
         j.update_incident(incident.id, **fields)
+        j.add_firing(incident.id, (a.fingerprint for a in fresh))
         return job_id, joined
 
     def _rung_for(
@@ -129,10 +126,10 @@ class IncidentBook:
     def resolved(self, j: Journal, target: str, fingerprint: str, now: float) -> Incident | None:
         """An alert resolved: drop it from the open incidents that hold it; the last one to go
         starts the quiet period. Returns the newest such incident, if any."""
-        held = [i for i in j.incidents(target=target, open_only=True, limit=1000) if fingerprint in i.firing]
+        held = j.open_incidents_firing(target, fingerprint)
         for incident in held:
-            firing = [fp for fp in incident.firing if fp != fingerprint]
-            j.update_incident(incident.id, firing=firing, resolved_at=None if firing else now)
+            still = j.drop_firing(incident.id, fingerprint)
+            j.update_incident(incident.id, resolved_at=None if still else now)
         return held[0] if held else None
 
     # -- the runner's outcomes ----------------------------------------------------------------
@@ -164,7 +161,8 @@ class IncidentBook:
     def escalate(self, incident: Incident | None, job: Job, up: Tier, why: str) -> int:
         """Queue the next rung for the incident (a queued job of it absorbs the escalation)."""
         with self.journal.transaction() as j:
-            new_id, _joined = j.place_job(job.target, up, why, job.alerts, escalated_from=job.id, incident=incident)
+            new_id, _joined = j.place_job(job.target, up, why, [], escalated_from=job.id, incident=incident)
+            j.copy_alerts(job.id, new_id)
             if incident is not None:
                 current = j.incident(incident.id) or incident
                 rung = current.ladder.index(up) if up in current.ladder else current.rung
@@ -214,7 +212,7 @@ class IncidentBook:
             # The bound holds even while a job still runs: a person hears of it once, in time. An
             # incident whose alerts all resolved (on their own, or after a refusal) is not paged.
             overdue = now - since > self.settings.heal_bound_seconds
-            if incident.status == "open" and overdue and incident.firing and jobs:
+            if incident.status == "open" and overdue and incident.firing_alerts and jobs:
                 why = (
                     f"incident {incident.id} ({incident.family}) not healed {now - since:.0f}s after it "
                     f"opened (bound {self.settings.heal_bound_seconds:.0f}s)"
@@ -230,7 +228,7 @@ class IncidentBook:
                 and now - incident.healed_at
                 > self.config.guards.escalation_window_seconds + self.settings.quiet_seconds
             )
-            if not active and ((not incident.firing and quiet) or stale):
+            if not active and ((not incident.firing_alerts and quiet) or stale):
                 current = self.journal.incident(incident.id) or incident
                 status = "resolved" if current.status == "open" else current.status
                 self.journal.update_incident(incident.id, closed_at=now, status=status)

@@ -1,82 +1,40 @@
-"""The SQLite journal: every job (action, refusal, dry run, ignored alert), the incidents they
-belong to, and the idempotency keys.
+"""The SQLite journal: every job (action, refusal, dry run, journal-only alert), the incidents they
+belong to, their alerts, the idempotency keys, and the hourly counts of alerts no target matched.
 
-One file holds all three, so admitting a job, placing it in its incident and remembering its
+One file holds them all, so admitting a job, placing it in its incident and remembering its
 alert keys is one transaction: a re-send, an HA duplicate or a receiver restart finds the key
-and never repeats the action.
+and never repeats the action. The file, its -wal/-shm and the directories it creates are the
+receiver's alone (0600/0700): they hold alert labels and triage log lines.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
 from tts_sentinel.receiver.records import Incident, Job, encode_columns
+from tts_sentinel.receiver.schema import create_schema, private_journal_file, tighten_sidecars
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.userinfo import strip_userinfo
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    target TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'remediate',
-    tier TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    result TEXT,
-    alerts TEXT NOT NULL DEFAULT '[]',
-    steps TEXT NOT NULL DEFAULT '[]',
-    verification TEXT,
-    escalated_from INTEGER,
-    escalation TEXT,
-    triage TEXT,
-    dry_run INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    started_at REAL,
-    finished_at REAL,
-    note TEXT NOT NULL DEFAULT '',
-    duplicates INTEGER NOT NULL DEFAULT 0,
-    incident_id INTEGER,
-    family TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_target_status ON jobs(target, status);
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    target TEXT NOT NULL,
-    family TEXT NOT NULL,
-    family_reason TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'open',
-    opened_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    ladder TEXT NOT NULL DEFAULT '[]',
-    rung INTEGER NOT NULL DEFAULT 0,
-    tiers TEXT NOT NULL DEFAULT '[]',
-    components TEXT NOT NULL DEFAULT '[]',
-    firing TEXT NOT NULL DEFAULT '[]',
-    window_start REAL NOT NULL DEFAULT 0,
-    unhealed_since REAL,
-    resolved_at REAL,
-    healed_at REAL,
-    paged_at REAL,
-    page TEXT,
-    triage TEXT,
-    closed_at REAL
-);
-CREATE INDEX IF NOT EXISTS incidents_target_open ON incidents(target, closed_at);
-CREATE TABLE IF NOT EXISTS alert_keys (
-    fingerprint TEXT NOT NULL,
-    starts_at TEXT NOT NULL,
-    tier TEXT NOT NULL,
-    job_id INTEGER,
-    seen_at REAL NOT NULL,
-    PRIMARY KEY (fingerprint, starts_at, tier)
-);
-"""
+ALERTS_SHOWN = 10  # alerts of a job that GET /actions and the job's page show; the rest are counted
+VERIFY_VALUES = 64  # distinct `verify` label values a job's verification looks at
+# Named columns, never `*`: an older journal's bulky legacy columns stay on disk.
+_JOB_COLUMNS = ", ".join(f.name for f in fields(Job) if f.name not in ("alerts", "verify_labels"))
+SELECT_JOBS = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608 - the names of Job's fields
+SELECT_INCIDENTS = f"SELECT {', '.join(f.name for f in fields(Incident))} FROM incidents"  # noqa: S608 - same
+# What `tts-sentinel actions` prints, and nothing more: no alerts, steps or log lines.
+SELECT_SUMMARIES = (
+    "SELECT id, created_at, target, tier, status, dry_run, started_at, finished_at, incident_id, family, note,"
+    " reason, escalation, json_extract(verification, '$.success') AS verified,"
+    " json_extract(triage, '$.root_cause.pattern') AS root_cause FROM jobs"
+)
 
 
 class Journal:
@@ -84,20 +42,17 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_journal_file(self.path)  # 0600 before SQLite opens it: its -wal/-shm take the same mode
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the 202 we answer promises the job survives a power cut.
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(SCHEMA)
-        # A journal written before incidents existed gains the two job columns (NULL for old jobs).
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        for column, kind in (("incident_id", "INTEGER"), ("family", "TEXT")):
-            if column not in columns:
-                self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-        self._conn.execute("CREATE INDEX IF NOT EXISTS jobs_incident ON jobs(incident_id)")
+        # A checkpointed WAL shrinks back to this instead of staying at its largest.
+        self._conn.execute("PRAGMA journal_size_limit=4194304")
+        create_schema(self._conn)
+        tighten_sidecars(self.path)  # made by the first write above (or left by an older receiver)
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -139,29 +94,68 @@ class Journal:
         ).fetchone()
         return None if row is None else row[0]
 
-    def purge_keys(self, older_than_seconds: float) -> int:
-        """Forget keys older than the retention; returns how many went."""
-        cur = self.execute("DELETE FROM alert_keys WHERE seen_at < ?", (time.time() - older_than_seconds,))
+    def purge_keys(self, older_than_seconds: float, limit: int = 5000) -> int:
+        """Forget up to `limit` keys older than the retention; returns how many went."""
+        cur = self.execute(
+            "DELETE FROM alert_keys WHERE rowid IN (SELECT rowid FROM alert_keys WHERE seen_at < ? LIMIT ?)",
+            (time.time() - older_than_seconds, limit),
+        )
         return cur.rowcount
 
     # -- jobs ---------------------------------------------------------------------------------
     def insert_job(self, **fields: Any) -> int:
-        """Insert a job row; JSON columns may be given as Python objects."""
-        now = time.time()
-        fields.setdefault("created_at", now)
-        fields.setdefault("updated_at", now)
-        fields = encode_columns(fields)
-        cols = ", ".join(fields)
-        marks = ", ".join("?" for _ in fields)
-        cur = self.execute(f"INSERT INTO jobs({cols}) VALUES ({marks})", fields.values())  # noqa: S608
-        return int(cur.lastrowid)
+        """Insert a job row; JSON columns may be given as Python objects, `alerts` go to their table."""
+        alerts = fields.pop("alerts", None) or []
+        with self.lock:
+            job_id = self._insert("jobs", "created_at", fields)
+            self.add_alerts(job_id, alerts)
+        return job_id
 
     def update_job(self, job_id: int, **fields: Any) -> None:
         """Update columns of one job."""
-        fields["updated_at"] = time.time()
-        fields = encode_columns(fields)
+        self._update("jobs", job_id, fields)
+
+    def _insert(self, table: str, created: str, fields: dict[str, Any]) -> int:
+        now = time.time()
+        fields = encode_columns({created: now, "updated_at": now, **fields})
+        cols, marks = ", ".join(fields), ", ".join("?" for _ in fields)
+        sql = f"INSERT INTO {table}({cols}) VALUES ({marks})"  # noqa: S608 - names from code, values bound
+        return int(self.execute(sql, fields.values()).lastrowid)
+
+    def _update(self, table: str, row_id: int, fields: dict[str, Any]) -> None:
+        fields = encode_columns({**fields, "updated_at": time.time()})
         sets = ", ".join(f"{c}=?" for c in fields)
-        self.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*fields.values(), job_id])  # noqa: S608
+        self.execute(f"UPDATE {table} SET {sets} WHERE id=?", [*fields.values(), row_id])  # noqa: S608
+
+    def add_alerts(self, job_id: int, records: list[dict[str, Any]]) -> None:
+        """Append alert records to a job: rows of their own, so the thousandth costs what the first did."""
+        if not records:
+            return
+        rows = [
+            (
+                job_id,
+                str(r.get("fingerprint", "")),
+                str(r.get("alertname", "")),
+                str((r.get("labels") or {}).get("verify", "")),
+                strip_userinfo(json.dumps(r, ensure_ascii=False, default=str)),
+            )
+            for r in records
+        ]
+        with self.lock:
+            self._conn.executemany(
+                "INSERT INTO job_alerts(job_id, fingerprint, alertname, verify, record) VALUES (?,?,?,?,?)", rows
+            )
+            self._conn.execute("UPDATE jobs SET alerts_total = alerts_total + ? WHERE id=?", (len(rows), job_id))
+
+    def copy_alerts(self, from_job: int, to_job: int) -> None:
+        """Give `to_job` the alerts of `from_job` (an escalation acts for the same alerts)."""
+        with self.lock:
+            cur = self._conn.execute(
+                "INSERT INTO job_alerts(job_id, fingerprint, alertname, verify, record)"
+                " SELECT ?, fingerprint, alertname, verify, record FROM job_alerts WHERE job_id=? ORDER BY id",
+                (to_job, from_job),
+            )
+            self._conn.execute("UPDATE jobs SET alerts_total = alerts_total + ? WHERE id=?", (cur.rowcount, to_job))
 
     def claim(self, job_id: int, dry_run: bool) -> Job | None:
         """Atomically move a queued job to running (attempts + 1); None if it is no longer queued."""
@@ -173,36 +167,58 @@ class Journal:
             )
             if cur.rowcount != 1:
                 return None
-            row = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _decode(row)
+        return self.job(job_id)
 
     def job(self, job_id: int) -> Job | None:
-        """One job, or None when there is no such id."""
-        row = self.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return None if row is None else _decode(row)
+        """One job with its first alerts and the `verify` labels of all its alerts; None when there is no such id."""
+        row = self.execute(SELECT_JOBS + " WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        job = self._decode(row)
+        job.verify_labels = [
+            r[0]
+            for r in self.execute(
+                "SELECT DISTINCT verify FROM job_alerts WHERE job_id=? ORDER BY verify LIMIT ?", (job_id, VERIFY_VALUES)
+            )
+        ]
+        return job
 
     def jobs(
         self, limit: int = 100, target: str | None = None, status: str | None = None, since_id: int = 0
     ) -> list[Job]:
-        """Newest jobs first, optionally filtered."""
-        sql, params = _where("SELECT * FROM jobs WHERE id > ?", [since_id], target=target, status=status)
+        """Newest jobs first, optionally filtered; each with its first ALERTS_SHOWN alerts."""
+        sql, params = _where(SELECT_JOBS + " WHERE id > ?", [since_id], target=target, status=status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        return [_decode(r) for r in self.execute(sql, params).fetchall()]
+        return [self._decode(r) for r in self.execute(sql, params).fetchall()]
+
+    def job_summaries(self, limit: int = 30, target: str | None = None) -> list[dict[str, Any]]:
+        """Newest jobs first, only the columns `tts-sentinel actions` prints (shaped like GET /actions)."""
+        sql, params = _where(SELECT_SUMMARIES + " WHERE 1=1", [], target=target)
+        rows = self.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+        out = []
+        for row in rows:
+            data = dict(row)
+            verified, root = data.pop("verified"), data.pop("root_cause")
+            data["verification"] = None if verified is None else {"success": bool(verified)}
+            data["triage"] = {"root_cause": {"pattern": root}} if root else None
+            data["dry_run"] = bool(data["dry_run"])
+            out.append(data)
+        return out
 
     def active_job(
         self, target: str, status: str, kind: str | None = None, incident_id: int | None | Literal["any"] = "any"
     ) -> Job | None:
         """The oldest job of `target` in `status` (queued or running), optionally of one kind and
         one incident (`incident_id=None`: only jobs without an incident)."""
-        sql, params = _where("SELECT * FROM jobs WHERE target=? AND status=?", [target, status], kind=kind)
+        sql, params = _where(SELECT_JOBS + " WHERE target=? AND status=?", [target, status], kind=kind)
         if incident_id is None:
             sql += " AND incident_id IS NULL"
         elif incident_id != "any":
             sql += " AND incident_id=?"
             params.append(incident_id)
         row = self.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
-        return None if row is None else _decode(row)
+        return None if row is None else self._decode(row)
 
     def count_actions(self, target: str, since: float, tier: str | None = None) -> int:
         """Actions really run on `target` (started, not dry runs) since `since`."""
@@ -218,7 +234,7 @@ class Journal:
     ) -> Job | None:
         """The most recently finished real action on `target` (of one incident, when given)."""
         sql, params = _where(
-            "SELECT * FROM jobs WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'",
+            SELECT_JOBS + " WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'",
             [target],
             tier=tier,
             status=status,
@@ -226,16 +242,25 @@ class Journal:
         )
         sql += " ORDER BY finished_at DESC LIMIT 1"
         row = self.execute(sql, params).fetchone()
-        return None if row is None else _decode(row)
+        return None if row is None else self._decode(row)
 
     def last_derate(self, target: str) -> Job | None:
         """The newest derate that changed the power limit (to restore it on resolve)."""
         row = self.execute(
-            "SELECT * FROM jobs WHERE target=? AND tier='derate' AND kind='remediate' AND status='succeeded'"
-            " ORDER BY id DESC LIMIT 1",
+            SELECT_JOBS + " WHERE target=? AND tier='derate' AND kind='remediate'"
+            " AND status='succeeded' ORDER BY id DESC LIMIT 1",
             (target,),
         ).fetchone()
-        return None if row is None else _decode(row)
+        return None if row is None else self._decode(row)
+
+    def _decode(self, row: sqlite3.Row) -> Job:
+        job = Job.from_row(dict(row))
+        if job.alerts_total:
+            rows = self.execute(
+                "SELECT record FROM job_alerts WHERE job_id=? ORDER BY id LIMIT ?", (job.id, ALERTS_SHOWN)
+            )
+            job.alerts = [json.loads(r[0]) for r in rows]
+        return job
 
     # -- placement ----------------------------------------------------------------------------
     def place_job(
@@ -250,23 +275,25 @@ class Journal:
         """One action per incident: join its queued job (raising the tier if needed) or its running
         job when that covers this tier; otherwise queue a new job. Call inside a transaction.
 
-        Admission places the jobs alerts ask for, the runner the escalations; both call down here.
-        Without an incident the jobs of the target without one are joined. Returns (job id, joined).
+        Admission places the jobs alerts ask for, the runner the escalations (whose alerts it copies
+        after); both call down here. Without an incident the jobs of the target without one are
+        joined. Joining inserts the new alerts only. Returns (job id, joined).
         """
         incident_id = incident.id if incident else None
         queued = self.active_job(target, "queued", kind="remediate", incident_id=incident_id)
         if queued is not None:
-            fields: dict[str, Any] = {"alerts": queued.alerts + records}
+            fields: dict[str, Any] = {}
             if tier.rank > queued.tier.rank:
                 fields["tier"] = tier
                 fields["reason"] = f"{why} (raised from {queued.tier}: highest tier of the incident wins)"
             if escalated_from is not None:
                 fields["escalated_from"] = escalated_from
             self.update_job(queued.id, **fields)
+            self.add_alerts(queued.id, records)
             return queued.id, True
         running = self.active_job(target, "running", kind="remediate", incident_id=incident_id)
         if running is not None and escalated_from is None and running.tier.rank >= tier.rank:
-            self.update_job(running.id, alerts=running.alerts + records)
+            self.add_alerts(running.id, records)
             return running.id, True
         job_id = self.insert_job(
             target=target,
@@ -283,34 +310,25 @@ class Journal:
     # -- incidents ----------------------------------------------------------------------------
     def insert_incident(self, **fields: Any) -> Incident:
         """Open an incident; returns it as stored."""
-        now = time.time()
-        fields.setdefault("opened_at", now)
-        fields.setdefault("updated_at", now)
-        fields = encode_columns(fields)
-        cols = ", ".join(fields)
-        marks = ", ".join("?" for _ in fields)
-        cur = self.execute(f"INSERT INTO incidents({cols}) VALUES ({marks})", fields.values())  # noqa: S608
-        incident = self.incident(int(cur.lastrowid))
+        with self.lock:
+            incident = self.incident(self._insert("incidents", "opened_at", fields))
         assert incident is not None  # noqa: S101 - just inserted under the lock
         return incident
 
     def update_incident(self, incident_id: int, **fields: Any) -> None:
         """Update columns of one incident."""
-        fields["updated_at"] = time.time()
-        fields = encode_columns(fields)
-        sets = ", ".join(f"{c}=?" for c in fields)
-        self.execute(f"UPDATE incidents SET {sets} WHERE id=?", [*fields.values(), incident_id])  # noqa: S608
+        self._update("incidents", incident_id, fields)
 
     def incident(self, incident_id: int | None) -> Incident | None:
         """One incident, or None."""
         if incident_id is None:
             return None
-        row = self.execute("SELECT * FROM incidents WHERE id=?", (incident_id,)).fetchone()
+        row = self.execute(SELECT_INCIDENTS + " WHERE id=?", (incident_id,)).fetchone()
         return None if row is None else Incident.from_row(dict(row))
 
     def incidents(self, limit: int = 100, target: str | None = None, open_only: bool = False) -> list[Incident]:
         """Newest incidents first."""
-        sql, params = _where("SELECT * FROM incidents WHERE 1=1", [], target=target)
+        sql, params = _where(SELECT_INCIDENTS + " WHERE 1=1", [], target=target)
         if open_only:
             sql += " AND closed_at IS NULL"
         rows = self.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
@@ -319,15 +337,48 @@ class Journal:
     def open_incident(self, target: str, family: str) -> Incident | None:
         """The open incident of this family on this target, if any."""
         row = self.execute(
-            "SELECT * FROM incidents WHERE target=? AND family=? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
+            SELECT_INCIDENTS + " WHERE target=? AND family=? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
             (target, family),
         ).fetchone()
         return None if row is None else Incident.from_row(dict(row))
 
+    def add_firing(self, incident_id: int, fingerprints: Iterable[str]) -> None:
+        """These alerts of the incident fire (again); counted once each."""
+        with self.lock:
+            cur = self._conn.executemany(
+                "INSERT OR IGNORE INTO incident_firing(incident_id, fingerprint) VALUES (?,?)",
+                [(incident_id, fp) for fp in fingerprints],
+            )
+            if cur.rowcount > 0:
+                self._conn.execute(
+                    "UPDATE incidents SET firing_alerts = firing_alerts + ? WHERE id=?", (cur.rowcount, incident_id)
+                )
+
+    def open_incidents_firing(self, target: str, fingerprint: str) -> list[Incident]:
+        """The open incidents of `target` that hold this alert as firing, newest first."""
+        rows = self.execute(
+            SELECT_INCIDENTS + " WHERE target=? AND closed_at IS NULL"  # noqa: S608
+            " AND id IN (SELECT incident_id FROM incident_firing WHERE fingerprint=?) ORDER BY id DESC",
+            (target, fingerprint),
+        ).fetchall()
+        return [Incident.from_row(dict(r)) for r in rows]
+
+    def drop_firing(self, incident_id: int, fingerprint: str) -> int:
+        """This alert of the incident resolved; returns how many of its alerts still fire."""
+        with self.lock:
+            cur = self._conn.execute(
+                "DELETE FROM incident_firing WHERE incident_id=? AND fingerprint=?", (incident_id, fingerprint)
+            )
+            self._conn.execute(
+                "UPDATE incidents SET firing_alerts = MAX(firing_alerts - ?, 0) WHERE id=?", (cur.rowcount, incident_id)
+            )
+            row = self._conn.execute("SELECT firing_alerts FROM incidents WHERE id=?", (incident_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
     def incident_jobs(self, incident_id: int) -> list[Job]:
         """The jobs of one incident, oldest first."""
-        rows = self.execute("SELECT * FROM jobs WHERE incident_id=? ORDER BY id", (incident_id,)).fetchall()
-        return [_decode(r) for r in rows]
+        rows = self.execute(SELECT_JOBS + " WHERE incident_id=? ORDER BY id", (incident_id,)).fetchall()
+        return [self._decode(r) for r in rows]
 
     def claim_page(
         self, incident_id: int, page: dict[str, Any], status: str, only_if_status: str | None = None
@@ -395,7 +446,3 @@ def _where(sql: str, params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
             sql += f" AND {column}=?"
             params.append(value)
     return sql, params
-
-
-def _decode(row: sqlite3.Row) -> Job:
-    return Job.from_row(dict(row))

@@ -38,6 +38,12 @@ class ReceiverMetrics:
             ["code"],
             registry=self.registry,
         )
+        self.unmatched_alerts = Counter(
+            "tts_receiver_unmatched_alerts",
+            "Firing alerts that matched no target (not acted on), by alertname; past 100 names: alertname=other.",
+            ["alertname"],
+            registry=self.registry,
+        )
         self.insecure = Gauge(
             "tts_receiver_insecure",
             "1 when the receiver accepts requests without a bearer token (--insecure).",
@@ -47,5 +53,5 @@ class ReceiverMetrics:
             for result in ("success", "failure", "refused", "dry_run"):
                 self.actions.labels(tier=tier, result=result)
             self.duration.labels(tier=tier)
-        for code in ("202", "401", "413", "422"):
+        for code in ("202", "401", "413", "422", "429"):
             self.webhook_requests.labels(code=code)

@@ -9,26 +9,55 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tts_sentinel.receiver.auth import read_secret
 from tts_sentinel.receiver.records import Incident, Job
 from tts_sentinel.receiver.rootcause import root_cause_lines
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
+from tts_sentinel.userinfo import strip_userinfo
 
 log = logging.getLogger(__name__)
 ANNOTATION_CHARS = 2000
 
 
 class OnCallPager:
-    """Posts an alert to Alertmanager so its on-call route pages a person with the reason."""
+    """Posts an alert to Alertmanager so its on-call route pages a person with the reason.
 
-    def __init__(self, alertmanager_url: str | None, timeout_seconds: float = 10.0,
-                 runbook_base: str = DEFAULT_RUNBOOK_BASE) -> None:
+    Credentials come from files (basic auth: `username` + `password_file`; or a bearer
+    `token_file`), read at each page so a rotated secret is used without a restart.
+    """
+
+    def __init__(
+        self,
+        alertmanager_url: str | None,
+        timeout_seconds: float = 10.0,
+        username: str | None = None,
+        password_file: Path | None = None,
+        token_file: Path | None = None,
+        runbook_base: str = DEFAULT_RUNBOOK_BASE,
+    ) -> None:
         self.runbook_base = runbook_base
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self.timeout_seconds = timeout_seconds
+        self.username = username
+        self.password_file = password_file
+        self.token_file = token_file
+
+    def check_credentials(self) -> None:
+        """Raise ValueError with a sentence when a configured secret file cannot be used."""
+        self._auth()
+
+    def _auth(self) -> tuple[httpx.BasicAuth | None, dict[str, str]]:
+        if self.username is not None and self.password_file is not None:
+            password = read_secret(self.password_file, "Alertmanager password")
+            return httpx.BasicAuth(self.username, password), {}
+        if self.token_file is not None:
+            return None, {"Authorization": "Bearer " + read_secret(self.token_file, "Alertmanager token")}
+        return None, {}
 
     def page(
         self,
@@ -65,8 +94,22 @@ class OnCallPager:
             "endsAt": (now + timedelta(hours=1)).isoformat(),
             "generatorURL": "",
         }
+        # What on-call reads carries no URL userinfo, whatever the evidence quoted.
+        for part in ("labels", "annotations"):
+            alert[part] = {k: strip_userinfo(v) for k, v in alert[part].items()}
         try:
-            resp = httpx.post(f"{self.alertmanager_url}/api/v2/alerts", json=[alert], timeout=self.timeout_seconds)
+            auth, headers = self._auth()
+        except ValueError as exc:
+            log.error("on-call NOT told: %s", exc)
+            return f"on-call NOT told: {exc}"
+        try:
+            resp = httpx.post(
+                f"{self.alertmanager_url}/api/v2/alerts",
+                json=[alert],
+                auth=auth,
+                headers=headers,
+                timeout=self.timeout_seconds,
+            )
         except httpx.HTTPError as exc:
             log.error("on-call NOT told: Alertmanager unreachable: %s", exc)
             return f"on-call NOT told: Alertmanager at {self.alertmanager_url} unreachable ({exc})"

@@ -73,4 +73,4 @@ def _alert_verifications(job: Job, steps: list[Step]) -> list[Step]:
     an alert raised by another probe must see that probe green too, or the action did not
     fix what was broken (e.g. a light restart for an L2 failure that L1 never saw).
     """
-    return _verifications(steps, [(a.get("labels") or {}).get("verify", "") for a in job.alerts])
+    return _verifications(steps, job.verify_labels)

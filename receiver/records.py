@@ -7,18 +7,23 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.userinfo import strip_userinfo
 
 # Job statuses: queued -> running -> succeeded | failed; or refused, ignored, dry_run, interrupted.
 ACTIVE = ("queued", "running")
 # Incident statuses: open -> healed (an action verified) | paged | refused (on-call paged once);
 # `resolved` when its alerts resolved before any action healed it. `closed_at` says it is over.
 INCIDENT_STATUSES = ("open", "healed", "paged", "refused", "resolved")
-JSON_COLUMNS = ("alerts", "steps", "verification", "triage", "ladder", "tiers", "components", "firing", "page")
+JSON_COLUMNS = ("steps", "verification", "triage", "ladder", "tiers", "components", "page")
 
 
 @dataclass
 class Job:
-    """One remediation job (an action, a refusal, a dry run, an ignored alert) as the journal holds it."""
+    """One remediation job (an action, a refusal, a dry run, a journal-only alert) as the journal holds it.
+
+    `alerts` are its first few alerts (the journal's ALERTS_SHOWN), `alerts_total` how many it has;
+    `verify_labels` the distinct `verify` labels of all of them ("" for an alert without one).
+    """
 
     id: int
     created_at: float
@@ -43,12 +48,14 @@ class Job:
     duplicates: int = 0
     incident_id: int | None = None
     family: str | None = None
+    alerts_total: int = 0
+    verify_labels: list[str] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        """A job from a `SELECT *` row (JSON columns still text)."""
+        """A job from a row of the jobs table (JSON columns still text); its alerts come separately."""
         data = _decoded(cls, row)
-        data["alerts"] = data["alerts"] or []
+        data["alerts"] = []
         data["steps"] = data["steps"] or []
         data["tier"] = Tier(data["tier"])
         data["dry_run"] = bool(data.get("dry_run"))
@@ -58,6 +65,7 @@ class Job:
         """The JSON shape of `GET /actions` (one object per job)."""
         out = asdict(self)
         out["tier"] = self.tier.value
+        del out["verify_labels"]
         return out
 
     def first_labels(self) -> dict[str, str]:
@@ -84,7 +92,7 @@ class Incident:
     rung: int = 0
     tiers: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
-    firing: list[str] = field(default_factory=list)
+    firing_alerts: int = 0  # its alerts firing now (their fingerprints: the journal's incident_firing)
     window_start: float = 0.0
     unhealed_since: float | None = None
     resolved_at: float | None = None
@@ -99,7 +107,7 @@ class Incident:
         """An incident from a `SELECT *` row of the incidents table."""
         data = _decoded(cls, row)
         data["ladder"] = [Tier(t) for t in data.get("ladder") or []]
-        for col in ("tiers", "components", "firing"):
+        for col in ("tiers", "components"):
             data[col] = data.get(col) or []
         return cls(**data)
 
@@ -120,7 +128,8 @@ class Incident:
 
 
 def encode_columns(values: dict[str, Any]) -> dict[str, Any]:
-    """Column values ready for SQLite: JSON columns as text, enums as their value, booleans as 0/1."""
+    """Column values ready for SQLite: JSON columns as text, enums as their value, booleans as 0/1,
+    and no URL in any text with its userinfo (an error message may quote one)."""
     out = dict(values)
     for col in JSON_COLUMNS:
         if col in out and out[col] is not None and not isinstance(out[col], str):
@@ -128,6 +137,8 @@ def encode_columns(values: dict[str, Any]) -> dict[str, Any]:
     for key, value in out.items():
         if isinstance(value, Tier):
             out[key] = value.value
+        elif isinstance(value, str):
+            out[key] = strip_userinfo(value)
     if "dry_run" in out:
         out["dry_run"] = int(bool(out["dry_run"]))
     return out

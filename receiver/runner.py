@@ -179,7 +179,7 @@ class JobRunner:
         note when every probe is green, else None.
         """
         window = self.config.incidents.recheck_seconds
-        modules = sorted({(a.get("labels") or {}).get("verify", "") for a in job.alerts})
+        modules = sorted(set(job.verify_labels))
         if not window or not modules or not all(is_module_name(m) for m in modules):
             return None
         last = self.journal.last_finished(target.name, status="succeeded")

@@ -1,8 +1,8 @@
-"""The receiver assembled: journal, incidents, admission, runner, workers, metrics. The HTTP app sits on top."""
+"""The receiver assembled: journal, incidents, admission, runner, workers, retention, metrics. The HTTP
+app sits on top."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
 from tts_sentinel.receiver.admission import Admission, AlertAdmission
+from tts_sentinel.receiver.auth import read_secret
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
 from tts_sentinel.receiver.incidents import IncidentBook
@@ -17,14 +18,17 @@ from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.payload import WebhookPayload
+from tts_sentinel.receiver.retention import JournalRetention
 from tts_sentinel.receiver.runner import JobRunner
+from tts_sentinel.receiver.unmatched import UnmatchedAlerts
 from tts_sentinel.receiver.worker import TargetWorkers
-
-PURGE_EVERY_SECONDS = 3600.0
 
 
 class ReceiverService:
-    """Everything behind the HTTP endpoints; `start()` recovers interrupted jobs and starts workers."""
+    """Everything behind the HTTP endpoints; `start()` recovers interrupted jobs and starts workers.
+
+    Raises ValueError (a sentence) when a secret file the config names cannot be used.
+    """
 
     def __init__(
         self,
@@ -41,11 +45,18 @@ class ReceiverService:
     ) -> None:
         self.config = config
         self.token = token
+        self.pager = OnCallPager(
+            config.alertmanager_url,
+            username=config.alertmanager_username,
+            password_file=config.alertmanager_password_file,
+            token_file=config.alertmanager_token_file,
+        )
+        check_secret_files(config, self.pager)
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
-        self.pager = OnCallPager(config.alertmanager_url)
+        self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager)
-        self.admission = AlertAdmission(config, self.journal, self.incidents, logs_config)
+        self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)
         extra = {"sleep": sleep} if sleep is not None else {}
         self.runner = JobRunner(
             config,
@@ -59,13 +70,19 @@ class ReceiverService:
             actuator_factory=actuator_factory,
             **extra,
         )
-        self._last_purge = time.monotonic()
-        self.workers = TargetWorkers(self.runner, self.journal, self.incidents, config.guards.max_job_attempts)
+        self.retention = JournalRetention(
+            self.journal, config.retention_days * 86400.0, config.idempotency_retention_seconds
+        )
+        self.workers = TargetWorkers(
+            self.runner,
+            self.journal,
+            self.incidents,
+            config.guards.max_job_attempts,
+            housekeeping=self.retention.maybe_run,
+        )
 
     def start(self) -> None:
-        """Forget expired idempotency keys, recover interrupted jobs, start the workers."""
-        self.journal.purge_keys(self.config.idempotency_retention_seconds)
-        self._last_purge = time.monotonic()
+        """Recover interrupted jobs and start the workers (the sweeper applies the retention)."""
         self.workers.start()
 
     def stop(self) -> None:
@@ -75,10 +92,16 @@ class ReceiverService:
 
     def accept(self, payload: WebhookPayload) -> Admission:
         """Persist the payload's jobs (raises sqlite3.Error if it cannot) and wake their workers."""
-        if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
-            self._last_purge = time.monotonic()
-            self.journal.purge_keys(self.config.idempotency_retention_seconds)
         result = self.admission.admit(payload)
         for target in result.targets_to_wake:
             self.workers.wake(target)
         return result
+
+
+def check_secret_files(config: ReceiverConfig, pager: OnCallPager) -> None:
+    """Every password file the config names is readable and the receiver's alone (ValueError otherwise),
+    so a wrong mode stops the start instead of the first page or restart."""
+    pager.check_credentials()
+    for target in config.targets:
+        if target.supervisord.password_file is not None and target.actuator == "supervisord":
+            read_secret(target.supervisord.password_file, f"supervisord password of target {target.name}")

@@ -1,12 +1,13 @@
 """Workers: one thread per target runs its queued jobs in order (per-target single flight); one
 more thread sweeps the incidents (closes quiet ones, pages those not healed in time, also while
-their job still runs)."""
+their job still runs) and, in its idle time, applies the journal's retention."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from tts_sentinel.receiver.incidents import EXHAUSTED, IncidentBook
 from tts_sentinel.receiver.journal import Journal
@@ -26,12 +27,14 @@ class TargetWorkers:
         incidents: IncidentBook,
         max_attempts: int = 2,
         poll_seconds: float = 2.0,
+        housekeeping: Callable[[], object] | None = None,
     ) -> None:
         self.runner = runner
         self.journal = journal
         self.incidents = incidents
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
+        self.housekeeping = housekeeping  # the sweeper's idle work (retention), bounded per call
         self._events = {name: threading.Event() for name in runner.targets}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -112,3 +115,8 @@ class TargetWorkers:
                         log.info("incidents of %s: %s", target, note)
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the loop; it runs again
                     log.exception("incident sweep of %s", target)
+            if self.housekeeping is not None:
+                try:
+                    self.housekeeping()
+                except Exception:  # noqa: BLE001 - same: retention runs again on the next loop
+                    log.exception("journal retention")

@@ -50,14 +50,18 @@ def http_json(url, method="GET", body=None, timeout=2.0):
 
 
 class Supervisor:
-    """supervisord with inet_http_server on a free port, supervising the two stand-in programs."""
+    """supervisord with inet_http_server on a free port, supervising the two stand-in programs;
+    with `username`/`password`, its HTTP server asks for them (basic auth)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, username: str | None = None, password: str | None = None) -> None:
         self.workdir = workdir
         self.rpc_port = free_port()
         self.web_port = free_port()
         self.inference_port = free_port()
         self.url = f"http://127.0.0.1:{self.rpc_port}/RPC2"
+        # The test's own client may carry credentials in its URL; the receiver never does.
+        self._rpc_url = self.url if username is None else f"http://{username}:{password}@127.0.0.1:{self.rpc_port}/RPC2"
+        auth = "" if username is None else f"username={username}\npassword={password}\n"
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.inference_url = f"http://127.0.0.1:{self.inference_port}"
         py = sys.executable
@@ -70,7 +74,7 @@ pidfile={workdir}/supervisord.pid
 childlogdir={workdir}
 [inet_http_server]
 port=127.0.0.1:{self.rpc_port}
-[rpcinterface:supervisor]
+{auth}[rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [program:tts-inference]
 command={py} {script} --role inference --port {self.inference_port}
@@ -97,7 +101,7 @@ stopwaitsecs=5
         wait_for(lambda: self.healthy("web"), timeout=15, what="web stand-in healthy")
 
     def rpc(self):
-        return xmlrpc.client.ServerProxy(self.url).supervisor
+        return xmlrpc.client.ServerProxy(self._rpc_url).supervisor
 
     def _all_running(self):
         try:

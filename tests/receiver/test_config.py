@@ -27,7 +27,9 @@ def test_documented_example_is_valid():
     [
         ("receiver:\n  tiers:\n    reboot: []\n", 2, "unknown tier"),
         ("receiver:\n  targets:\n    - name: a\n      match: {instance: '~(['}\n", 4, "not a valid regex"),
-        ("receiver:\n  targets:\n    - name: a\n    - name: a\n", 1, "unique"),
+        ("receiver:\n  targets:\n    - {name: a, match: {s: a}}\n    - {name: a, match: {s: b}}\n", 1, "unique"),
+        ("receiver:\n  targets:\n    - name: a\n", 2, "empty `match`"),
+        ("receiver:\n  alertmanager_url: http://u:secret@am:9093\n", 2, "alertmanager_password_file"),
         ("receiver:\n  business_hours:\n    timezone: Mars/Olympus\n", 3, "unknown time zone"),
         ("receiver:\n  targets:\n    - name: a\n      command: {label_env: ['bad-name']}\n", 4, "environment"),
         ("receiver:\n  incidents:\n    families:\n      - name: x\n        ladder: [heavy, light]\n", 5, "must climb"),

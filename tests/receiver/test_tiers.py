@@ -7,7 +7,7 @@ import subprocess
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tests.receiver.conftest import alert, payload, receiver_config, wait_for
+from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait_for
 from tests.receiver.fakes import FakeNvml
 from tts_sentinel.receiver.heavy import sha256_file
 
@@ -115,14 +115,18 @@ def test_dry_run_journals_exactly_what_would_run(supervisor, probe, make_receive
     assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids
 
 
-def test_unmatched_alert_is_journaled_and_ignored(make_receiver):
+def test_unmatched_alert_is_counted_not_acted_on(make_receiver):
     receiver = make_receiver(receiver_config(None, None))
     stray = alert(tier="light")
     stray["labels"]["service"] = "someone-else"
     answer = receiver.post(payload(stray)).json()
     assert answer["ignored"] == 1 and answer["new_jobs"] == []
-    [row] = receiver.actions()
-    assert row["status"] == "ignored" and "no configured target" in row["reason"]
+    assert receiver.actions() == [], "no job, not even an ignored one"
+    [row] = receiver.client.get("/unmatched", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert row["alertname"] == "TtsHealthProbeFailing" and row["count"] == 1
+    assert row["example"]["service"] == "someone-else"
+    metrics = receiver.client.get("/metrics").text
+    assert 'tts_receiver_unmatched_alerts_total{alertname="TtsHealthProbeFailing"} 1.0' in metrics
 
 
 def test_cooldown_and_budget_refuse(supervisor, probe, make_receiver, alertmanager):

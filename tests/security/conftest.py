@@ -84,7 +84,9 @@ def receiver_section(tmp_path: Path, targets: list[dict[str, Any]], **overrides:
 class ReceiverProcess:
     """`tts-sentinel receiver` in its own process; everything it prints lands in `log_path`."""
 
-    def __init__(self, tmp_path: Path, section: dict[str, Any], *args: str, token: bool = True) -> None:
+    def __init__(
+        self, tmp_path: Path, section: dict[str, Any], *args: str, token: bool = True, umask: int | None = None
+    ) -> None:
         self.section = section
         self.url = f"http://127.0.0.1:{section['listen_port']}"
         self.journal_path = Path(section["journal_path"])
@@ -98,7 +100,8 @@ class ReceiverProcess:
             token_file.chmod(0o600)
             argv += ["--token-file", str(token_file)]
         self._out = self.log_path.open("wb")
-        self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT)
+        preexec = None if umask is None else (lambda: os.umask(umask))
+        self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, preexec_fn=preexec)  # noqa: PLW1509
         wait_for(self._up, timeout=60, what=f"receiver on {self.url}")
 
     def _up(self) -> bool:
@@ -108,6 +111,16 @@ class ReceiverProcess:
             return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (VmRSS)."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+
+    def journal_bytes(self) -> int:
+        """The journal on disk: the file, its -wal and -shm."""
+        files = [self.journal_path.with_name(self.journal_path.name + s) for s in ("", "-wal", "-shm")]
+        return sum(p.stat().st_size for p in files if p.exists())
 
     def output(self) -> bytes:
         """Everything the process printed so far, raw bytes."""
@@ -140,8 +153,8 @@ def start_receiver(tmp_path):
     """Factory: start a receiver process with a `receiver:` section; stopped after the test."""
     started: list[ReceiverProcess] = []
 
-    def start(section: dict[str, Any], *args: str, token: bool = True) -> ReceiverProcess:
-        proc = ReceiverProcess(tmp_path, section, *args, token=token)
+    def start(section: dict[str, Any], *args: str, token: bool = True, umask: int | None = None) -> ReceiverProcess:
+        proc = ReceiverProcess(tmp_path, section, *args, token=token, umask=umask)
         started.append(proc)
         return proc
 
@@ -151,10 +164,16 @@ def start_receiver(tmp_path):
 
 
 class PageCatcher:
-    """Stand-in for Alertmanager's API v2: records every alert the receiver posts to page on-call."""
+    """Stand-in for Alertmanager's API v2: records every alert the receiver posts to page on-call.
 
-    def __init__(self) -> None:
+    With `authorization` set it answers 401 to any other Authorization header, as Alertmanager
+    behind `--web.config.file` basic auth does.
+    """
+
+    def __init__(self, authorization: str | None = None) -> None:
         self.alerts: list[dict[str, Any]] = []
+        self.authorization = authorization
+        self.refused = 0
         catcher = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -163,6 +182,12 @@ class PageCatcher:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if catcher.authorization is not None and self.headers.get("Authorization") != catcher.authorization:
+                    catcher.refused += 1
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path == "/api/v2/alerts":
                     catcher.alerts.extend(json.loads(body))
                 self.send_response(200)

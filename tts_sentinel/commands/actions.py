@@ -49,7 +49,9 @@ def fetch(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no journal at {path}; has the receiver run with this config?")
     journal = Journal(path)
     try:
-        return [job.as_dict() for job in journal.jobs(limit=args.limit, target=args.target)]
+        if args.json:
+            return [job.as_dict() for job in journal.jobs(limit=args.limit, target=args.target)]
+        return journal.job_summaries(limit=args.limit, target=args.target)  # the table's columns only
     finally:
         journal.close()
 

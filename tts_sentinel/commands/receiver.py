@@ -17,6 +17,7 @@ from tts_sentinel.printable import PrintableFormatter
 from tts_sentinel.receiver.app import create_app
 from tts_sentinel.receiver.auth import read_token
 from tts_sentinel.receiver.service import ReceiverService
+from tts_sentinel.userinfo import strip_userinfo
 
 log = logging.getLogger("tts_sentinel.receiver")
 INSECURE_WARNING_SECONDS = 300.0
@@ -61,10 +62,18 @@ def warn_insecure(where: str, stop: threading.Event, every: float = INSECURE_WAR
             return
 
 
+class ReceiverLogFormatter(PrintableFormatter):
+    """Log lines with no raw control characters and no URL userinfo (an exception may quote a URL)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted line, userinfo stripped."""
+        return strip_userinfo(super().format(record))
+
+
 def _install_logging() -> None:
     # Alert text reaches log lines (notes, command output): no raw control characters in them.
     handler = logging.StreamHandler()
-    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ReceiverLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per verification or page request
 
@@ -107,7 +116,18 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    service = ReceiverService(rc, token, logs_config=config.exporter.logs)
+    if not rc.targets:
+        print(
+            "receiver: receiver.targets is empty, so no alert may act on anything; add a target whose `match` "
+            "names your service's labels (e.g. `match: {service: qwen3-tts}`), see receiver/README.md.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        service = ReceiverService(rc, token, logs_config=config.exporter.logs)
+    except (ValueError, OSError) as exc:
+        print(f"receiver: {exc}", file=sys.stderr)
+        return 2
     service.metrics.insecure.set(1 if insecure else 0)
     stop_warning = threading.Event()
     if insecure:

@@ -35,10 +35,10 @@ class OnCallPager:
         self,
         alertmanager_url: str | None,
         timeout_seconds: float = 10.0,
-        runbook_base: str = DEFAULT_RUNBOOK_BASE,
         username: str | None = None,
         password_file: Path | None = None,
         token_file: Path | None = None,
+        runbook_base: str = DEFAULT_RUNBOOK_BASE,
     ) -> None:
         self.runbook_base = runbook_base
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None

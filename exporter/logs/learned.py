@@ -1,7 +1,7 @@
 """Online template learning: WARN/ERROR lines no pattern covers are mined as they are read.
 
 Called with every block a log's counter scans. A block without a level word costs a few
-`bytes.find`; otherwise each warning or error line is, in order: left alone when a
+`bytes.find` (one Hyperscan pass when installed); otherwise each warning or error line is, in order: left alone when a
 configured pattern matches it (known), counted when a learned template matches it
 (promoted: `tts_log_template_matches_total{log,template}`; accepted:
 `tts_log_pattern_matches_total{log,pattern=NAME}`; rejected: nothing), else mined with
@@ -33,8 +33,8 @@ from tts_sentinel.loghistory.mining.learned import (
     load_learned,
 )
 from tts_sentinel.loghistory.mining.lines import (
-    LEVEL_TOKENS,
     MINED_LEVELS,
+    LevelPrefilter,
     LineShape,
     covering_pattern,
     warn_error_lines,
@@ -80,6 +80,7 @@ class TemplateLearner:
         self.config = config.learning
         self.clock = clock
         self.shape = LineShape(config.triage.timestamp_regex)
+        self.has_levels = LevelPrefilter(config.scanner)
         self.logs = config.log_names()
         compiled = {p.name: compile_pattern(p.name, p.regex) for p in config.all_patterns()}
         self.known = {name: [compiled[p.name] for p in config.patterns_for(name)] for name in self.logs}
@@ -110,7 +111,7 @@ class TemplateLearner:
 
     def feed(self, log_name: str, block: bytes) -> None:
         """Mine the WARN/ERROR lines of one block of complete lines of `log_name`."""
-        if all(block.find(token) < 0 for token in LEVEL_TOKENS):
+        if not self.has_levels(block):
             return  # the fast path: most blocks hold no warning at all
         lines = warn_error_lines(block)
         with self._lock:

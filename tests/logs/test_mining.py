@@ -12,7 +12,7 @@ from datetime import datetime
 from tts_sentinel.cli import main
 from tts_sentinel.loghistory.config import BUILTIN_PATTERNS
 from tts_sentinel.loghistory.mining.learned import LearnedPatterns
-from tts_sentinel.loghistory.mining.lines import LineShape, warn_error_lines
+from tts_sentinel.loghistory.mining.lines import LevelPrefilter, LineShape, warn_error_lines
 from tts_sentinel.loghistory.mining.masks import mask
 from tts_sentinel.loghistory.mining.miner import TemplateMiner
 from tts_sentinel.loghistory.mining.offline import Window, WindowMiner
@@ -65,6 +65,15 @@ def test_only_warning_and_error_lines_are_candidates():
     assert shape.split("2024-06-15 14:22:03,102 [INFO] no ERRORS here")[0] == "INFO"  # the logger's level wins
     assert shape.split("2024-06-15 14:22:03,102 [WARNING] [WARN] Tokenizer") == ("WARNING", "[WARN] Tokenizer")
     assert shape.split("WARNING 06-15 14:22:03 [serving.py:12] slow") == ("WARNING", "06-15 14:22:03 [serving.py:12] slow")
+
+
+def test_the_level_prefilter_answers_the_same_with_either_engine():
+    quiet = b"2024-06-15 14:22:03,102 [INFO] synthesized 12 chars\n" * 10_000
+    for engine in ("literal", "auto"):  # bytes.find per token; Hyperscan when installed
+        has_levels = LevelPrefilter(engine)
+        assert not has_levels(quiet)
+        assert has_levels(quiet + b"2024-06-15 14:22:03,102 [ERROR] x\n")
+        assert all(has_levels(b"x " + token + b" y\n") for token in (b"WARNING", b"WARN", b"CRITICAL", b"FATAL"))
 
 
 def test_new_warning_is_found_with_its_count_and_known_patterns_are_left_out():

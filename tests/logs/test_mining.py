@@ -161,3 +161,50 @@ def test_cli_report_json_and_text(tmp_path):
     with redirect_stdout(io.StringIO()):
         assert main(["mine", "--config", str(cfg), "--file", str(tmp_path / "missing.log")]) == 2
         assert main(["mine", "--config", str(cfg), "--file", str(log), "--since", "a week"]) == 2
+
+
+def test_a_template_growing_fast_is_reported_as_growing():
+    from tts_sentinel.loghistory.mining.report import build_report
+
+    lines = []
+    for day in range(7):
+        for hour in range(24):
+            per_hour = 8 if day == 6 else 1  # eight times the rate on the last day
+            lines += [f"2024-06-{9 + day:02d} {hour:02d}:{m:02d}:00,000 [ERROR] GPU {m % 2} throttled at {80 + m}C"
+                      for m in range(per_hour)]
+    end = datetime(2024, 6, 15, 23, 59)
+    mined = window_miner(window=Window(datetime(2024, 6, 8, 23, 59), end, datetime(2024, 6, 14, 23, 59)))
+    mined.feed_lines(lines)
+    (row,) = build_report(mined, growth_min=2.0, min_count=2, top=20, show_all=False)["templates"]
+    assert row["status"] == "growing" and row["recent_count"] == 8 * 24 and 7 < row["growth"] < 9
+
+
+def test_mine_log_reads_the_archives_inside_the_window(tmp_path):
+    import gzip
+    import os
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    week = sample_lines()
+    split = next(i for i, line in enumerate(week) if line.startswith("2024-06-15"))
+    with gzip.open(logs / "inference.log.1.gz", "wt") as f:
+        f.write("\n".join(week[:split]) + "\n")
+    (logs / "inference.log").write_text("\n".join(week[split:]) + "\n")
+    with gzip.open(logs / "inference.log.2.gz", "wt") as f:  # a month old: outside the window, not read
+        f.write("2024-05-15 10:00:00,000 [ERROR] [worker-1] ancient failure 1\n" * 50)
+    for name, day in (("inference.log.1.gz", 14), ("inference.log", 15), ("inference.log.2.gz", 15 - 31)):
+        when = datetime(2024, 6, 1).timestamp() + (day - 1) * 86400 + 86000
+        os.utime(logs / name, (when, when))
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text(f"exporter:\n  state_dir: {tmp_path / 'state'}\n  logs:\n    files:\n"
+                   f"      - {{name: inference, path: {logs / 'inference.log'}}}\n")
+    rc, out = 0, io.StringIO()
+    with redirect_stdout(out):
+        rc = main(["mine", "--config", str(cfg), "--log", "inference", "--since", "6d", "--all", "--json"])
+    doc = json.loads(out.getvalue())
+    assert rc == 0 and [os.path.basename(f) for f in doc["files"]] == ["inference.log.1.gz", "inference.log"]
+    counts = {t["template"]: t["count"] for t in doc["templates"]}
+    assert counts["[WARN] Tokenizer skipped <NUM> special chars"] == 144
+    # the window starts 6 days before the last line (2024-06-15 23:00:55): June 9 is outside
+    assert counts["[worker-<NUM>] <*> Synthesis engine failed: timeout after <DUR>"] == 6 * 24 * 3
+    assert not any("ancient" in t for t in counts)

@@ -141,7 +141,10 @@ def _report(args: argparse.Namespace, config: SentinelConfig) -> int:
         files, warnings = log_files(path, window.start)
     patterns = [compile_pattern(p.name, p.regex)
                 for p in (logs.patterns_for(log_name) if log_name else logs.all_patterns())]
-    mined = WindowMiner(patterns, _learned_or_empty(config, warnings), LineShape(logs.triage.timestamp_regex),
+    learned = _learned_or_empty(config, warnings)
+    if log_name is not None:  # a template learned on another log says nothing about this one
+        learned = LearnedPatterns(templates=[t for t in learned.templates if log_name in t.logs])
+    mined = WindowMiner(patterns, learned, LineShape(logs.triage.timestamp_regex),
                         clock, window, TemplateMiner(similarity, learning.depth, learning.max_clusters))
     mined.warnings.extend(warnings)
     for f in files:

@@ -10,6 +10,7 @@ from pathlib import Path
 BENCHES = [
     ["logs_scan.py"],
     ["logs_triage.py"],
+    ["logs_mining.py"],
     ["probes_speed.py"],
     ["probes_simulator_startup.py"],
     ["receiver_storm.py"],

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from tts_sentinel.loghistory.mining.config import LearningConfig
+
 LABEL_VALUE = r"^[a-z_][a-z0-9_]*$"
 
 
@@ -185,6 +187,8 @@ class LogsConfig(BaseModel):
     # Pattern engine: Hyperscan as a prefilter when its wheel is installed ("auto"), or forced.
     scanner: Literal["auto", "hyperscan", "literal"] = "auto"
     triage: TriageConfig = TriageConfig()
+    # WARN/ERROR templates no pattern covers, mined online and promoted (loghistory/mining/config.py).
+    learning: LearningConfig = LearningConfig()
 
     @model_validator(mode="after")
     def _names_consistent(self) -> LogsConfig:

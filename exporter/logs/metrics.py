@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from tts_sentinel.exporter.logs.learned import TemplateLearner
 from tts_sentinel.loghistory.scanner import BlockScanner, CompiledPattern, Engine
 
 
@@ -57,8 +58,9 @@ class LogCounter:
     """
 
     def __init__(self, log: str, patterns: Sequence[CompiledPattern], metrics: LogMetrics,
-                 engine: Engine = "auto") -> None:
+                 engine: Engine = "auto", learner: TemplateLearner | None = None) -> None:
         self.log = log
+        self.learner = learner
         self.scanner = BlockScanner(patterns, engine)
         self._matches = [metrics.pattern_matches.labels(log=log, pattern=p.name) for p in patterns]
         self._lines = metrics.lines.labels(log=log)
@@ -88,3 +90,5 @@ class LogCounter:
             for child, n in zip(self._matches, counts.matches, strict=True):
                 if n:
                     child.inc(n)
+        if self.learner is not None:  # its own lock; a block without WARN/ERROR costs a few bytes.find
+            self.learner.feed(self.log, block)

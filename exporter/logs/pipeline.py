@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from tts_sentinel.exporter.logs.command_source import CommandSource
 from tts_sentinel.exporter.logs.file_source import FileSourceOptions, RotatingFileSource
+from tts_sentinel.exporter.logs.learned import TemplateLearner
 from tts_sentinel.exporter.logs.metrics import LogCounter, LogMetrics
 from tts_sentinel.exporter.logs.offsets import OffsetStore
 from tts_sentinel.loghistory.config import LogsConfig
@@ -37,9 +38,11 @@ class LogPipeline:
         self._thread: threading.Thread | None = None
         self._stopped = False
         compiled = {p.name: compile_pattern(p.name, p.regex) for p in config.all_patterns()}
+        self.learner = TemplateLearner(config, self.metrics.pattern_matches, registry, Path(state_dir)) \
+            if config.learning.enabled else None
         self.counters = {
             name: LogCounter(name, [compiled[p.name] for p in config.patterns_for(name)], self.metrics,
-                             config.scanner)
+                             config.scanner, self.learner)
             for name in config.log_names()
         }
         saved = self.store.load()
@@ -101,12 +104,16 @@ class LogPipeline:
             self.save_offsets()
             for src in self.files:
                 src.close()
+        if self.learner is not None:
+            self.learner.close()
 
     def poll_once(self) -> None:
-        """Poll every file source once in this thread."""
+        """Poll every file source once in this thread, then let the learner reload and save."""
         with self._lock:
             for src in self.files:
                 src.poll()
+        if self.learner is not None:
+            self.learner.maintain()
 
     def save_offsets(self) -> None:
         """Save every file source's position now (atomic)."""

@@ -74,12 +74,14 @@ class CompressedGenerations:
         self.block_bytes = block_bytes
         self.head_bytes = head_bytes
         self._seen: set[tuple[int, int]] = set()
+        # new archives wait one poll at the same size: logrotate may still be writing them
+        self._pending: dict[tuple[int, int], int] = {}
         self._finished: list[tuple[int, str, int]] = []  # (fp_len, fp, bytes read), newest last
         self._remember = remember
 
     def mark_all_seen(self) -> None:
         """Everything there now is history."""
-        self._seen = {ident for ident, _ in self._archives()}
+        self._seen = {ident for ident, _, _ in self._archives()}
 
     def finished(self, fp_len: int, fp: str, size: int) -> None:
         """A file we followed is finished; its archive, when it appears, holds nothing new up to `size`."""
@@ -88,16 +90,25 @@ class CompressedGenerations:
 
     def poll(self, open_files: list[tuple[int, str]]) -> None:
         """Read the archives that appeared since the last call; `open_files` are (fp_len, fp) we still read."""
-        for ident, archive in self._archives():
+        archives = self._archives()
+        for ident, archive, size in archives:
             if ident in self._seen:
                 continue
+            if self._pending.get(ident) != size:
+                self._pending[ident] = size
+                continue
+            try:
+                _check_whole(archive)
+            except (EOFError, zlib.error, OSError):
+                continue  # still being written (or broken): look again next poll
             self._seen.add(ident)
             try:
                 self._read_new(archive, open_files)
             except (OSError, EOFError, zlib.error) as exc:
                 log.warning("log %s: cannot read the new archive %s (%s).", self.path, archive, exc)
-        live = {ident for ident, _ in self._archives()}
+        live = {ident for ident, _, _ in archives}
         self._seen &= live
+        self._pending = {i: n for i, n in self._pending.items() if i in live and i not in self._seen}
 
     def _read_new(self, archive: Path, open_files: list[tuple[int, str]]) -> None:
         with gzip.open(archive, "rb") as z:
@@ -122,7 +133,7 @@ class CompressedGenerations:
             log.info("log %s: counted lines from %s that were compressed before we could read them.",
                      self.path, archive)
 
-    def _archives(self) -> list[tuple[tuple[int, int], Path]]:
+    def _archives(self) -> list[tuple[tuple[int, int], Path, int]]:
         out = []
         for p in rotated_generations(self.path):
             if p.suffix != ".gz":
@@ -131,8 +142,15 @@ class CompressedGenerations:
                 st = p.stat()
             except OSError:
                 continue
-            out.append(((st.st_dev, st.st_ino), p))
+            out.append(((st.st_dev, st.st_ino), p, st.st_size))
         return out
+
+
+def _check_whole(archive: Path) -> None:
+    """Read the archive to its end (EOFError or zlib.error when it is not complete yet)."""
+    with gzip.open(archive, "rb") as z:
+        while z.read(1 << 20):
+            pass
 
 
 def _starts_with(head: bytes, fp_len: int, fp: str) -> bool:

@@ -61,7 +61,7 @@ def remediate(sim, exporter, tmp_path: Path) -> tuple[list[dict], list[dict]]:
     try:
         service.accept(WebhookPayload.model_validate({"version": "4", "status": "firing", "alerts": [fired]}))
         deadline = time.monotonic() + 60
-        while not (jobs := service.journal.jobs()) or jobs[0]["status"] in ("queued", "running"):
+        while not (jobs := [j.as_dict() for j in service.journal.jobs()]) or jobs[0]["status"] in ("queued", "running"):
             assert time.monotonic() < deadline, f"the job did not finish: {jobs}"
             time.sleep(0.2)
         jobs = json.loads(json.dumps(jobs))  # exactly what GET /actions sends

@@ -1,0 +1,229 @@
+"""What the receiver says happened, as incidents: the one place that reads its journal for the drill and the soak.
+
+A receiver with an incident model answers `GET /incidents` and tags each `GET /actions` row with
+`incident_id` and `family`; then its incidents are taken as they are. An older receiver has
+neither: then an incident is inferred from the journal, one per injection window (the actions
+created between one injected fault and the next), with every escalation kept in the incident
+of the job it escalated from. When the receiver's API changes, this module is the one to adapt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+# Journal statuses of a job that is (or was) an action; `refused` is a decision, `ignored` is not ours.
+ACTION_STATUSES = {"queued", "running", "succeeded", "failed", "interrupted"}
+ACTIVE_STATUSES = {"queued", "running", "interrupted"}
+# Incident outcomes (the receiver's vocabulary); `open` is anything not finished yet.
+TERMINAL = {"healed", "paged", "refused"}
+# Tiers that act on the service; `none` only journals and `derate` lowers a power limit.
+RESTART_TIERS = ("light", "medium", "heavy")
+
+_ACTED = re.compile(r"^(?:restart|stop|start|signal \S+) ((?:web|inference)(?:\+(?:web|inference))?)\b")
+_RECURRENCE = re.compile(r"after (\w+) job (\d+) succeeded -> escalate to (\w+)")
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def journal(receiver: str, token: str, limit: int = 10_000) -> list[dict[str, Any]]:
+    """The receiver's journal (GET /actions), oldest first."""
+    r = httpx.get(f"{receiver}/actions", params={"limit": limit}, headers=_auth(token), timeout=5)
+    r.raise_for_status()
+    body = r.json()
+    rows = body.get("actions", []) if isinstance(body, dict) else body
+    return sorted(rows, key=lambda row: row.get("id", 0))
+
+
+def receiver_incidents(receiver: str, token: str) -> list[dict[str, Any]] | None:
+    """The receiver's own incidents (GET /incidents), or None when it has no such endpoint."""
+    r = httpx.get(f"{receiver}/incidents", params={"limit": 10_000}, headers=_auth(token), timeout=5)
+    if r.status_code in (404, 405):
+        return None
+    r.raise_for_status()
+    body = r.json()
+    return body.get("incidents", []) if isinstance(body, dict) else body
+
+
+def actions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal rows that are actions (not refusals, nor alerts the receiver journaled and ignored)."""
+    return [r for r in rows if r.get("status") in ACTION_STATUSES]
+
+
+def remediation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows that belong to an incident: restart actions and refusals (not `none` journal lines, restores)."""
+    return [r for r in rows if r.get("kind", "remediate") == "remediate" and r.get("tier") in RESTART_TIERS
+            and (r.get("status") in ACTION_STATUSES or r.get("status") == "refused")]
+
+
+def components_acted_on(row: dict[str, Any]) -> list[str]:
+    """The components a job restarted, stopped, started or signalled, read from its journaled steps."""
+    found: list[str] = []
+    for step in row.get("steps") or []:
+        text = step.get("step", "") if isinstance(step, dict) else str(step)
+        match = _ACTED.match(text)
+        if match:
+            found += [c for c in match.group(1).split("+") if c not in found]
+    return found
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Incident:
+    """One incident: its journal rows (oldest first) and what the receiver (or the inference) says of it."""
+
+    id: str
+    target: str
+    opened: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "open"
+    family: str = ""
+    family_reason: str = ""
+    closed: float | None = None
+    tiers: list[str] = field(default_factory=list)
+    source: str = "inferred"  # "receiver" when GET /incidents said so
+
+    @property
+    def components(self) -> list[str]:
+        """Every component an action of this incident acted on, in order of first touch."""
+        out: list[str] = []
+        for row in self.rows:
+            out += [c for c in components_acted_on(row) if c not in out]
+        return out
+
+    @property
+    def first_action_at(self) -> float | None:
+        """When the receiver queued the incident's first job."""
+        return min((r["created_at"] for r in self.rows if r.get("created_at")), default=None)
+
+    def escalations(self) -> list[dict[str, Any]]:
+        """Each step up the ladder: {job, from_job, from, to, why}; `from_job` may lie in another incident."""
+        tiers = {r["id"]: r.get("tier") for r in self.rows}
+        out = []
+        for row in self.rows:
+            if row.get("escalated_from"):
+                parent = row["escalated_from"]
+                out.append({"job": row["id"], "from_job": parent, "from": tiers.get(parent, "?"),
+                            "to": row.get("tier"), "why": row.get("reason", "")})
+                continue
+            match = _RECURRENCE.search(row.get("reason") or "")
+            if match:
+                out.append({"job": row["id"], "from_job": int(match.group(2)), "from": match.group(1),
+                            "to": match.group(3), "why": row.get("reason", "")})
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape for reports (journal rows reduced to what a reader needs)."""
+        return {
+            "id": self.id, "target": self.target, "source": self.source, "family": self.family,
+            "family_reason": self.family_reason, "opened": self.opened, "closed": self.closed,
+            "status": self.status, "tiers": self.tiers, "components": self.components,
+            "escalations": self.escalations(),
+            "jobs": [{k: r.get(k) for k in ("id", "tier", "status", "reason", "note", "created_at", "started_at",
+                                            "finished_at", "escalated_from")} for r in self.rows],
+        }
+
+
+def status_from_rows(rows: list[dict[str, Any]]) -> str:
+    """An inferred incident's outcome from its journal rows (oldest first).
+
+    Open while a job is queued or running; else the last job decides: succeeded -> healed,
+    refused -> refused, failed without an escalation job -> paged (the receiver pages when a
+    ladder is exhausted).
+    """
+    if not rows or any(r.get("status") in ACTIVE_STATUSES for r in rows):
+        return "open"
+    last = rows[-1]
+    if last.get("status") == "succeeded":
+        return "healed"
+    if last.get("status") == "refused":
+        return "refused"
+    if last.get("status") == "failed":
+        escalated = re.search(r"as job (\d+)", last.get("escalation") or "")
+        if escalated and not any(r["id"] == int(escalated.group(1)) for r in rows):
+            return "open"  # the escalation job is not in the journal yet
+        return "paged"
+    return "open"
+
+
+def _window(t: float, starts: list[float]) -> int | None:
+    """Index of the injection window [starts[i], starts[i+1]) holding t, or None before the first."""
+    index = None
+    for i, start in enumerate(starts):
+        if t >= start:
+            index = i
+    return index
+
+
+def infer_incidents(rows: list[dict[str, Any]], starts: list[float], target: str = "") -> list[Incident | None]:
+    """One inferred incident per injection window: the remediation rows created in it, plus their escalations."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    where: dict[int, int] = {}
+    for row in sorted(remediation_rows(rows), key=lambda r: r["id"]):
+        parent = row.get("escalated_from")
+        index = where.get(parent) if parent else None
+        if index is None:
+            index = _window(row.get("created_at") or 0.0, starts)
+        if index is None:
+            continue
+        where[row["id"]] = index
+        groups.setdefault(index, []).append(row)
+    out: list[Incident | None] = []
+    for i in range(len(starts)):
+        group = groups.get(i)
+        if not group:
+            out.append(None)
+            continue
+        status = status_from_rows(group)
+        closed = max((r.get("finished_at") or 0.0) for r in group) if status in TERMINAL else None
+        out.append(Incident(id=f"window-{i + 1}", target=target or group[0].get("target", ""),
+                            opened=group[0]["created_at"], rows=group, status=status, closed=closed,
+                            tiers=[r["tier"] for r in group]))
+    return out
+
+
+def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]]) -> Incident:
+    """An incident as `GET /incidents` gives it, with the journal rows that carry its id."""
+    own = [r for r in remediation_rows(rows) if str(r.get("incident_id")) == str(data.get("id"))]
+    tiers = [t.get("tier", "") if isinstance(t, dict) else str(t) for t in data.get("tiers") or []]
+    return Incident(
+        id=str(data.get("id")), target=data.get("target", ""), opened=_epoch(data.get("opened")) or 0.0,
+        rows=own, status=data.get("status", "open"), family=data.get("family", ""),
+        family_reason=data.get("family_reason", ""), closed=_epoch(data.get("closed")),
+        tiers=tiers or [r["tier"] for r in own], source="receiver",
+    )
+
+
+def incidents_by_window(receiver: str, token: str, starts: list[float]) -> list[list[Incident]]:
+    """For each injection (start times, ascending), the incidents that opened in its window."""
+    return group_incidents(journal(receiver, token), receiver_incidents(receiver, token), starts)
+
+
+def group_incidents(rows: list[dict[str, Any]], listed: list[dict[str, Any]] | None, starts: list[float],
+                    slack: float = 1.0) -> list[list[Incident]]:
+    """Per injection window, the receiver's incidents that opened in it (`listed`, from GET /incidents),
+    or, when the receiver has none (`listed` is None), the one incident inferred from the journal rows.
+    `slack` seconds before an injection still count for it (clock rounding)."""
+    shifted = [s - slack for s in starts]
+    if listed is None:
+        return [[inc] if inc else [] for inc in infer_incidents(rows, shifted)]
+    out: list[list[Incident]] = [[] for _ in starts]
+    for data in sorted(listed, key=lambda d: _epoch(d.get("opened")) or 0.0):
+        incident = from_receiver(data, rows)
+        index = _window(incident.opened, shifted)
+        if index is not None:
+            out[index].append(incident)
+    return out

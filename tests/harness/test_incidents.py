@@ -1,0 +1,87 @@
+"""Incidents as the drill and the soak read them: from the receiver's GET /incidents, or inferred from its journal."""
+
+from __future__ import annotations
+
+from tts_sentinel.harness.incidents import components_acted_on, group_incidents, status_from_rows
+
+LIGHT_STEPS = [{"step": "restart web via supervisord (hot_reload=False)"}, {"step": "verify http://x/probe?module=health"}]
+MEDIUM_STEPS = [{"step": "stop inference via supervisord"}, {"step": "release GPU 0: no reset configured"},
+                {"step": "start inference via supervisord"}, {"step": "wait 10s"}]
+HEAVY_STEPS = [{"step": "stop web via supervisord"}, {"step": "stop inference via supervisord"},
+               {"step": "clear cache dir /tmp/c"}, {"step": "start inference via supervisord"}]
+
+
+def job(id, tier, status, created, **extra):
+    return {"id": id, "tier": tier, "status": status, "created_at": created, "kind": "remediate",
+            "target": "qwen3-tts", "finished_at": created + 5 if status not in ("queued", "running") else None,
+            **extra}
+
+
+def test_components_are_read_from_the_journaled_steps():
+    assert components_acted_on({"steps": LIGHT_STEPS}) == ["web"]
+    assert components_acted_on({"steps": MEDIUM_STEPS}) == ["inference"]
+    assert components_acted_on({"steps": HEAVY_STEPS}) == ["web", "inference"]
+    assert components_acted_on({"steps": [{"step": "stop web+inference via systemd"}]}) == ["web", "inference"]
+    assert components_acted_on({"steps": [{"step": "signal SIGUSR1 web via supervisord"}]}) == ["web"]
+    assert components_acted_on({"steps": []}) == []
+
+
+def test_an_escalation_that_healed_makes_the_incident_healed():
+    rows = [job(1, "light", "failed", 100, escalation="escalated to medium as job 2"),
+            job(2, "medium", "succeeded", 130, escalated_from=1)]
+    assert status_from_rows(rows) == "healed"
+
+
+def test_an_incident_is_open_while_a_job_runs_or_its_escalation_is_not_journaled_yet():
+    assert status_from_rows([job(1, "light", "failed", 100), job(2, "medium", "running", 130)]) == "open"
+    assert status_from_rows([job(1, "light", "failed", 100, escalation="escalated to medium as job 2")]) == "open"
+    assert status_from_rows([]) == "open"
+
+
+def test_refused_and_exhausted_incidents_end_refused_and_paged():
+    assert status_from_rows([job(1, "heavy", "refused", 100)]) == "refused"
+    assert status_from_rows([job(1, "heavy", "failed", 100, note="no higher tier; on-call paged")]) == "paged"
+
+
+def test_inferred_incidents_keep_escalations_with_the_job_they_escalate_from():
+    # fault 1 at t=100 (light fails, its medium is queued after fault 2 went in at t=110)
+    rows = [job(1, "light", "failed", 101, escalation="escalated to medium as job 3"),
+            job(2, "medium", "succeeded", 112),
+            job(3, "medium", "succeeded", 115, escalated_from=1),
+            job(4, "none", "succeeded", 113),  # a tier-none alert: journal only, not part of an incident
+            {"id": 5, "tier": "light", "status": "ignored", "created_at": 114, "kind": "remediate"}]
+    first, second = group_incidents(rows, None, [100.0, 110.0])
+    assert [r["id"] for r in first[0].rows] == [1, 3]
+    assert first[0].tiers == ["light", "medium"] and first[0].status == "healed"
+    assert first[0].escalations() == [{"job": 3, "from_job": 1, "from": "light", "to": "medium",
+                                       "why": ""}]
+    assert [r["id"] for r in second[0].rows] == [2]
+
+
+def test_a_window_without_jobs_has_no_incident():
+    first, second = group_incidents([job(1, "light", "succeeded", 101)], None, [100.0, 200.0])
+    assert len(first) == 1 and second == []
+
+
+def test_a_recurrence_escalation_names_the_job_of_the_earlier_incident():
+    reason = ("TtsHealthProbeFailing: alert label tier=light; fired again 40s after light job 1 succeeded "
+              "-> escalate to medium")
+    rows = [job(1, "light", "succeeded", 101), job(2, "medium", "succeeded", 160, reason=reason)]
+    _, second = group_incidents(rows, None, [100.0, 150.0])
+    assert second[0].escalations()[0]["from_job"] == 1
+    assert second[0].escalations()[0]["from"] == "light" and second[0].escalations()[0]["to"] == "medium"
+
+
+def test_the_receivers_own_incidents_are_taken_as_they_are():
+    rows = [job(1, "light", "succeeded", 101, incident_id=7, family="web_front", steps=LIGHT_STEPS),
+            job(2, "medium", "succeeded", 102, incident_id=8, family="gpu_memory", steps=MEDIUM_STEPS)]
+    listed = [
+        {"id": 8, "target": "qwen3-tts", "family": "gpu_memory", "family_reason": "TtsCudaOutOfMemory fired",
+         "opened": "1970-01-01T00:01:42Z", "closed": None, "tiers": ["medium"], "status": "open"},
+        {"id": 7, "target": "qwen3-tts", "family": "web_front", "family_reason": "health probe failing",
+         "opened": 100.5, "closed": 106.0, "tiers": ["light"], "status": "healed"},
+    ]
+    (web,), (gpu,) = group_incidents(rows, listed, [100.0, 102.0])
+    assert (web.id, web.source, web.family, web.status, web.closed) == ("7", "receiver", "web_front", "healed", 106.0)
+    assert [r["id"] for r in web.rows] == [1] and web.components == ["web"]
+    assert (gpu.id, gpu.status, gpu.opened, gpu.components) == ("8", "open", 102.0, ["inference"])

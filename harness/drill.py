@@ -99,6 +99,18 @@ def firing_alerts(prometheus: str) -> list[dict[str, Any]]:
     return [a for a in data["data"]["alerts"] if a["state"] == "firing"]
 
 
+def rule_durations(prometheus: str) -> dict[str, float]:
+    """alertname -> the `for:` of its rule, in seconds, as the running Prometheus has it."""
+    groups = httpx.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=5).json()["data"]["groups"]
+    return {r["name"]: float(r.get("duration") or 0) for g in groups for r in g["rules"]}
+
+
+def firing_since(alert: dict[str, Any], for_seconds: dict[str, float]) -> float:
+    """When a firing alert started firing (epoch): pending since `activeAt`, plus its rule's `for:`."""
+    active = datetime.fromisoformat(alert["activeAt"].replace("Z", "+00:00")).timestamp()
+    return active + for_seconds.get(alert["labels"].get("alertname", ""), 0.0)
+
+
 def health_probe_green(exporter: str) -> bool:
     """True when the exporter's L1 probe, run now, succeeds."""
     text = httpx.get(f"{exporter}/probe", params={"module": "health"}, timeout=10).text
@@ -146,20 +158,24 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
     inject(endpoints, fault, component)
     on_event(f"injected {fault} into {component}")
 
-    def acting_alert() -> str | None:
+    for_seconds = rule_durations(endpoints.prometheus)
+
+    def acting_alert() -> tuple[str, float] | None:
         for a in acting_alerts():
             if datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp() >= injected_at - 1:
-                return a["labels"]["alertname"]
+                return a["labels"]["alertname"], firing_since(a, for_seconds)
         return None
 
     follower = _IncidentFollower(endpoints, injected_at, on_event)
 
     def done() -> bool:
         if not result.alert:
-            name = acting_alert()
-            if name:
-                result.alert, result.alert_seconds = name, time.monotonic() - t0
-                on_event(f"alert {name} firing after {result.alert_seconds:.1f}s")
+            found = acting_alert()
+            if found:
+                # Prometheus' own firing time: this loop may look only after the receiver already acted.
+                result.alert = found[0]
+                result.alert_seconds = min(max(0.0, found[1] - injected_at), time.monotonic() - t0)
+                on_event(f"alert {result.alert} firing after {result.alert_seconds:.1f}s")
         incident = follower.poll()
         if incident is None:
             return False

@@ -159,11 +159,13 @@ def status_from_rows(rows: list[dict[str, Any]]) -> str:
     return "open"
 
 
-def _window(t: float, starts: list[float]) -> int | None:
-    """Index of the injection window [starts[i], starts[i+1]) holding t, or None before the first."""
+def window_of(t: float, starts: list[float], slack: float = 0.0) -> int | None:
+    """Index of the injection window [starts[i] - slack, starts[i+1] - slack) holding t; None before the first.
+
+    `slack` seconds before an injection still count for it (clock rounding between processes)."""
     index = None
     for i, start in enumerate(starts):
-        if t >= start:
+        if t >= start - slack:
             index = i
     return index
 
@@ -176,7 +178,7 @@ def infer_incidents(rows: list[dict[str, Any]], starts: list[float], target: str
         parent = row.get("escalated_from")
         index = where.get(parent) if parent else None
         if index is None:
-            index = _window(row.get("created_at") or 0.0, starts)
+            index = window_of(row.get("created_at") or 0.0, starts)
         if index is None:
             continue
         where[row["id"]] = index
@@ -223,7 +225,7 @@ def group_incidents(rows: list[dict[str, Any]], listed: list[dict[str, Any]] | N
     out: list[list[Incident]] = [[] for _ in starts]
     for data in sorted(listed, key=lambda d: _epoch(d.get("opened")) or 0.0):
         incident = from_receiver(data, rows)
-        index = _window(incident.opened, shifted)
+        index = window_of(incident.opened, shifted)
         if index is not None:
             out[index].append(incident)
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tts_sentinel.harness.drill import StackEndpoints, firing_alerts
+from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, rule_durations
 
 COMPONENTS = ("web", "inference")
 
@@ -65,12 +65,6 @@ def component_green(endpoints: StackEndpoints, component: str, timeout: float = 
     finally:
         if client is None:
             http.close()
-
-
-def rule_durations(prometheus: str) -> dict[str, float]:
-    """alertname -> the `for:` of its rule, in seconds, as the running Prometheus has it."""
-    groups = httpx.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=5).json()["data"]["groups"]
-    return {r["name"]: float(r.get("duration") or 0) for g in groups for r in g["rules"]}
 
 
 @dataclass

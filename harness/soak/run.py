@@ -2,10 +2,11 @@
 
 The same plan runs twice: once with the receiver acting (`sentinel`), once with the receiver in
 dry run and the baseline liveness watchdog restarting programs instead (`baseline`). An
-injection's incident ends when the receiver says healed (and the component is really green),
-paged or refused; with no incident, when the component is green and stays quiet; in the
-baseline, when the component is green. Whatever is still broken at the end (or at the
-per-incident timeout) is cleared by the soak, as the person on call would, before the next fault.
+injection's incident ends when the receiver says healed and the component is really green; with
+no incident, when the component is green and stays quiet; when it is not healed, once on-call
+has been paged for it; in the baseline, when the component is green. Whatever is still broken
+then (or at the per-incident timeout) is cleared by the soak, as the person on call would,
+before the next fault.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import httpx
 
 from tts_sentinel.harness.baseline_watchdog import LivenessWatchdog
 from tts_sentinel.harness.drill import StackEndpoints, inject
-from tts_sentinel.harness.incidents import TERMINAL, Incident, incidents_by_window, journal
+from tts_sentinel.harness.incidents import Incident, incidents_by_window, journal, window_of
 from tts_sentinel.harness.soak.observe import Observer, component_green
 from tts_sentinel.harness.soak.plan import WEIGHTS, Injection
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
@@ -217,38 +218,52 @@ class SequenceRunner:
         ok = bool(self.observer.green.get(record.injection.component))
         return ok and (record.injection.fault != WEIGHTS or self.stack.weights_intact())
 
-    def _incident(self, index: int) -> Incident | None:
-        found = self.incidents[index] if index < len(self.incidents) else []
-        return found[0] if found else None
+    def _found(self, index: int) -> list[Incident]:
+        return self.incidents[index] if index < len(self.incidents) else []
+
+    def _status(self, index: int) -> str:
+        """The outcome of the incidents injection `index` opened: "" for none, open while one is open,
+        healed when all are, else the first refused or paged."""
+        statuses = [incident.status for incident in self._found(index)]
+        if not statuses or "open" in statuses:
+            return "open" if statuses else ""
+        return next((s for s in statuses if s != "healed"), "healed")
 
     def _remediating(self, index: int) -> str | None:
         """What is remediating injection `index` now: a receiver job, or a watchdog restart since it."""
         if self.mode == BASELINE and self.watchdog:
             since = self.record.records[index].injected_at
             return next((f"watchdog restart of {p}" for t, p in self.watchdog.restarts if t >= since), None)
-        incident = self._incident(index)
-        running = [r for r in (incident.rows if incident else []) if r.get("status") in ("running", "queued")]
+        running = [r for incident in self._found(index) for r in incident.rows
+                   if r.get("status") in ("running", "queued")]
         return f"{running[0]['tier']} job {running[0]['id']}" if running else None
 
     def _ended(self, index: int) -> bool:
         return self.record.records[index].ended_at is not None
 
     def _update(self, record: InjectionRecord) -> None:
+        """End an injection's incident when its outcome is known; a fault that is not healed is left
+        alone until on-call is paged for it (or the timeout passes), as a person would only then act."""
         now = time.time()
-        if self._green(record):
-            record.green_at = record.green_at or now
+        record.green_at = (record.green_at or now) if self._green(record) else None
+        if self.mode == BASELINE:
+            if record.green_at:
+                self._end(record, "green")
         else:
-            record.green_at = None
-        incident = self._incident(record.index) if self.mode == SENTINEL else None
-        status = incident.status if incident else ""
-        if status in TERMINAL and (status != "healed" or record.green_at):
-            self._end(record, status)
-        elif self.mode == BASELINE and record.green_at:
-            self._end(record, "green")
-        elif self.mode == SENTINEL and incident is None and record.green_at and now - record.injected_at > QUIET:
-            self._end(record, "green")
-        elif now - record.injected_at > self.timeout:
+            status = self._status(record.index)
+            if record.green_at and status == "healed":
+                self._end(record, "healed")
+            elif record.green_at and not status and now - record.injected_at > QUIET:
+                self._end(record, "green")
+            elif status != "open" and self._paged(record.index):
+                self._end(record, status if status in ("paged", "refused") else "paged")
+        if record.ended_at is None and now - record.injected_at > self.timeout:
             self._end(record, "timeout")
+
+    def _paged(self, index: int) -> bool:
+        """Whether a page for injection `index` reached the on-call sink."""
+        starts = [r.injected_at for r in self.record.records]
+        return any(window_of(p.starts_at, starts, slack=1.0) == index for p in self.observer.pages)
 
     def _end(self, record: InjectionRecord, how: str) -> None:
         record.ended_at, record.end = time.time(), how

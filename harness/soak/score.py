@@ -13,7 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tts_sentinel.harness.incidents import RESTART_TIERS, Incident, components_acted_on
+from tts_sentinel.harness.incidents import RESTART_TIERS, Incident, components_acted_on, window_of
 from tts_sentinel.harness.soak.observe import AlertSpan, Page
 from tts_sentinel.harness.soak.plan import Expectation, Injection, expectation
 from tts_sentinel.harness.soak.run import InjectionRecord, RunRecord
@@ -64,13 +64,6 @@ class IncidentScore:
         return {**asdict(self), "ok": self.ok}
 
 
-def _window(t: float, starts: list[float]) -> int | None:
-    index = None
-    for i, start in enumerate(starts):
-        if t >= start - SLACK:
-            index = i
-    return index
-
 
 def _dedupe(tiers: list[str]) -> list[str]:
     return [t for i, t in enumerate(tiers) if i == 0 or tiers[i - 1] != t]
@@ -108,11 +101,11 @@ def score_run(plan: list[Injection], run: RunRecord, baseline: RunRecord | None 
     for i, record in enumerate(records):
         found = run.incidents[i] if i < len(run.incidents) else []
         score = _score_one(record, expected[i], found, job_window, expected)
-        mine = sorted((a for a in alerts if _window(a.active_at, starts) == i
+        mine = sorted((a for a in alerts if window_of(a.active_at, starts, SLACK) == i
                        and not a.name.startswith(META_ALERTS)), key=lambda a: a.firing_at)
         if mine:
             score.alert, score.alert_seconds = mine[0].name, _seconds(mine[0].firing_at, record.injected_at)
-        paged = [p for p in pages if _window(p.starts_at, starts) == i]
+        paged = [p for p in pages if window_of(p.starts_at, starts, SLACK) == i]
         score.pages, score.page_alerts = len(paged), [p.alertname for p in paged]
         score.checks["paged_iff_not_healed"] = score.pages == (0 if score.healed else 1)
         if baseline and i < len(baseline.records):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tts_sentinel.harness.incidents import components_acted_on
+from tts_sentinel.harness.incidents import components_acted_on, window_of
 from tts_sentinel.harness.soak.observe import COMPONENTS
 from tts_sentinel.harness.soak.run import RunRecord
 
@@ -16,13 +16,6 @@ class TimelineUnavailable(RuntimeError):
     """matplotlib is missing; the message says how to install it."""
 
 
-def _window(t: float, starts: list[float]) -> int | None:
-    index = None
-    for i, start in enumerate(starts):
-        if t >= start - 1.0:
-            index = i
-    return index
-
 
 def _lanes(ax: object, run: RunRecord, title: str) -> None:
     """Draw one run on one axis: y rows are (component, kind)."""
@@ -31,7 +24,7 @@ def _lanes(ax: object, run: RunRecord, title: str) -> None:
     starts = [r.injected_at for r in run.records]
 
     def component_of(t: float) -> str:
-        i = _window(t, starts)
+        i = window_of(t, starts, slack=1.0)
         return run.records[i].injection.component if i is not None else "web"
 
     for r in run.records:  # fault: injected until green (or until the soak cleared it)
@@ -42,11 +35,13 @@ def _lanes(ax: object, run: RunRecord, title: str) -> None:
                        hatch="xx" if r.cleared_by_soak else None)
         ax.text(r.injected_at - t0, y + 0.45, f"{r.index + 1} {r.injection.fault}", fontsize=6, va="bottom")
     if run.observer:
+        names = sorted({a.name for a in run.observer.alerts.values()})
         for a in run.observer.alerts.values():
-            y = rows[(component_of(a.active_at), "alerts")]
-            ax.broken_barh([(a.firing_at - t0, max(a.last_seen - a.firing_at, 0.5))], (y - 0.35, 0.7),
+            # alerts that overlap are common (an OOM and the silence it causes): one thin sub-row per name
+            y = rows[(component_of(a.active_at), "alerts")] - 0.4 + (names.index(a.name) % 4) * 0.2
+            ax.broken_barh([(a.firing_at - t0, max(a.last_seen - a.firing_at, 0.5))], (y, 0.18),
                            facecolors="#f0c040" if a.labels.get("severity") == "critical" else "#f8e08a",
-                           edgecolors="#806010", linewidth=0.5, alpha=0.7)
+                           edgecolors="#806010", linewidth=0.4)
         for p in run.observer.pages:
             y = rows[(component_of(p.starts_at), "pages")]
             ax.plot([p.arrived - t0], [y], marker="v", color="#7030a0", markersize=7)
@@ -57,10 +52,11 @@ def _lanes(ax: object, run: RunRecord, title: str) -> None:
         finish = row.get("finished_at") or run.finished_at
         for component in components_acted_on(row) or [component_of(row["created_at"])]:
             y = rows[(component, "actions")]
-            refused = row.get("status") == "refused"
+            if row.get("status") == "refused":
+                ax.plot([begin - t0], [y], marker="X", markersize=8, color=TIER_COLOURS[row["tier"]])
+                continue
             ax.broken_barh([(begin - t0, max(finish - begin, 0.8))], (y - 0.35, 0.7),
-                           facecolors="white" if refused else TIER_COLOURS[row["tier"]],
-                           edgecolors=TIER_COLOURS[row["tier"]], hatch="//" if refused else None)
+                           facecolors=TIER_COLOURS[row["tier"]])
     for t, program in run.watchdog_restarts:
         component = "web" if "web" in program else "inference"
         ax.broken_barh([(t - t0, 1.0)], (rows[(component, "actions")] - 0.35, 0.7), facecolors=TIER_COLOURS["watchdog"])
@@ -80,6 +76,7 @@ def render(path: Path, run: RunRecord, baseline: RunRecord | None = None) -> Non
         raise TimelineUnavailable("matplotlib is not installed: pip install 'tts-sentinel[demo]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     runs = [(run, "TTS Sentinel: faults until green (crossed: never healed, the soak cleared it), alerts, "
@@ -91,7 +88,8 @@ def render(path: Path, run: RunRecord, baseline: RunRecord | None = None) -> Non
         _lanes(ax, one, title)
     axes[-1, 0].set_xlabel("seconds since the run started")
     legend = [Patch(color=c, label=t) for t, c in TIER_COLOURS.items()]
-    legend += [Patch(facecolor="white", edgecolor="#d04040", hatch="//", label="refused"),
+    legend += [Line2D([], [], marker="X", color="#d04040", linestyle="none", label="refused"),
+               Line2D([], [], marker="v", color="#7030a0", linestyle="none", label="page"),
                Patch(color="#f0c040", label="alert (critical)"), Patch(color="#f8e08a", label="alert (warning)"),
                Patch(color="#f4a0a0", label="fault until green"),
                Patch(facecolor="#f4a0a0", edgecolor="#a02020", hatch="xx", label="fault cleared by the soak")]

@@ -41,7 +41,7 @@ def test_a_short_soak_scores_each_incident_compares_the_baseline_and_leaves_its_
         assert incident["checks"]["right_component"] is True and incident["checks"]["right_ladder"] is True
         assert 0 <= incident["alert_seconds"] <= incident["green_seconds"]
         assert incident["action_seconds"] <= incident["green_seconds"]
-        assert isinstance(incident["pages"], int)
+        assert incident["pages"] == 0 and incident["checks"]["paged_iff_not_healed"] is True  # healed: no page
     assert hang["components"] == ["web"] and hang["tiers"][0] == "light"
     assert oom["components"] == ["inference"] and oom["tiers"][0] == "medium"
     assert report["summary"]["healed"] == 2 and report["summary"]["cross_incident_escalations"] == 0
@@ -53,7 +53,7 @@ def test_a_short_soak_scores_each_incident_compares_the_baseline_and_leaves_its_
     assert (run_dir / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     assert "| 1 | hang:web |" in (run_dir / "report.md").read_text()
     assert json.loads((run_dir / "soak.json").read_text())["summary"] == report["summary"]
-    for kept in ("sentinel/state/journal.sqlite3", "sentinel/run/oncall.jsonl", "sentinel/logs/webui.log",
+    for kept in ("sentinel/state/journal.sqlite3", "sentinel/run/supervisord.log", "sentinel/logs/webui.log",
                  "baseline/logs/inference.log"):
         assert (run_dir / kept).exists(), kept
     assert processes_mentioning(str(run_dir)) == []

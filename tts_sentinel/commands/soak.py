@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "plan": ", ".join(i.label for i in plan),
         "gap_seconds": args.gap, "incident_timeout_seconds": args.incident_timeout,
         "business_hours_all_week": args.business_hours, "escalation_window_seconds": window,
-        "incidents_from": (scores[0].source or "-") if scores else "-",
+        "incidents_from": next((s.source for s in scores if s.source), "-"),
     }
     picture: str | None = "timeline.png"
     try:

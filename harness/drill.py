@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 
-from tts_sentinel.harness.incidents import TERMINAL, Incident, actions, incidents_by_window, journal
+from tts_sentinel.harness.incidents import (
+    TERMINAL,
+    Incident,
+    actions,
+    combined_status,
+    incidents_by_window,
+    journal,
+)
 from tts_sentinel.receiver.verification import probe_succeeded
 
 __all__ = ["DrillResult", "StackEndpoints", "actions", "firing_alerts", "inject", "journal", "run_drill",
@@ -72,7 +79,7 @@ class DrillResult:
     # healed | paged | refused (the incident's end), open (still acting at the timeout), no action
     outcome: str = "no action"
     tiers: list[str] = field(default_factory=list)
-    incident: dict[str, Any] | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # usually one; a fault may open several
     actions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -176,54 +183,53 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
                 result.alert = found[0]
                 result.alert_seconds = min(max(0.0, found[1] - injected_at), time.monotonic() - t0)
                 on_event(f"alert {result.alert} firing after {result.alert_seconds:.1f}s")
-        incident = follower.poll()
-        if incident is None:
+        incidents = follower.poll()
+        if not incidents:
             return False
         if result.action_seconds is None:
-            first = incident.first_action_at
+            first = min((i.first_action_at for i in incidents if i.first_action_at), default=None)
             result.action_seconds = max(0.0, first - injected_at) if first else time.monotonic() - t0
-        if incident.status not in TERMINAL:
+        status = combined_status(incidents)
+        if status not in TERMINAL:
             return False
-        if incident.status == "healed" and not health_probe_green(endpoints.exporter):
+        if status == "healed" and not health_probe_green(endpoints.exporter):
             return False  # verified by the receiver, but not green for users yet
-        if incident.status == "healed":
+        if status == "healed":
             result.green_seconds = time.monotonic() - t0
             on_event(f"incident healed and health probe green after {result.green_seconds:.1f}s")
         else:
-            on_event(f"incident ended {incident.status} after {time.monotonic() - t0:.1f}s")
+            on_event(f"incident ended {status} after {time.monotonic() - t0:.1f}s")
         return True
 
     wait_until(done, t0 + timeout, every=0.5)
-    incident = follower.latest
-    if incident is not None:
-        result.outcome = incident.status
-        result.tiers = list(incident.tiers)
-        result.incident = incident.as_dict()
-        result.actions = incident.rows
+    if follower.latest:
+        result.outcome = combined_status(follower.latest)
+        result.tiers = [t for i in follower.latest for t in i.tiers]
+        result.incidents = [i.as_dict() for i in follower.latest]
+        result.actions = [row for i in follower.latest for row in i.rows]
     return result
 
 
 class _IncidentFollower:
-    """Polls the receiver for the incident opened by one injection and narrates each job's changes."""
+    """Polls the receiver for the incidents one injection opened and narrates each job's changes."""
 
     def __init__(self, endpoints: StackEndpoints, injected_at: float, on_event: Callable[[str], None]) -> None:
         self.endpoints = endpoints
         self.injected_at = injected_at
         self.on_event = on_event
-        self.latest: Incident | None = None
+        self.latest: list[Incident] = []
         self._seen: dict[Any, Any] = {}
 
-    def poll(self) -> Incident | None:
-        """The incident as the receiver has it now (None before its first job)."""
+    def poll(self) -> list[Incident]:
+        """The incidents as the receiver has them now (none before the first job)."""
         found = incidents_by_window(self.endpoints.receiver, self.endpoints.token, [self.injected_at])[0]
-        if not found:
-            return None
-        self.latest = incident = found[0]
-        for row in incident.rows:
+        if found:
+            self.latest = found
+        for row in (r for incident in found for r in incident.rows):
             if self._seen.get(row["id"]) != row.get("status"):
                 self._seen[row["id"]] = row.get("status")
                 self.on_event(_describe_job(row))
-        return incident
+        return found
 
 
 def _describe_job(row: dict[str, Any]) -> str:

@@ -159,6 +159,15 @@ def status_from_rows(rows: list[dict[str, Any]]) -> str:
     return "open"
 
 
+def combined_status(incidents: list[Incident]) -> str:
+    """The outcome of the incidents one fault opened: "" for none, open while one is open, healed
+    when all are, else the first refused or paged."""
+    statuses = [incident.status for incident in incidents]
+    if not statuses or "open" in statuses:
+        return "open" if statuses else ""
+    return next((s for s in statuses if s != "healed"), "healed")
+
+
 def window_of(t: float, starts: list[float], slack: float = 0.0) -> int | None:
     """Index of the injection window [starts[i] - slack, starts[i+1] - slack) holding t; None before the first.
 
@@ -201,9 +210,12 @@ def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]]) -> Incident:
     """An incident as `GET /incidents` gives it, with the journal rows that carry its id."""
     own = [r for r in remediation_rows(rows) if str(r.get("incident_id")) == str(data.get("id"))]
     tiers = [t.get("tier", "") if isinstance(t, dict) else str(t) for t in data.get("tiers") or []]
+    status = data.get("status", "open")
+    if status == "open" and own and status_from_rows(own) == "healed":
+        status = "healed"  # still open through its quiet period, but its last action healed it
     return Incident(
         id=str(data.get("id")), target=data.get("target", ""), opened=_epoch(data.get("opened")) or 0.0,
-        rows=own, status=data.get("status", "open"), family=data.get("family", ""),
+        rows=own, status=status, family=data.get("family", ""),
         family_reason=data.get("family_reason", ""), closed=_epoch(data.get("closed")),
         tiers=tiers or [r["tier"] for r in own], source="receiver",
     )

@@ -23,7 +23,7 @@ import httpx
 
 from tts_sentinel.harness.baseline_watchdog import LivenessWatchdog
 from tts_sentinel.harness.drill import StackEndpoints, inject
-from tts_sentinel.harness.incidents import Incident, incidents_by_window, journal, window_of
+from tts_sentinel.harness.incidents import Incident, combined_status, incidents_by_window, journal, window_of
 from tts_sentinel.harness.soak.observe import Observer, component_green
 from tts_sentinel.harness.soak.plan import WEIGHTS, Injection
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
@@ -221,13 +221,6 @@ class SequenceRunner:
     def _found(self, index: int) -> list[Incident]:
         return self.incidents[index] if index < len(self.incidents) else []
 
-    def _status(self, index: int) -> str:
-        """The outcome of the incidents injection `index` opened: "" for none, open while one is open,
-        healed when all are, else the first refused or paged."""
-        statuses = [incident.status for incident in self._found(index)]
-        if not statuses or "open" in statuses:
-            return "open" if statuses else ""
-        return next((s for s in statuses if s != "healed"), "healed")
 
     def _remediating(self, index: int) -> str | None:
         """What is remediating injection `index` now: a receiver job, or a watchdog restart since it."""
@@ -250,7 +243,7 @@ class SequenceRunner:
             if record.green_at:
                 self._end(record, "green")
         else:
-            status = self._status(record.index)
+            status = combined_status(self._found(record.index))
             if record.green_at and status == "healed":
                 self._end(record, "healed")
             elif record.green_at and not status and now - record.injected_at > QUIET:

@@ -42,7 +42,7 @@ def test_a_refused_incident_exits_1_and_says_refused(stack, capsys):
     code, result = drill(stack, capsys, "segfault", "--component", "inference")
     assert result["outcome"] == "refused", result
     assert result["tiers"] == ["heavy"]
-    assert "business hours" in result["incident"]["jobs"][0]["note"]
+    assert "business hours" in result["incidents"][0]["jobs"][0]["note"]
     assert code == 1
 
 

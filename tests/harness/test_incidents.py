@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tts_sentinel.harness.incidents import components_acted_on, group_incidents, status_from_rows
+from tts_sentinel.harness.incidents import (
+    Incident,
+    combined_status,
+    components_acted_on,
+    group_incidents,
+    status_from_rows,
+)
 
 LIGHT_STEPS = [{"step": "restart web via supervisord (hot_reload=False)"}, {"step": "verify http://x/probe?module=health"}]
 MEDIUM_STEPS = [{"step": "stop inference via supervisord"}, {"step": "release GPU 0: no reset configured"},
@@ -74,7 +80,7 @@ def test_a_recurrence_escalation_names_the_job_of_the_earlier_incident():
 
 def test_the_receivers_own_incidents_are_taken_as_they_are():
     rows = [job(1, "light", "succeeded", 101, incident_id=7, family="web_front", steps=LIGHT_STEPS),
-            job(2, "medium", "succeeded", 102, incident_id=8, family="gpu_memory", steps=MEDIUM_STEPS)]
+            job(2, "medium", "running", 102, incident_id=8, family="gpu_memory", steps=MEDIUM_STEPS)]
     listed = [
         {"id": 8, "target": "qwen3-tts", "family": "gpu_memory", "family_reason": "TtsCudaOutOfMemory fired",
          "opened": "1970-01-01T00:01:42Z", "closed": None, "tiers": ["medium"], "status": "open"},
@@ -85,3 +91,21 @@ def test_the_receivers_own_incidents_are_taken_as_they_are():
     assert (web.id, web.source, web.family, web.status, web.closed) == ("7", "receiver", "web_front", "healed", 106.0)
     assert [r["id"] for r in web.rows] == [1] and web.components == ["web"]
     assert (gpu.id, gpu.status, gpu.opened, gpu.components) == ("8", "open", 102.0, ["inference"])
+
+
+def test_a_fault_that_opened_several_incidents_is_healed_only_when_all_are():
+    def incident(status):
+        return Incident(id=status, target="t", opened=0.0, status=status)
+
+    assert combined_status([]) == ""
+    assert combined_status([incident("healed"), incident("healed")]) == "healed"
+    assert combined_status([incident("healed"), incident("open")]) == "open"
+    assert combined_status([incident("healed"), incident("refused"), incident("paged")]) == "refused"
+
+
+def test_a_receiver_incident_in_its_quiet_period_counts_as_healed_once_its_last_action_healed_it():
+    rows = [job(1, "light", "succeeded", 101, incident_id="a"), job(2, "medium", "running", 130, incident_id="b")]
+    listed = [{"id": "a", "opened": 100.5, "status": "open", "tiers": ["light"]},
+              {"id": "b", "opened": 129.0, "status": "open", "tiers": ["medium"]}]
+    ((quiet, acting),) = group_incidents(rows, listed, [100.0])
+    assert quiet.status == "healed" and acting.status == "open"

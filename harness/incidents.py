@@ -95,6 +95,7 @@ class Incident:
     closed: float | None = None
     tiers: list[str] = field(default_factory=list)
     source: str = "inferred"  # "receiver" when GET /incidents said so
+    acted_on: list[str] = field(default_factory=list)  # the receiver's own list, when it keeps one
 
     @property
     def components(self) -> list[str]:
@@ -102,7 +103,7 @@ class Incident:
         out: list[str] = []
         for row in self.rows:
             out += [c for c in components_acted_on(row) if c not in out]
-        return out
+        return out or list(self.acted_on)
 
     @property
     def first_action_at(self) -> float | None:
@@ -207,17 +208,23 @@ def infer_incidents(rows: list[dict[str, Any]], starts: list[float], target: str
 
 
 def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]]) -> Incident:
-    """An incident as `GET /incidents` gives it, with the journal rows that carry its id."""
+    """An incident as `GET /incidents` gives it, with the journal rows that carry its id.
+
+    `resolved` (its alerts went away and it closed without a failed action) counts as healed: the
+    soak checks that against ground truth. An incident stays `open` through its quiet period; one
+    whose last action healed it counts as healed already.
+    """
     own = [r for r in remediation_rows(rows) if str(r.get("incident_id")) == str(data.get("id"))]
     tiers = [t.get("tier", "") if isinstance(t, dict) else str(t) for t in data.get("tiers") or []]
     status = data.get("status", "open")
-    if status == "open" and own and status_from_rows(own) == "healed":
-        status = "healed"  # still open through its quiet period, but its last action healed it
+    if status == "resolved" or (status == "open" and own and status_from_rows(own) == "healed"):
+        status = "healed"
     return Incident(
-        id=str(data.get("id")), target=data.get("target", ""), opened=_epoch(data.get("opened")) or 0.0,
-        rows=own, status=status, family=data.get("family", ""),
-        family_reason=data.get("family_reason", ""), closed=_epoch(data.get("closed")),
-        tiers=tiers or [r["tier"] for r in own], source="receiver",
+        id=str(data.get("id")), target=data.get("target", ""),
+        opened=_epoch(data.get("opened_at", data.get("opened"))) or 0.0, rows=own, status=status,
+        family=data.get("family", ""), family_reason=data.get("family_reason", ""),
+        closed=_epoch(data.get("closed_at", data.get("closed"))), tiers=tiers or [r["tier"] for r in own],
+        source="receiver", acted_on=list(data.get("components") or []),
     )
 
 

@@ -103,9 +103,12 @@ def test_a_fault_that_opened_several_incidents_is_healed_only_when_all_are():
     assert combined_status([incident("healed"), incident("refused"), incident("paged")]) == "refused"
 
 
-def test_a_receiver_incident_in_its_quiet_period_counts_as_healed_once_its_last_action_healed_it():
+def test_a_receiver_incident_resolved_or_in_its_quiet_period_after_a_healing_action_counts_as_healed():
     rows = [job(1, "light", "succeeded", 101, incident_id="a"), job(2, "medium", "running", 130, incident_id="b")]
-    listed = [{"id": "a", "opened": 100.5, "status": "open", "tiers": ["light"]},
-              {"id": "b", "opened": 129.0, "status": "open", "tiers": ["medium"]}]
-    ((quiet, acting),) = group_incidents(rows, listed, [100.0])
+    listed = [{"id": "a", "opened_at": 100.5, "status": "open", "tiers": ["light"]},
+              {"id": "b", "opened_at": 129.0, "status": "open", "tiers": ["medium"]},
+              {"id": "c", "opened_at": 131.0, "closed_at": 160.0, "status": "resolved", "tiers": [],
+               "components": ["inference"]}]
+    ((quiet, acting, resolved),) = group_incidents(rows, listed, [100.0])
     assert quiet.status == "healed" and acting.status == "open"
+    assert (resolved.status, resolved.closed, resolved.components) == ("healed", 160.0, ["inference"])

@@ -180,71 +180,92 @@ def window_of(t: float, starts: list[float], slack: float = 0.0) -> int | None:
     return index
 
 
-def infer_incidents(rows: list[dict[str, Any]], starts: list[float], target: str = "") -> list[Incident | None]:
-    """One inferred incident per injection window: the remediation rows created in it, plus their escalations."""
-    groups: dict[int, list[dict[str, Any]]] = {}
+def rows_by_window(rows: list[dict[str, Any]], starts: list[float]) -> list[list[dict[str, Any]]]:
+    """The remediation rows of each injection window, oldest first.
+
+    A row goes to the window it was created in, except the escalation of a job that failed: that
+    stays with the job's own window (the runner climbing the ladder of the same fault). A recurrence
+    escalates from a job that succeeded, so it belongs to the fault that came back.
+    """
+    groups: list[list[dict[str, Any]]] = [[] for _ in starts]
     where: dict[int, int] = {}
+    status = {r["id"]: r.get("status") for r in rows}
     for row in sorted(remediation_rows(rows), key=lambda r: r["id"]):
         parent = row.get("escalated_from")
-        index = where.get(parent) if parent else None
+        index = where.get(parent) if parent and status.get(parent) == "failed" else None
         if index is None:
             index = window_of(row.get("created_at") or 0.0, starts)
         if index is None:
             continue
         where[row["id"]] = index
-        groups.setdefault(index, []).append(row)
-    out: list[Incident | None] = []
-    for i in range(len(starts)):
-        group = groups.get(i)
-        if not group:
-            out.append(None)
-            continue
-        status = status_from_rows(group)
-        closed = max((r.get("finished_at") or 0.0) for r in group) if status in TERMINAL else None
-        out.append(Incident(id=f"window-{i + 1}", target=target or group[0].get("target", ""),
-                            opened=group[0]["created_at"], rows=group, status=status, closed=closed,
-                            tiers=[r["tier"] for r in group]))
-    return out
+        groups[index].append(row)
+    return groups
 
 
-def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]]) -> Incident:
-    """An incident as `GET /incidents` gives it, with the journal rows that carry its id.
+def inferred(index: int, rows: list[dict[str, Any]]) -> Incident:
+    """The incident of one injection window when the receiver keeps none: its rows decide."""
+    status = status_from_rows(rows)
+    closed = max((r.get("finished_at") or 0.0) for r in rows) if status in TERMINAL else None
+    return Incident(id=f"window-{index + 1}", target=rows[0].get("target", ""), opened=rows[0]["created_at"],
+                    rows=rows, status=status, closed=closed, tiers=[r["tier"] for r in rows])
+
+
+def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]], own_verdict: bool = True) -> Incident:
+    """An incident as `GET /incidents` gives it, with this injection's journal rows of it.
 
     `resolved` (its alerts went away and it closed without a failed action) counts as healed: the
     soak checks that against ground truth. An incident stays `open` through its quiet period; one
-    whose last action healed it counts as healed already.
+    whose last action healed it counts as healed already. Without `own_verdict` (the incident also
+    holds other injections' jobs: a fault that recurred joined it) this injection's rows decide.
     """
-    own = [r for r in remediation_rows(rows) if str(r.get("incident_id")) == str(data.get("id"))]
-    tiers = [t.get("tier", "") if isinstance(t, dict) else str(t) for t in data.get("tiers") or []]
     status = data.get("status", "open")
-    if status == "resolved" or (status == "open" and own and status_from_rows(own) == "healed"):
+    if status == "resolved" or (status == "open" and rows and status_from_rows(rows) == "healed"):
         status = "healed"
+    if not own_verdict:
+        status = status_from_rows(rows)
+    listed = [t.get("tier", "") if isinstance(t, dict) else str(t) for t in data.get("tiers") or []]
     return Incident(
         id=str(data.get("id")), target=data.get("target", ""),
-        opened=_epoch(data.get("opened_at", data.get("opened"))) or 0.0, rows=own, status=status,
+        opened=_epoch(data.get("opened_at", data.get("opened"))) or 0.0, rows=rows, status=status,
         family=data.get("family", ""), family_reason=data.get("family_reason", ""),
-        closed=_epoch(data.get("closed_at", data.get("closed"))), tiers=tiers or [r["tier"] for r in own],
-        source="receiver", acted_on=list(data.get("components") or []),
+        closed=_epoch(data.get("closed_at", data.get("closed"))), tiers=[r["tier"] for r in rows] or listed,
+        source="receiver", acted_on=list(data.get("components") or []) if own_verdict else [],
     )
 
 
 def incidents_by_window(receiver: str, token: str, starts: list[float]) -> list[list[Incident]]:
-    """For each injection (start times, ascending), the incidents that opened in its window."""
+    """For each injection (start times, ascending), the incidents it opened or joined."""
     return group_incidents(journal(receiver, token), receiver_incidents(receiver, token), starts)
 
 
 def group_incidents(rows: list[dict[str, Any]], listed: list[dict[str, Any]] | None, starts: list[float],
                     slack: float = 1.0) -> list[list[Incident]]:
-    """Per injection window, the receiver's incidents that opened in it (`listed`, from GET /incidents),
-    or, when the receiver has none (`listed` is None), the one incident inferred from the journal rows.
-    `slack` seconds before an injection still count for it (clock rounding)."""
+    """Per injection window, its incidents: the receiver's (`listed`, from GET /incidents) that opened in
+    it or that its jobs joined; when the receiver keeps none (`listed` is None), one inferred from the
+    window's journal rows. `slack` seconds before an injection still count for it (clock rounding)."""
     shifted = [s - slack for s in starts]
+    windows = rows_by_window(rows, shifted)
     if listed is None:
-        return [[inc] if inc else [] for inc in infer_incidents(rows, shifted)]
-    out: list[list[Incident]] = [[] for _ in starts]
-    for data in sorted(listed, key=lambda d: _epoch(d.get("opened")) or 0.0):
-        incident = from_receiver(data, rows)
-        index = window_of(incident.opened, shifted)
-        if index is not None:
-            out[index].append(incident)
+        return [[inferred(i, group)] if group else [] for i, group in enumerate(windows)]
+    by_id = {str(d.get("id")): d for d in listed}
+    opened_in = {key: window_of(_epoch(d.get("opened_at", d.get("opened"))) or 0.0, shifted)
+                 for key, d in by_id.items()}
+    spans: dict[str, set[int]] = {}
+    for i, group in enumerate(windows):
+        for row in group:
+            spans.setdefault(str(row.get("incident_id")), set()).add(i)
+    out: list[list[Incident]] = []
+    for i, group in enumerate(windows):
+        keys = list(dict.fromkeys(str(r.get("incident_id")) for r in group))
+        keys += [k for k in sorted(by_id, key=lambda k: _epoch(by_id[k].get("opened_at", by_id[k].get("opened")))
+                                   or 0.0) if opened_in[k] == i and k not in keys]
+        found = []
+        for key in keys:
+            mine = [r for r in group if str(r.get("incident_id")) == key]
+            if key in by_id:
+                alone = opened_in[key] == i and spans.get(key, {i}) == {i}
+                found.append(from_receiver(by_id[key], mine, own_verdict=alone))
+            elif mine:  # jobs the receiver did not tie to an incident
+                found.append(inferred(i, mine))
+        out.append(found)
     return out

@@ -92,15 +92,20 @@ def score_run(plan: list[Injection], run: RunRecord, baseline: RunRecord | None 
     starts = [r.injected_at for r in records]
     expected = [expectation(r.injection.fault, r.injection.component, heavy_refused) for r in records]
     job_window: dict[int, int] = {}
+    job_tier: dict[int, str] = {}
     for i, found in enumerate(run.incidents):
         for incident in found:
             job_window.update({row["id"]: i for row in incident.rows})
+            job_tier.update({row["id"]: row.get("tier", "?") for row in incident.rows})
     alerts: list[AlertSpan] = list(run.observer.alerts.values()) if run.observer else []
     pages: list[Page] = list(run.observer.pages) if run.observer else []
     scores = []
     for i, record in enumerate(records):
         found = run.incidents[i] if i < len(run.incidents) else []
         score = _score_one(record, expected[i], found, job_window, expected)
+        for esc in score.escalations:  # a recurrence escalates from a job of an earlier fault's window
+            if esc["from"] == "?":
+                esc["from"] = job_tier.get(esc["from_job"], "?")
         mine = sorted((a for a in alerts if window_of(a.active_at, starts, SLACK) == i
                        and not a.name.startswith(META_ALERTS)), key=lambda a: a.firing_at)
         if mine:

@@ -80,17 +80,17 @@ def test_a_recurrence_escalation_names_the_job_of_the_earlier_incident():
 
 def test_the_receivers_own_incidents_are_taken_as_they_are():
     rows = [job(1, "light", "succeeded", 101, incident_id=7, family="web_front", steps=LIGHT_STEPS),
-            job(2, "medium", "running", 102, incident_id=8, family="gpu_memory", steps=MEDIUM_STEPS)]
+            job(2, "medium", "running", 111, incident_id=8, family="gpu_memory", steps=MEDIUM_STEPS)]
     listed = [
         {"id": 8, "target": "qwen3-tts", "family": "gpu_memory", "family_reason": "TtsCudaOutOfMemory fired",
-         "opened": "1970-01-01T00:01:42Z", "closed": None, "tiers": ["medium"], "status": "open"},
+         "opened": "1970-01-01T00:01:50Z", "closed": None, "tiers": ["medium"], "status": "open"},
         {"id": 7, "target": "qwen3-tts", "family": "web_front", "family_reason": "health probe failing",
          "opened": 100.5, "closed": 106.0, "tiers": ["light"], "status": "healed"},
     ]
-    (web,), (gpu,) = group_incidents(rows, listed, [100.0, 102.0])
+    (web,), (gpu,) = group_incidents(rows, listed, [100.0, 110.0])
     assert (web.id, web.source, web.family, web.status, web.closed) == ("7", "receiver", "web_front", "healed", 106.0)
     assert [r["id"] for r in web.rows] == [1] and web.components == ["web"]
-    assert (gpu.id, gpu.status, gpu.opened, gpu.components) == ("8", "open", 102.0, ["inference"])
+    assert (gpu.id, gpu.status, gpu.opened, gpu.components) == ("8", "open", 110.0, ["inference"])
 
 
 def test_a_fault_that_opened_several_incidents_is_healed_only_when_all_are():
@@ -112,3 +112,20 @@ def test_a_receiver_incident_resolved_or_in_its_quiet_period_after_a_healing_act
     ((quiet, acting, resolved),) = group_incidents(rows, listed, [100.0])
     assert quiet.status == "healed" and acting.status == "open"
     assert (resolved.status, resolved.closed, resolved.components) == ("healed", 160.0, ["inference"])
+
+
+def test_one_receiver_incident_over_several_faults_is_split_by_fault():
+    # One web-front incident (7) holds three hangs: the second's light restart fails and its heavy
+    # escalation is queued after the third hang went in; the third recurs after that heavy succeeded.
+    rows = [job(1, "light", "succeeded", 101, incident_id=7, steps=LIGHT_STEPS),
+            job(2, "light", "failed", 201, incident_id=7, escalation="escalated to heavy as job 3"),
+            job(3, "heavy", "succeeded", 240, incident_id=7, escalated_from=2),
+            job(4, "heavy", "succeeded", 250, incident_id=7, escalated_from=3, reason="fired again: recurs")]
+    listed = [{"id": 7, "family": "web_front", "opened_at": 100.5, "status": "paged",  # the last one paged
+               "tiers": ["light", "light", "heavy", "heavy"]}]
+    first, second, third = group_incidents(rows, listed, [100.0, 200.0, 230.0])
+    assert [r["id"] for r in first[0].rows] == [1] and first[0].tiers == ["light"]
+    assert first[0].status == "healed", "the first hang was healed, whatever became of the incident later"
+    assert [r["id"] for r in second[0].rows] == [2, 3] and second[0].tiers == ["light", "heavy"]
+    assert second[0].status == "healed" and second[0].family == "web_front"
+    assert [r["id"] for r in third[0].rows] == [4] and third[0].escalations()[0]["from_job"] == 3

@@ -16,8 +16,11 @@ from tts_sentinel.simulator.faults import FAULTS, FaultError, check_fault
 
 WEIGHTS = "weights"
 MAX_INJECTIONS = 50
-WEB_LADDER = ("light", "heavy")  # every step keeps restarting the web front
-ENGINE_LADDER = ("medium", "heavy")  # every step keeps restarting the inference engine
+# The tiers a fault's incident may climb, from its base. Which components each step restarts is
+# checked apart (every action must touch the component that broke): a web-front incident may go
+# to medium only if medium keeps restarting the web front, as the incident model does.
+WEB_LADDER = ("light", "medium", "heavy")
+ENGINE_LADDER = ("medium", "heavy")
 
 
 @dataclass(frozen=True)

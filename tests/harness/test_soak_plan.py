@@ -48,7 +48,7 @@ def test_random_plans_are_bounded():
 
 def test_expected_outcomes_follow_the_seeds_table():
     web = expectation("hang", "web")
-    assert (web.component, web.ladder, web.healable) == ("web", ("light", "heavy"), True)
+    assert (web.component, web.ladder, web.healable) == ("web", ("light", "medium", "heavy"), True)
     engine = expectation("hang", "inference")
     assert (engine.component, engine.ladder) == ("inference", ("medium", "heavy"))
     assert expectation("oom", "inference").family != expectation("silent", "inference").family

@@ -20,6 +20,18 @@ def test_a_web_fault_escalated_by_the_previous_web_incidents_job_is_a_recurrence
     assert second.ok
 
 
+def test_a_web_front_ladder_may_climb_to_medium_only_while_it_keeps_restarting_the_web_front():
+    plan = [Injection("hang", "web")]
+    kept = [job(1, "light", "failed", 104, WEB, escalation="escalated to medium as job 2"),
+            job(2, "medium", "succeeded", 140, WEB + ENGINE, escalated_from=1)]
+    dropped = [job(1, "light", "failed", 104, WEB, escalation="escalated to medium as job 2"),
+               job(2, "medium", "succeeded", 140, ENGINE, escalated_from=1)]
+    (good,) = score_run(plan, run_of(plan, kept, [40]))
+    (bad,) = score_run(plan, run_of(plan, dropped, [40]))
+    assert good.checks["right_ladder"] is True and good.checks["right_component"] is True and good.ok
+    assert bad.checks["right_ladder"] is True and bad.checks["right_component"] is False
+
+
 def test_an_escalation_from_a_job_of_another_familys_incident_crosses_incidents():
     plan = [Injection("hang", "web"), Injection("oom", "inference")]
     rows = [job(1, "medium", "succeeded", 104, ENGINE),

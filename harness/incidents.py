@@ -169,13 +169,14 @@ def combined_status(incidents: list[Incident]) -> str:
     return next((s for s in statuses if s != "healed"), "healed")
 
 
-def window_of(t: float, starts: list[float], slack: float = 0.0) -> int | None:
-    """Index of the injection window [starts[i] - slack, starts[i+1] - slack) holding t; None before the first.
+def window_of(t: float, starts: list[float]) -> int | None:
+    """Index of the injection window [starts[i], starts[i+1]) holding time t; None before the first.
 
-    `slack` seconds before an injection still count for it (clock rounding between processes)."""
+    The harness, the receiver and Prometheus share one clock (loopback), and a window starts when
+    the fault is asked for, so nothing a fault causes falls before its window."""
     index = None
     for i, start in enumerate(starts):
-        if t >= start - slack:
+        if t >= start:
             index = i
     return index
 
@@ -238,17 +239,16 @@ def incidents_by_window(receiver: str, token: str, starts: list[float]) -> list[
     return group_incidents(journal(receiver, token), receiver_incidents(receiver, token), starts)
 
 
-def group_incidents(rows: list[dict[str, Any]], listed: list[dict[str, Any]] | None, starts: list[float],
-                    slack: float = 1.0) -> list[list[Incident]]:
+def group_incidents(rows: list[dict[str, Any]], listed: list[dict[str, Any]] | None,
+                    starts: list[float]) -> list[list[Incident]]:
     """Per injection window, its incidents: the receiver's (`listed`, from GET /incidents) that opened in
     it or that its jobs joined; when the receiver keeps none (`listed` is None), one inferred from the
-    window's journal rows. `slack` seconds before an injection still count for it (clock rounding)."""
-    shifted = [s - slack for s in starts]
-    windows = rows_by_window(rows, shifted)
+    window's journal rows."""
+    windows = rows_by_window(rows, starts)
     if listed is None:
         return [[inferred(i, group)] if group else [] for i, group in enumerate(windows)]
     by_id = {str(d.get("id")): d for d in listed}
-    opened_in = {key: window_of(_epoch(d.get("opened_at", d.get("opened"))) or 0.0, shifted)
+    opened_in = {key: window_of(_epoch(d.get("opened_at", d.get("opened"))) or 0.0, starts)
                  for key, d in by_id.items()}
     spans: dict[str, set[int]] = {}
     for i, group in enumerate(windows):

@@ -201,6 +201,8 @@ class SequenceRunner:
         fault = "segfault" if injection.fault == WEIGHTS else injection.fault
         end = time.monotonic() + 15
         while True:  # the component may be restarting from the previous fault
+            # The window of this fault starts when it is asked for: whatever follows is its doing.
+            record.injected_at = time.time()
             try:
                 inject(self.endpoints, fault, injection.component)
                 break
@@ -209,7 +211,6 @@ class SequenceRunner:
                     record.end, record.ended_at = f"not injected ({exc})", time.time()
                     break
                 time.sleep(0.5)
-        record.injected_at = time.time()
         self.record.records.append(record)
         self.say(f"[{self.mode}] {index + 1}/{len(self.plan)} injected {injection.label}"
                  + (f" during {record.during_action}" if record.during_action else ""))
@@ -256,7 +257,7 @@ class SequenceRunner:
     def _paged(self, index: int) -> bool:
         """Whether a page for injection `index` reached the on-call sink."""
         starts = [r.injected_at for r in self.record.records]
-        return any(window_of(p.starts_at, starts, slack=1.0) == index for p in self.observer.pages)
+        return any(window_of(p.starts_at, starts) == index for p in self.observer.pages)
 
     def _end(self, record: InjectionRecord, how: str) -> None:
         record.ended_at, record.end = time.time(), how

@@ -20,7 +20,6 @@ from tts_sentinel.harness.soak.run import InjectionRecord, RunRecord
 
 # Alerts about the remediation itself (pages), not about the fault.
 META_ALERTS = ("TtsRemediation", "TtsNotHealed", "TtsReceiverDown")
-SLACK = 1.0  # seconds before an injection that still count for it
 
 
 @dataclass
@@ -106,11 +105,11 @@ def score_run(plan: list[Injection], run: RunRecord, baseline: RunRecord | None 
         for esc in score.escalations:  # a recurrence escalates from a job of an earlier fault's window
             if esc["from"] == "?":
                 esc["from"] = job_tier.get(esc["from_job"], "?")
-        mine = sorted((a for a in alerts if window_of(a.active_at, starts, SLACK) == i
+        mine = sorted((a for a in alerts if window_of(a.active_at, starts) == i
                        and not a.name.startswith(META_ALERTS)), key=lambda a: a.firing_at)
         if mine:
             score.alert, score.alert_seconds = mine[0].name, _seconds(mine[0].firing_at, record.injected_at)
-        paged = [p for p in pages if window_of(p.starts_at, starts, SLACK) == i]
+        paged = [p for p in pages if window_of(p.starts_at, starts) == i]
         score.pages, score.page_alerts = len(paged), [p.alertname for p in paged]
         score.checks["paged_iff_not_healed"] = score.pages == (0 if score.healed else 1)
         if baseline and i < len(baseline.records):

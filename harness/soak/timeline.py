@@ -24,7 +24,7 @@ def _lanes(ax: object, run: RunRecord, title: str) -> None:
     starts = [r.injected_at for r in run.records]
 
     def component_of(t: float) -> str:
-        i = window_of(t, starts, slack=1.0)
+        i = window_of(t, starts)
         return run.records[i].injection.component if i is not None else "web"
 
     for r in run.records:  # fault: injected until green (or until the soak cleared it)

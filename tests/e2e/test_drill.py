@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import require_binary
+from support import started_stack
 
 from tts_sentinel.cli import main
 from tts_sentinel.harness.stack import Stack
@@ -22,13 +22,8 @@ NO_COOLDOWN = {"cooldown_seconds": {"light": 0, "medium": 0, "heavy": 0, "derate
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager", "alertmanager")
-    s = Stack(tmp_path_factory.mktemp("drill"), receiver_overrides={"business_hours": ALL_WEEK,
-                                                                    "guards": NO_COOLDOWN})
-    s.start()
-    yield s
-    s.stop()
+    yield from started_stack(Stack, tmp_path_factory.mktemp("drill"),
+                             receiver_overrides={"business_hours": ALL_WEEK, "guards": NO_COOLDOWN})
 
 
 def drill(stack, capsys, *args):

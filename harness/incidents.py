@@ -25,7 +25,9 @@ TERMINAL = {"healed", "paged", "refused"}
 RESTART_TIERS = ("light", "medium", "heavy")
 
 _ACTED = re.compile(r"^(?:restart|stop|start|signal \S+) ((?:web|inference)(?:\+(?:web|inference))?)\b")
-_RECURRENCE = re.compile(r"after (\w+) job (\d+) succeeded -> escalate to (\w+)")
+# How the receiver says a job starts higher because the fault came back after a success; the job
+# it names may belong to an earlier fault's incident. Older receivers say only this, not escalated_from.
+_RECURRENCE = re.compile(r"fired again .*?after (\w+) job (\d+) succeeded")
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -121,9 +123,9 @@ class Incident:
                             "to": row.get("tier"), "why": row.get("reason", "")})
                 continue
             match = _RECURRENCE.search(row.get("reason") or "")
-            if match:
+            if match and match.group(1) != row.get("tier"):
                 out.append({"job": row["id"], "from_job": int(match.group(2)), "from": match.group(1),
-                            "to": match.group(3), "why": row.get("reason", "")})
+                            "to": row.get("tier"), "why": row.get("reason", "")})
         return out
 
     def as_dict(self) -> dict[str, Any]:

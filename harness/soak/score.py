@@ -101,7 +101,9 @@ def score_run(plan: list[Injection], run: RunRecord, baseline: RunRecord | None 
     scores = []
     for i, record in enumerate(records):
         found = run.incidents[i] if i < len(run.incidents) else []
-        score = _score_one(record, expected[i], found, job_window, expected)
+        earlier = {x.id: j for j in range(i) for x in run.incidents[j] if x.source == "receiver"}
+        joined = [expected[earlier[x.id]].family for x in found if x.id in earlier]
+        score = _score_one(record, expected[i], found, job_window, expected, joined)
         for esc in score.escalations:  # a recurrence escalates from a job of an earlier fault's window
             if esc["from"] == "?":
                 esc["from"] = job_tier.get(esc["from_job"], "?")
@@ -122,7 +124,8 @@ def score_run(plan: list[Injection], run: RunRecord, baseline: RunRecord | None 
 
 
 def _score_one(record: InjectionRecord, exp: Expectation, found: list[Incident], job_window: dict[int, int],
-               families: list[Expectation]) -> IncidentScore:
+               families: list[Expectation], joined: list[str]) -> IncidentScore:
+    """`joined`: the expected families of earlier faults whose receiver incident this fault joined."""
     i = record.index
     rows = [row for incident in found for row in incident.rows]
     score = IncidentScore(
@@ -143,7 +146,7 @@ def _score_one(record: InjectionRecord, exp: Expectation, found: list[Incident],
                     and all(x.status == "healed" for x in found))
     if score.healed:
         score.green_seconds = _seconds(record.green_at, record.injected_at)
-    recurrence = False
+    recurrence = exp.family in joined  # the receiver kept the incident of the same fault that came back
     for incident in found:
         for esc in incident.escalations():
             other = job_window.get(esc["from_job"], i)

@@ -20,8 +20,9 @@ def job(id, tier, status, created, steps=(), **extra):
             "kind": "remediate", "target": "qwen3-tts", "steps": list(steps), **extra}
 
 
-def run_of(plan, rows, greens, pages=(), cleared=()):
-    """A sentinel run: injections at t=100, 200, ...; green `greens[i]` s after each (None: never)."""
+def run_of(plan, rows, greens, pages=(), cleared=(), listed=None):
+    """A sentinel run: injections at t=100, 200, ...; green `greens[i]` s after each (None: never);
+    `listed` is what GET /incidents answers (None: a receiver without incidents)."""
     observer = Observer(ENDPOINTS, Path("/nonexistent"))
     observer.pages = [Page(arrived=t + 1, alertname=name, starts_at=t, labels={}) for t, name in pages]
     record = RunRecord(SENTINEL, started_at=90.0, observer=observer, finished_at=100.0 + 100 * len(plan))
@@ -30,5 +31,5 @@ def run_of(plan, rows, greens, pages=(), cleared=()):
         green = None if greens[i] is None else at + greens[i]
         record.records.append(InjectionRecord(i, injection, injected_at=at, green_at=green, ended_at=at + 50,
                                               cleared_by_soak=i in cleared))
-    record.incidents = group_incidents(rows, None, [r.injected_at for r in record.records])
+    record.incidents = group_incidents(rows, listed, [r.injected_at for r in record.records])
     return record

@@ -129,3 +129,12 @@ def test_one_receiver_incident_over_several_faults_is_split_by_fault():
     assert [r["id"] for r in second[0].rows] == [2, 3] and second[0].tiers == ["light", "heavy"]
     assert second[0].status == "healed" and second[0].family == "web_front"
     assert [r["id"] for r in third[0].rows] == [4] and third[0].escalations()[0]["from_job"] == 3
+
+
+def test_the_incident_models_recurrence_wording_names_the_job_it_climbs_from():
+    reason = ("TtsHealthProbeFailing: alert label tier=light; fired again 68s after medium job 2 succeeded "
+              "at the top of incident 1 (web_front)'s ladder")
+    rows = [job(2, "medium", "succeeded", 101, incident_id=1), job(6, "heavy", "succeeded", 160, incident_id=1,
+                                                                    reason=reason)]
+    _, (second,) = group_incidents(rows, [{"id": 1, "opened_at": 100.5, "status": "healed"}], [100.0, 150.0])
+    assert second.escalations() == [{"job": 6, "from_job": 2, "from": "medium", "to": "heavy", "why": reason}]

@@ -20,6 +20,17 @@ def test_a_web_fault_escalated_by_the_previous_web_incidents_job_is_a_recurrence
     assert second.ok
 
 
+def test_a_fault_that_joins_the_incident_of_the_same_fault_before_it_may_start_higher():
+    plan = [Injection("hang", "web"), Injection("hang", "web")]
+    rows = [job(1, "light", "succeeded", 104, WEB, incident_id=1),
+            job(2, "heavy", "succeeded", 205, BOTH, incident_id=1)]  # no escalated_from, no wording
+    run = run_of(plan, rows, [10, 30], listed=[{"id": 1, "family": "web_front", "opened_at": 103.0,
+                                                 "status": "healed"}])
+    first, second = score_run(plan, run)
+    assert second.incident_ids == ["1"] and second.family == "web_front"
+    assert second.checks["right_ladder"] is True and second.ok
+
+
 def test_a_web_front_ladder_may_climb_to_medium_only_while_it_keeps_restarting_the_web_front():
     plan = [Injection("hang", "web")]
     kept = [job(1, "light", "failed", 104, WEB, escalation="escalated to medium as job 2"),

@@ -1,8 +1,10 @@
-"""`tts-sentinel drill FAULT`: inject a fault into a running stack and time the healing.
+"""`tts-sentinel drill FAULT`: inject a fault into a running stack and follow its incident to the end.
 
 Measures three intervals from the moment of injection: until Prometheus fires an
 alert that the receiver acts on, until the receiver journals an action, and until
-the L1 probe is green again. The end-to-end tests call `run_drill` directly.
+the incident is healed and the L1 probe is green again. Every action of the incident
+is followed, escalations included, until it is healed, paged or refused (or the
+timeout passes). The end-to-end tests call `run_drill` directly.
 """
 
 from __future__ import annotations
@@ -17,7 +19,18 @@ from typing import Any
 
 import httpx
 
+from tts_sentinel.harness.incidents import (
+    TERMINAL,
+    Incident,
+    actions,
+    combined_status,
+    incidents_by_window,
+    journal,
+)
 from tts_sentinel.receiver.verification import probe_succeeded
+
+__all__ = ["DrillResult", "StackEndpoints", "actions", "firing_alerts", "inject", "journal", "run_drill",
+           "wait_until"]
 
 ACTING_TIERS = {"light", "medium", "heavy", "derate"}
 # Which alert each simulator fault is expected to raise first.
@@ -63,14 +76,28 @@ class DrillResult:
     alert_seconds: float | None = None
     action_seconds: float | None = None
     green_seconds: float | None = None
+    # healed | paged | refused (the incident's end), open (still acting at the timeout), no action
+    outcome: str = "no action"
+    tiers: list[str] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # usually one; a fault may open several
     actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def healed(self) -> bool:
+        """The incident ended healed and the health probe is green."""
+        return self.outcome == "healed" and self.green_seconds is not None
 
     def summary(self) -> str:
         """One line for people."""
         def fmt(v: float | None) -> str:
             return "never" if v is None else f"{v:.1f}s"
+        ladder = " -> ".join(self.tiers) or "-"
+        end = {"healed": f"healed, green after {fmt(self.green_seconds)}", "open": "still open at the timeout",
+               "no action": "no action by the receiver"}.get(self.outcome, self.outcome)
+        if self.outcome == "healed" and self.green_seconds is None:
+            end = "healed by the receiver, but the health probe never came back"
         return (f"{self.fault} on {self.component}: alert {self.alert or '-'} after {fmt(self.alert_seconds)}, "
-                f"action after {fmt(self.action_seconds)}, green after {fmt(self.green_seconds)}")
+                f"action after {fmt(self.action_seconds)}, tiers {ladder}: {end}")
 
 
 def firing_alerts(prometheus: str) -> list[dict[str, Any]]:
@@ -79,21 +106,16 @@ def firing_alerts(prometheus: str) -> list[dict[str, Any]]:
     return [a for a in data["data"]["alerts"] if a["state"] == "firing"]
 
 
-def journal(receiver: str, token: str) -> list[dict[str, Any]]:
-    """The receiver's action journal (newest last)."""
-    r = httpx.get(f"{receiver}/actions", headers={"Authorization": f"Bearer {token}"}, timeout=5)
-    r.raise_for_status()
-    body = r.json()
-    rows = body.get("actions", []) if isinstance(body, dict) else body
-    return sorted(rows, key=lambda row: row.get("id", 0))
+def rule_durations(prometheus: str) -> dict[str, float]:
+    """alertname -> the `for:` of its rule, in seconds, as the running Prometheus has it."""
+    groups = httpx.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=5).json()["data"]["groups"]
+    return {r["name"]: float(r.get("duration") or 0) for g in groups for r in g["rules"]}
 
 
-ACTION_STATUSES = {"queued", "running", "succeeded", "failed", "interrupted"}
-
-
-def actions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The journal rows that are actions (not alerts the receiver journaled and ignored)."""
-    return [r for r in rows if r.get("status") in ACTION_STATUSES]
+def firing_since(alert: dict[str, Any], for_seconds: dict[str, float]) -> float:
+    """When a firing alert started firing (epoch): pending since `activeAt`, plus its rule's `for:`."""
+    active = datetime.fromisoformat(alert["activeAt"].replace("Z", "+00:00")).timestamp()
+    return active + for_seconds.get(alert["labels"].get("alertname", ""), 0.0)
 
 
 def health_probe_green(exporter: str) -> bool:
@@ -124,7 +146,8 @@ def wait_until(predicate: Callable[[], Any], deadline: float, every: float = 0.2
 
 def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", timeout: float = 120.0,
               on_event: Callable[[str], None] = lambda _: None) -> DrillResult:
-    """Inject `fault` and wait (at most `timeout` s) for alert, action and green; never raises on a timeout."""
+    """Inject `fault`, then follow the alert and every action of its incident until the incident is
+    healed (and the health probe green), paged or refused, or `timeout` s pass; never raises on a timeout."""
     result = DrillResult(fault=fault, component=component)
     expected = EXPECTED_ALERT.get(fault)
 
@@ -137,37 +160,82 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
     if acting_alerts():
         on_event("waiting for the alerts of an earlier incident to resolve")
         wait_until(lambda: not acting_alerts(), time.monotonic() + timeout)
-    before = len(journal(endpoints.receiver, endpoints.token))
     t0 = time.monotonic()
     injected_at = time.time()
-    deadline = t0 + timeout
     inject(endpoints, fault, component)
     on_event(f"injected {fault} into {component}")
 
-    def acting_alert() -> str | None:
+    for_seconds = rule_durations(endpoints.prometheus)
+
+    def acting_alert() -> tuple[str, float] | None:
         for a in acting_alerts():
             if datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp() >= injected_at - 1:
-                return a["labels"]["alertname"]
+                return a["labels"]["alertname"], firing_since(a, for_seconds)
         return None
 
-    name = wait_until(acting_alert, deadline)
-    if name:
-        result.alert, result.alert_seconds = name, time.monotonic() - t0
-        on_event(f"alert {name} firing after {result.alert_seconds:.1f}s")
-    rows = wait_until(lambda: actions(journal(endpoints.receiver, endpoints.token)[before:]) or None, deadline)
-    if rows:
-        result.action_seconds = time.monotonic() - t0
-        on_event(f"receiver started a {rows[0].get('tier')} action after {result.action_seconds:.1f}s")
-        action_id = rows[0].get("id")
+    follower = _IncidentFollower(endpoints, injected_at, on_event)
 
-        def healed() -> bool:
-            row = next(r for r in journal(endpoints.receiver, endpoints.token) if r.get("id") == action_id)
-            if row.get("status") in ("failed", "interrupted"):
-                raise ValueError("the action failed")  # keep waiting: an escalation may still heal it
-            return row.get("status") == "succeeded" and health_probe_green(endpoints.exporter)
-
-        if wait_until(healed, deadline):
+    def done() -> bool:
+        if not result.alert:
+            found = acting_alert()
+            if found:
+                # Prometheus' own firing time: this loop may look only after the receiver already acted.
+                result.alert = found[0]
+                result.alert_seconds = min(max(0.0, found[1] - injected_at), time.monotonic() - t0)
+                on_event(f"alert {result.alert} firing after {result.alert_seconds:.1f}s")
+        incidents = follower.poll()
+        if not incidents:
+            return False
+        if result.action_seconds is None:
+            first = min((i.first_action_at for i in incidents if i.first_action_at), default=None)
+            result.action_seconds = max(0.0, first - injected_at) if first else time.monotonic() - t0
+        status = combined_status(incidents)
+        if status not in TERMINAL:
+            return False
+        if status == "healed" and not health_probe_green(endpoints.exporter):
+            return False  # verified by the receiver, but not green for users yet
+        if status == "healed":
             result.green_seconds = time.monotonic() - t0
-            on_event(f"action verified and health probe green after {result.green_seconds:.1f}s")
-    result.actions = actions(journal(endpoints.receiver, endpoints.token)[before:])
+            on_event(f"incident healed and health probe green after {result.green_seconds:.1f}s")
+        else:
+            on_event(f"incident ended {status} after {time.monotonic() - t0:.1f}s")
+        return True
+
+    wait_until(done, t0 + timeout, every=0.5)
+    if follower.latest:
+        result.outcome = combined_status(follower.latest)
+        result.tiers = [t for i in follower.latest for t in i.tiers]
+        result.incidents = [i.as_dict() for i in follower.latest]
+        result.actions = [row for i in follower.latest for row in i.rows]
     return result
+
+
+class _IncidentFollower:
+    """Polls the receiver for the incidents one injection opened and narrates each job's changes."""
+
+    def __init__(self, endpoints: StackEndpoints, injected_at: float, on_event: Callable[[str], None]) -> None:
+        self.endpoints = endpoints
+        self.injected_at = injected_at
+        self.on_event = on_event
+        self.latest: list[Incident] = []
+        self._seen: dict[Any, Any] = {}
+
+    def poll(self) -> list[Incident]:
+        """The incidents as the receiver has them now (none before the first job)."""
+        found = incidents_by_window(self.endpoints.receiver, self.endpoints.token, [self.injected_at])[0]
+        if found:
+            self.latest = found
+        for row in (r for incident in found for r in incident.rows):
+            if self._seen.get(row["id"]) != row.get("status"):
+                self._seen[row["id"]] = row.get("status")
+                self.on_event(_describe_job(row))
+        return found
+
+
+def _describe_job(row: dict[str, Any]) -> str:
+    text = f"receiver {row.get('tier')} job {row['id']}: {row.get('status')}"
+    if row.get("status") == "refused":
+        text += f" ({row.get('note') or row.get('reason', '')})"
+    elif row.get("status") == "failed":
+        text += f" ({row.get('note', '')}{'; ' + row['escalation'] if row.get('escalation') else ''})"
+    return text

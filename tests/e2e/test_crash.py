@@ -70,8 +70,16 @@ def test_the_exporter_sees_both_programs_running_without_restarts(stack):
         assert process_metric(stack, "tts_process_start_time_seconds", component) == pytest.approx(time.time(), abs=300)
 
 
+def scraped_at_zero(stack, component: str) -> bool:
+    """Prometheus holds the component's restart counter at 0: `increase()` needs a sample before the crash."""
+    result = httpx.get(stack.url("prometheus", "/api/v1/query"), timeout=5,
+                       params={"query": f'tts_process_restarts_total{{component="{component}"}}'}).json()
+    return [r["value"][1] for r in result["data"]["result"]] == ["0"]
+
+
 def test_a_crash_hidden_by_autorestart_is_counted_alerted_and_journaled_without_a_page(stack):
     assert EXPECTED_ALERT["crash"] == "TtsProcessCrashed"
+    wait_for(lambda: scraped_at_zero(stack, "web"), 30, "Prometheus to scrape the restart counter at 0")
     crash_and_wait_for_restart(stack, "web", WEB_PROGRAM)
 
     wait_for(lambda: process_metric(stack, "tts_process_restarts_total", "web") == 1, 15, "the restart to be counted")

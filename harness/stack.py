@@ -279,6 +279,12 @@ class Stack:
                                              cwd=self.dir, env=env, start_new_session=True)
         out.close()
 
+    def _exporter_scraped(self) -> bool:
+        """Prometheus has a sample of the exporter's log counters (its first scrape succeeded)."""
+        answer = httpx.get(self.url("prometheus", "/api/v1/query"), timeout=5,
+                           params={"query": "count(tts_log_lines_total)"}).json()
+        return bool(answer.get("data", {}).get("result"))
+
     def _wait(self, name: str, ready: Callable[[], bool], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         proc = self._procs.get(name)
@@ -340,6 +346,9 @@ class Stack:
             self._wait("receiver", lambda: self._http_ok(self.url("receiver", "/healthz")))
             self._wait("alertmanager", lambda: self._http_ok(self.url("alertmanager", "/-/ready")))
             self._wait("prometheus", lambda: self._http_ok(self.url("prometheus", "/-/ready")))
+            # Ready means watched: a fault injected before Prometheus' first scrape of the exporter
+            # would start its counters at 1, and `increase(...) > 0` never fires for it.
+            self._wait("prometheus", self._exporter_scraped)
         except BaseException:
             self.stop()
             raise

@@ -68,7 +68,8 @@ def test_the_engine_is_scraped_as_a_second_job_and_streams_pass(stack):
                       "the engine to count completed requests")
     assert engine[0]["metric"]["service"] == "qwen3-tts"
     wait_for(lambda: query(stack, 'tts_streaming_success{probe="stream"} == 1'), 60, "the streaming probe to pass")
-    assert query(stack, "tts:vllm_requests_completed:increase1m")  # the recording rules read the engine
+    # the recording rules read the engine (increase() needs two scrapes of it)
+    wait_for(lambda: query(stack, "tts:vllm_requests_completed:increase1m"), 60, "the recording rule to have a value")
 
 
 def test_hung_engine_raises_its_alerts_while_health_stays_green(stack):

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,6 +25,8 @@ from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.shipped import shipped_dir
 from tts_sentinel.userinfo import strip_userinfo
+
+SQLITE_INT_MAX = 2**63 - 1  # a larger id cannot be a row id: 422, not an OverflowError
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +258,7 @@ def create_app(service: ReceiverService) -> FastAPI:
 
     @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
              responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
-    def incident_page(incident_id: int) -> HTMLResponse:
+    def incident_page(incident_id: int = FastApiPath(ge=1, le=SQLITE_INT_MAX)) -> HTMLResponse:
         """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence."""
         incident = service.journal.incident(incident_id)
         if incident is None:

@@ -13,75 +13,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tts_sentinel.managers import (
+    DockerConfig,
+    KubernetesConfig,
+    SupervisordConfig,
+    SystemdConfig,
+    url_without_credentials,
+)
 from tts_sentinel.receiver.evidence_client import EvidenceClientConfig
 from tts_sentinel.receiver.families import IncidentsConfig
 from tts_sentinel.receiver.incident_page import IncidentPageConfig
 from tts_sentinel.receiver.matchers import valid_matchers, valid_regex
 from tts_sentinel.receiver.tiers import Tier
-from tts_sentinel.userinfo import has_userinfo
 
 Component = Literal["web", "inference"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def url_without_credentials(url: str | None, instead: str) -> str | None:
-    """`url` unless it carries `user:password@` (which every log line and page would repeat); the
-    error says which fields hold credentials instead and never repeats the URL."""
-    if url is not None and has_userinfo(url):
-        raise ValueError(
-            f"the URL carries a user name or password, which would be copied into logs, the journal and "
-            f"pages; write it without `user:password@` and use {instead}"
-        )
-    return url
-
-
-class SupervisordConfig(BaseModel):
-    """How to reach supervisord's XML-RPC interface (HTTP basic auth from `username`/`password_file`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = "http://127.0.0.1:9001/RPC2"
-    username: str | None = Field(default=None, description="[inet_http_server] username")
-    password_file: Path | None = Field(default=None, description="file holding its password (mode 0600)")
-    web_program: str = "tts-webui"
-    inference_program: str = "tts-inference"
-    timeout_seconds: float = Field(default=30.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _no_userinfo(cls, value: str) -> str:
-        return url_without_credentials(value, "`username` and `password_file` (a file with mode 0600)") or value
-
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> SupervisordConfig:
-        if (self.username is None) != (self.password_file is None):
-            raise ValueError("set both `username` and `password_file` (supervisord's [inet_http_server]), or neither")
-        return self
-
-
-class SystemdConfig(BaseModel):
-    """Units driven through `systemctl` (argv only, never a shell)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    systemctl: str = "systemctl"
-    web_unit: str = "qwen3-tts-webui.service"
-    inference_unit: str = "qwen3-tts-inference.service"
-    timeout_seconds: float = Field(default=60.0, gt=0)
-
-
-class DockerConfig(BaseModel):
-    """Containers driven through the Docker Engine API on its unix socket."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    socket: Path = Path("/var/run/docker.sock")
-    api_version: str = "v1.43"
-    web_container: str = "qwen3-tts-webui"
-    inference_container: str = "qwen3-tts-inference"
-    stop_timeout_seconds: int = Field(default=10, ge=0)
-    timeout_seconds: float = Field(default=60.0, gt=0)
 
 
 class CommandConfig(BaseModel):
@@ -116,25 +63,6 @@ class CommandConfig(BaseModel):
     @classmethod
     def _compiles(cls, value: str) -> str:
         return valid_regex(value, "label_value_pattern")
-
-
-class KubernetesConfig(BaseModel):
-    """Deployments restarted through the API (`kubectl rollout restart` equivalent)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    api_url: str = "https://kubernetes.default.svc"
-    namespace: str = "default"
-    token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-    ca_file: Path | None = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
-    web_deployment: str = "qwen3-tts-webui"
-    inference_deployment: str = "qwen3-tts-inference"
-    timeout_seconds: float = Field(default=30.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _no_userinfo(cls, value: str) -> str:
-        return url_without_credentials(value, "`token_file` (a service-account token, mode 0600)") or value
 
 
 class GpuConfig(BaseModel):

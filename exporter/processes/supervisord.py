@@ -25,6 +25,7 @@ from typing import Any
 
 from tts_sentinel.exporter.processes.config import SupervisordSourceConfig
 from tts_sentinel.exporter.processes.source import COMPONENTS, ProcessStatus, Reading, SourceError, exit_code_of_signal
+from tts_sentinel.managers import supervisord_proxy
 
 # supervisor.xmlrpc.Faults: the main log is not a readable file.
 _NO_FILE = 20
@@ -35,19 +36,6 @@ _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) [A-Z]+ (.*)$")
 _EVENT = re.compile(r"^(?P<what>exited|stopped): (?P<name>\S+) \((?P<how>.*?)(?:; (?:not )?expected)?\)$")
 _EXIT_STATUS = re.compile(r"^exit status (\d+)")
 _KILLED = re.compile(r"^terminated by (?:(SIG[A-Z0-9]+)|signal (\d+))")
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    """xmlrpc.client has no timeout of its own; a hung supervisord must not hang the scrape."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host: str) -> http.client.HTTPConnection:  # type: ignore[override]
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout
-        return conn
 
 
 def exit_code(how: str) -> int | None:
@@ -82,7 +70,10 @@ class SupervisordSource:
         self._explained: dict[str, bool] = {}  # component -> a logged exit or stop awaits its new pid
 
     def _proxy(self) -> Any:
-        return xmlrpc.client.ServerProxy(self.config.url, transport=_TimeoutTransport(self.config.timeout_seconds))
+        try:
+            return supervisord_proxy(self.config)
+        except ValueError as exc:
+            raise SourceError("denied", str(exc)) from None
 
     def read(self) -> Reading:
         """Process states now, with the exits logged since the last read counted as restarts."""
@@ -124,7 +115,16 @@ class SupervisordSource:
             infos = self._proxy().supervisor.getAllProcessInfo()
         except xmlrpc.client.Fault as fault:
             raise SourceError("error", f"supervisord at {self.config.url}: {fault.faultString}") from None
-        except (OSError, xmlrpc.client.ProtocolError, http.client.HTTPException) as exc:
+        except xmlrpc.client.ProtocolError as exc:
+            if exc.errcode == 401:
+                raise SourceError(
+                    "denied",
+                    f"supervisord at {self.config.url} refused the credentials (401); set "
+                    "exporter.processes.supervisord.username and password_file as in its [inet_http_server]",
+                ) from None
+            answer = f"{exc.errcode} {exc.errmsg}"
+            raise SourceError("unreachable", f"supervisord at {self.config.url} answered {answer}") from None
+        except (OSError, http.client.HTTPException) as exc:
             raise SourceError(
                 "unreachable",
                 f"supervisord at {self.config.url} does not answer ({exc}); "

@@ -6,8 +6,8 @@ from urllib.parse import quote
 
 import httpx
 
+from tts_sentinel.managers import DockerConfig
 from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
-from tts_sentinel.receiver.config import DockerConfig
 
 
 class DockerActuator:

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
+from tts_sentinel.managers import KubernetesConfig
 from tts_sentinel.receiver.actuators.base import ActuatorError, component_name
-from tts_sentinel.receiver.config import KubernetesConfig
 
 
 class KubernetesActuator:

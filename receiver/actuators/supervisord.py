@@ -6,39 +6,15 @@ in a header, never in the URL (xmlrpc.client would quote a URL's userinfo in its
 
 from __future__ import annotations
 
-import base64
 import http.client
 import xmlrpc.client
 
+from tts_sentinel.managers import SupervisordConfig, supervisord_proxy
 from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
-from tts_sentinel.receiver.auth import read_secret
-from tts_sentinel.receiver.config import SupervisordConfig
 
 # supervisor.xmlrpc.Faults: starting a running or stopping a stopped program is fine for us.
 _ALREADY_STARTED = 60
 _NOT_RUNNING = 70
-
-
-class _Transport(xmlrpc.client.Transport):
-    """A timeout (xmlrpc.client has none: a hung supervisord must not hang the worker) and basic auth."""
-
-    def __init__(self, timeout: float, authorization: str | None = None) -> None:
-        super().__init__()
-        self._timeout = timeout
-        self._authorization = authorization
-
-    def make_connection(self, host: str) -> http.client.HTTPConnection:  # type: ignore[override]
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout
-        return conn
-
-    def get_host_info(self, host: str) -> tuple[str, list[tuple[str, str]], dict[str, str]]:  # type: ignore[override]
-        """The host, its extra headers (ours: Authorization) and x509 settings."""
-        host, extra, x509 = super().get_host_info(host)
-        headers = list(extra or [])
-        if self._authorization:
-            headers.append(("Authorization", self._authorization))
-        return host, headers, x509
 
 
 class SupervisordActuator:
@@ -50,16 +26,10 @@ class SupervisordActuator:
         self.config = config
 
     def _proxy(self) -> xmlrpc.client.ServerProxy:
-        authorization = None
-        if self.config.username is not None and self.config.password_file is not None:
-            try:
-                password = read_secret(self.config.password_file, "supervisord password")
-            except ValueError as exc:
-                raise ActuatorError(str(exc)) from None
-            pair = f"{self.config.username}:{password}".encode()
-            authorization = "Basic " + base64.b64encode(pair).decode("ascii")
-        transport = _Transport(self.config.timeout_seconds, authorization)
-        return xmlrpc.client.ServerProxy(self.config.url, transport=transport, allow_none=True)
+        try:
+            return supervisord_proxy(self.config)
+        except ValueError as exc:
+            raise ActuatorError(str(exc)) from None
 
     def program(self, component: str) -> str:
         """The supervisord program name of a component."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+from tts_sentinel.managers import SystemdConfig
 from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
-from tts_sentinel.receiver.config import SystemdConfig
 
 
 class SystemdActuator:

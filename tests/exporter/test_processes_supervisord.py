@@ -17,6 +17,7 @@ from tts_sentinel.exporter.processes.collector import ProcessCollector
 from tts_sentinel.exporter.processes.config import ProcessesConfig, SupervisordSourceConfig
 from tts_sentinel.exporter.processes.source import SourceError
 from tts_sentinel.exporter.processes.supervisord import SupervisordSource, exit_code
+from tts_sentinel.managers import SupervisordConfig, supervisord_proxy
 
 # Sleeps until its trigger file appears, then exits with the code written in it.
 PROGRAM = """
@@ -34,7 +35,8 @@ while True:
 class RealSupervisord:
     """supervisord on a free port running `web` and `inference` copies of PROGRAM (and more, if asked)."""
 
-    def __init__(self, workdir: Path, logfile: str | None = None, extra: str = "", stdout=subprocess.DEVNULL) -> None:
+    def __init__(self, workdir: Path, logfile: str | None = None, extra: str = "", stdout=subprocess.DEVNULL,
+                 password: str | None = None) -> None:
         self.dir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/RPC2"
@@ -48,7 +50,8 @@ class RealSupervisord:
             f"[supervisord]\nnodaemon=true\nlogfile={logfile or workdir / 'supervisord.log'}\n"
             f"pidfile={workdir / 'supervisord.pid'}\nchildlogdir={workdir}\n"
             f"[inet_http_server]\nport=127.0.0.1:{self.port}\n"
-            "[rpcinterface:supervisor]\n"
+            + (f"username=sentinel\npassword={password}\n" if password else "")
+            + "[rpcinterface:supervisor]\n"
             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
             + programs + extra
         )
@@ -56,7 +59,13 @@ class RealSupervisord:
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(workdir / "supervisord.conf")],
             stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.rpc = xmlrpc.client.ServerProxy(self.url).supervisor
+        self.password_file = None
+        if password:
+            self.password_file = workdir / "supervisord.password"
+            self.password_file.write_text(password + "\n")
+            self.password_file.chmod(0o600)
+        self.rpc = supervisord_proxy(SupervisordConfig(
+            url=self.url, username="sentinel" if password else None, password_file=self.password_file)).supervisor
         self.wait(lambda: all(self.info(p)["statename"] == "RUNNING" for p in ("web", "inference")))
 
     def info(self, program: str) -> dict:
@@ -260,3 +269,23 @@ def test_the_background_poll_sees_each_new_pid_between_scrapes(tmp_path):
 ])
 def test_exit_code_in_supervisords_words(how, code):
     assert exit_code(how) == code
+
+
+def test_a_password_protected_supervisord_is_read_with_the_receivers_credential_fields(tmp_path):
+    s = RealSupervisord(tmp_path, password="s3cret-pass")
+    try:
+        with pytest.raises(SourceError) as denied:
+            SupervisordSource(SupervisordSourceConfig(url=s.url, web_program="web", inference_program="inference")).read()
+        assert denied.value.reason == "denied" and "username and password_file" in str(denied.value)
+        config = SupervisordSourceConfig(url=s.url, web_program="web", inference_program="inference",
+                                         username="sentinel", password_file=s.password_file)
+        reading = SupervisordSource(config).read()
+        assert {p.component: p.up for p in reading.processes} == {"web": True, "inference": True}
+        # a password file others can read is refused with the reason, never used
+        s.password_file.chmod(0o644)
+        with pytest.raises(SourceError) as unsafe:
+            SupervisordSource(config).read()
+        assert unsafe.value.reason == "denied" and "chmod 600" in str(unsafe.value)
+        assert "s3cret-pass" not in str(denied.value) + str(unsafe.value)
+    finally:
+        s.stop()

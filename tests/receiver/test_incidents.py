@@ -295,3 +295,6 @@ def test_the_incident_page_shows_the_incident_and_needs_the_token(make_receiver)
     assert "evidence unavailable" in page.text.lower()  # no exporter here: said, not an error page
     missing = receiver.client.get("/incidents/999", headers={"Authorization": f"Bearer {TOKEN}"})
     assert missing.status_code == 404
+    # an id past SQLite's integer range is a client error, never a 500 (found by the fuzz test)
+    huge = receiver.client.get(f"/incidents/{2**63}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert huge.status_code == 422

@@ -22,6 +22,7 @@ from tts_sentinel.exporter.gpu import GpuCollector, GpuConfig
 from tts_sentinel.exporter.probes.config import ProbesConfig
 from tts_sentinel.exporter.probes.registry import prober_for
 from tts_sentinel.loghistory.config import LogCommandConfig, LogFileConfig, LogsConfig
+from tts_sentinel.managers import supervisord_proxy
 from tts_sentinel.onboarding.report import Check, fail, ok, skip
 from tts_sentinel.receiver.config import TargetConfig
 
@@ -139,20 +140,12 @@ def check_gpu(config: GpuConfig, nvml: object = None) -> Check:
                 "false on a host without a GPU")
 
 
-class _Timeout(xmlrpc.client.Transport):
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self._seconds = seconds
-
-    def make_connection(self, host: str) -> http.client.HTTPConnection:  # type: ignore[override]
-        conn = super().make_connection(host)
-        conn.timeout = self._seconds
-        return conn
-
-
 def _supervisord(target: TargetConfig, timeout: float) -> list[Check]:
     cfg = target.supervisord
-    proxy = xmlrpc.client.ServerProxy(cfg.url, transport=_Timeout(timeout)).supervisor
+    try:
+        proxy = supervisord_proxy(cfg, timeout).supervisor
+    except ValueError as exc:
+        return [fail(f"target {target.name}: supervisord", str(exc), "fix the target's supervisord.password_file")]
     checks = []
     for program in dict.fromkeys((cfg.web_program, cfg.inference_program)):
         what = f"target {target.name}: supervisord {program}"
@@ -163,6 +156,10 @@ def _supervisord(target: TargetConfig, timeout: float) -> list[Check]:
                 else f"supervisord: {fault.faultString}"
             checks.append(fail(what, why, "fix supervisord.web_program / inference_program of the target"))
             continue
+        except xmlrpc.client.ProtocolError as exc:
+            checks.append(fail(what, f"supervisord at {cfg.url} answered {exc.errcode} {exc.errmsg}",
+                               "set the target's supervisord.username and password_file as in [inet_http_server]"))
+            break
         except (OSError, xmlrpc.client.Error, http.client.HTTPException) as exc:
             checks.append(fail(what, f"supervisord at {cfg.url} unreachable: {exc}",
                                "enable [inet_http_server] in supervisord.conf, or fix supervisord.url"))

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tts_sentinel.exporter.gpu import GpuCollector, GpuConfig
-from tts_sentinel.receiver.config import DockerConfig, KubernetesConfig, SupervisordConfig, SystemdConfig
+from tts_sentinel.managers import DockerConfig, KubernetesConfig, SupervisordConfig, SystemdConfig, supervisord_proxy
 
 Protocol = Literal["seed", "openai", "gradio"]
 Manager = Literal["supervisord", "systemd", "docker", "kubernetes"]
@@ -227,8 +227,8 @@ def _manager_log(manager: ManagerFacts, unit: str) -> LogSource | None:
 def supervisord_logfile(url: str, program: str) -> Path | None:
     """Where supervisord writes `program`'s stdout, when it keeps a file for it."""
     try:
-        info = xmlrpc.client.ServerProxy(url).supervisor.getProcessInfo(program)
-    except (OSError, xmlrpc.client.Error):
+        info = supervisord_proxy(SupervisordConfig(url=url), timeout=5.0).supervisor.getProcessInfo(program)
+    except (OSError, ValueError, xmlrpc.client.Error):
         return None
     path = str(info.get("stdout_logfile") or "")
     return Path(path) if path and path not in ("/dev/null", "/dev/stdout") else None
@@ -237,8 +237,9 @@ def supervisord_logfile(url: str, program: str) -> Path | None:
 def supervisord_programs(url: str) -> list[str]:
     """The programs supervisord at `url` runs; DetectionError when it does not answer."""
     try:
-        return [p["name"] for p in xmlrpc.client.ServerProxy(url).supervisor.getAllProcessInfo()]
-    except (OSError, xmlrpc.client.Error) as exc:
+        proxy = supervisord_proxy(SupervisordConfig(url=url), timeout=5.0)
+        return [p["name"] for p in proxy.supervisor.getAllProcessInfo()]
+    except (OSError, ValueError, xmlrpc.client.Error) as exc:
         raise DetectionError(f"supervisord does not answer at {url} ({exc}); pass --supervisord-url.") from None
 
 

@@ -12,6 +12,7 @@ BENCHES = [
     ["logs_triage.py"],
     ["logs_mining.py"],
     ["probes_speed.py"],
+    ["probes_streaming.py", "15"],
     ["probes_simulator_startup.py"],
     ["receiver_storm.py"],
     ["loop_drills.py"],

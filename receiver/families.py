@@ -84,9 +84,13 @@ def default_families() -> list[FamilyConfig]:
         ),
         FamilyConfig(
             name="inference_engine",
-            description="the engine answers but does not speak (silence, runaway audio, dead engine)",
-            alerts=[{"alertname": "~TtsEngineDead|TtsAudioSilent|TtsSynthesisSilent|TtsSynthesisRunaway"}],
-            causes=["audio_silent", "engine_dead", "orchestrator_crashed", "invalid_unicode"],
+            description="the engine answers but does not speak (silence, runaway audio, dead, hung or "
+                        "underrunning engine)",
+            alerts=[{"alertname": "~TtsEngineDead|TtsAudioSilent|TtsSynthesisSilent|TtsSynthesisRunaway"
+                                  "|TtsVllmEngineCoreDied|TtsVllmEngineHung|TtsVllmEngineHungProbes"
+                                  "|TtsStreamingRunaway|TtsStreamingUnderrun"}],
+            causes=["audio_silent", "engine_dead", "orchestrator_crashed", "invalid_unicode",
+                    "engine_core_fatal", "engine_core_died"],
             probes=["synthesis"],
             ladder=[Tier.MEDIUM, Tier.HEAVY],
         ),

@@ -44,11 +44,21 @@ def opens(url: str, within: float = 30.0) -> bool:
         time.sleep(0.5)
 
 
-def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path):
+def engine_scraped(prometheus: str) -> bool:
+    """The demo's Prometheus scrapes the engine's own /metrics and has its vLLM-Omni audio families."""
+    answer = httpx.get(prometheus + "/api/v1/query", timeout=10, params={
+        "query": 'count by (__name__) ({job="vllm-omni", __name__=~"vllm_omni:audio_rtf_count|vllm:kv_cache_usage_perc"})'
+    }).json()
+    return len(answer["data"]["result"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["seed", "vllm-omni"])
+def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path, mode):
     require_binary("prometheus")
     require_binary("prometheus-alertmanager", "alertmanager")
     workdir = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "tts_sentinel.cli", "demo", "--dir", str(workdir)],
+    flags = ["--vllm-omni"] if mode == "vllm-omni" else []
+    proc = subprocess.Popen([sys.executable, "-m", "tts_sentinel.cli", "demo", "--dir", str(workdir), *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 90
@@ -67,6 +77,15 @@ def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path):
         pages = "\n".join(line for line in output.splitlines() if "POST" not in line)
         for url in re.findall(r"http://127\.0\.0\.1:\d+\S*", pages):
             assert opens(url), url
+        if mode == "vllm-omni":  # the engine's API and its own /metrics, scraped for the dashboard's vLLM-Omni row
+            assert "POST http://127.0.0.1:" in output and "/v1/audio/speech" in output and "engine metrics" in output
+            prometheus = re.search(r"Prometheus\s+(http://127\.0\.0\.1:\d+)", output).group(1)
+            deadline = time.monotonic() + 60
+            while not engine_scraped(prometheus):
+                assert time.monotonic() < deadline, "the demo's Prometheus never scraped the engine"
+                time.sleep(1)
+        else:
+            assert "engine metrics" not in output and "/tts" in output
         # the one line that points another terminal at the demo's config works
         config = re.search(r"export TTS_SENTINEL_CONFIG=(\S+)", output).group(1)
         env = {**os.environ, "TTS_SENTINEL_CONFIG": config}

@@ -43,6 +43,22 @@ def test_the_seed_faults_fall_into_their_families():
     assert stray.name == "unclassified:SomethingNew" and stray.ladder == (Tier.MEDIUM, Tier.HEAVY)
 
 
+def test_the_vllm_omni_engine_faults_fall_into_the_inference_engine_family():
+    def family(name, **labels):
+        return classify({"alertname": name, "tier": "medium", **labels}, Tier.MEDIUM, None, FAMILIES)
+
+    for name, labels in (("TtsVllmEngineCoreDied", {"pattern": "engine_core_fatal"}), ("TtsVllmEngineHung", {}),
+                         ("TtsVllmEngineHungProbes", {}), ("TtsStreamingUnderrun", {}), ("TtsStreamingRunaway", {})):
+        decision = family(name, **labels)
+        assert (decision.name, decision.ladder) == ("inference_engine", (Tier.MEDIUM, Tier.HEAVY)), (name, decision)
+    # the fatal line is a cause: a symptom alert that its window explains joins the family
+    verdict = {"root_cause": {"pattern": "engine_core_fatal", "first": {"log": "inference", "line": "fatal"}}}
+    symptom = classify({"alertname": "TtsSynthesisUnavailable", "verify": "synthesis"}, Tier.MEDIUM, verdict, FAMILIES)
+    assert symptom.name == "inference_engine", symptom
+    # a name that merely starts alike is not one of them
+    assert family("TtsVllmEngineHungForever").name == "unclassified:TtsVllmEngineHungForever"
+
+
 def test_the_triage_root_cause_decides_the_family_of_a_symptom():
     verdict = {
         "root_cause": {"pattern": "cuda_oom", "first": {"log": "inference", "line": "[CUDA] Out of memory"}},

@@ -17,6 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default=".demo", help="where configs, logs and data go (default .demo, wiped)")
     parser.add_argument("--duration", type=float, default=0,
                         help="stop by itself after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--vllm-omni", action="store_true",
+                        help="the simulator plays vLLM-Omni: its speech API, /metrics (scraped as job vllm-omni, "
+                             "the dashboard's vLLM-Omni row), SSE and WebSocket streaming probed")
+
+
+def demo_stack(args: argparse.Namespace) -> Stack:
+    """The stack the demo runs: seed mode, or vLLM-Omni mode with `--vllm-omni`."""
+    return Stack(Path(args.dir), ports=pick_ports(), protocol="openai" if args.vllm_omni else "seed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if directory.exists():
         shutil.rmtree(directory)
-    stack = Stack(directory, ports=pick_ports())
+    stack = demo_stack(args)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -39,12 +47,16 @@ def run(args: argparse.Namespace) -> int:
     except StackError as exc:
         print(f"demo failed to start: {exc}")
         return 1
+    omni = stack.protocol == "openai"
+    speech_path = "/v1/audio/speech" if omni else "/tts"
+    more_faults = "hung_engine, underrun, engine_fatal, runaway, oom" if omni else "oom, silent, error500, crash"
+    engine_metrics = f"\n    engine metrics {stack.url('api', '/metrics')}   (vLLM-Omni's own)" if omni else ""
     try:
         print(
             f"""
   TTS service (simulator, supervisord programs tts-webui, tts-inference)
     web front      {stack.url('web', '/health')}
-    inference API  POST {stack.url('api', '/tts')}
+    inference API  POST {stack.url('api', speech_path)}{engine_metrics}
   exporter         {stack.url('exporter', '/metrics')}   probe: {stack.url('exporter', '/probe?module=health')}
   receiver         {stack.url('receiver', '/actions')}   (bearer token in {directory / 'receiver.token'})
   Prometheus       {prometheus_alerts_url(stack.url('prometheus'))}
@@ -54,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
   in another terminal, point every command at this demo first:
                    export TTS_SENTINEL_CONFIG={stack.config_path.resolve()}
-  inject a fault:  .venv/bin/tts-sentinel drill hang --dir {directory}    (also: oom, silent, error500, crash)
+  inject a fault:  .venv/bin/tts-sentinel drill hang --dir {directory}    (also: {more_faults})
   then:            .venv/bin/tts-sentinel actions; .venv/bin/tts-sentinel triage --since 10m
   stop:            Ctrl-C
 """,

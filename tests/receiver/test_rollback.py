@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 import yaml
 from support import free_port
@@ -72,6 +73,13 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         binary = shutil.which("supervisord") or str(Path(sys.executable).parent / "supervisord")
         self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._running, timeout=30, what="both simulator programs RUNNING")
+        wait_for(self._answers, timeout=30, what="the simulator's API answering")
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.api_url + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def _running(self) -> bool:
         try:
@@ -103,7 +111,7 @@ class SynthesisProbeServer(ServedInThread):
     def __init__(self, service: VersionedService) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.results: list[bool] = []
+        self.results: list[str] = []
         results = self.results
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,8 +120,9 @@ class SynthesisProbeServer(ServedInThread):
 
             def do_GET(self):
                 module = parse_qs(urlparse(self.path).query).get("module", [""])[0]
-                ok = service.synthesis().success if module in ("synthesis", "quality") else False
-                results.append(ok)
+                result = service.synthesis()
+                ok = result.success and module in ("synthesis", "quality")
+                results.append(result.detail)
                 answer(self, 200, f'tts_probe_success{{probe="{module}"}} {int(ok)}\n'.encode(), "text/plain")
 
         self.serve(ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
@@ -134,6 +143,7 @@ def exporter(service):
 
 
 def _config(service, exporter, **overrides):
+    overrides.setdefault("verification", {"timeout_seconds": 30, "interval_seconds": 0.5, "request_timeout_seconds": 15})
     return receiver_config(service, exporter, target=service.target(), tiers={"rollback": [
         {"action": "switch_version"}, {"action": "restart", "component": "all"},
         {"action": "wait", "seconds": 0.5}, {"action": "verify", "module": "synthesis"}]}, **overrides)
@@ -152,13 +162,14 @@ def test_a_validated_version_that_degrades_is_rolled_back_and_verified(service, 
 
     job = receiver.wait_job(receiver.post(payload(_degraded_alert())).json()["new_jobs"][0], timeout=60)
 
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", (exporter.results, json.dumps(job["steps"], indent=1))
     assert job["tier"] == "rollback"
     assert service.current.readlink() == service.versions / "v1"
     assert service.pid("tts-inference") != inference_pid
     assert job["steps"][0]["rollback"] == {"from": "v2", "to": "v1", "model_id": "sim/tts:v1",
                                            "weights_sha256": "1" * 64, "commit": "c1"}
-    assert job["verification"] == {**job["verification"], "module": "synthesis", "success": True}
+    verified = {s["verification"]["module"]: s["verification"]["success"] for s in job["steps"] if "verification" in s}
+    assert verified == {"synthesis": True, "quality": True}, "the tier's L2 check and the alert's own probe"
     assert service.synthesis().success, "the previous version speaks again"
     doc = json.loads(service.history.path.read_text())
     assert doc["switches"][-1]["version"] == "v1" and doc["switches"][-1]["reason"] == "rollback from v2"

@@ -43,6 +43,7 @@ class VersionedStack(Stack):
         config = super().sentinel_config()
         request = config["exporter"]["probes"]["synthesis"]["request"]
         config["exporter"]["probes"]["quality"] = {"enabled": True, "interval_seconds": 2.0, "request": request}
+        config["exporter"]["probes"]["semantic"]["request"] = request  # `baseline` records its templates too
         config["exporter"]["probes"]["model_id"] = "sim/tts:v1"
         target = config["receiver"]["targets"][0]
         target.update(cache_dir=None, weights_dir=None, service_config=None, git_dir=None, versions={

@@ -6,6 +6,8 @@ them) or when the target's version layout is unsafe. The symlink switch never fo
 `versions_dir` is walked component by component without following symlinks, the chosen version
 must be a real directory inside it owned by root or the receiver's user, and the new `current`
 link is created beside the old one and renamed over it (atomic: the service sees one or the other).
+A Kubernetes target keeps its revisions itself: the switch is `rollout undo` of the inference
+Deployment (actuators/kubernetes_undo.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from tts_sentinel.receiver.actuators import ActuatorError
+from tts_sentinel.receiver.actuators.kubernetes_undo import DeploymentHistory
 from tts_sentinel.receiver.config import TargetConfig
 from tts_sentinel.receiver.heavy import (
     PreflightRefusal,
@@ -49,10 +53,12 @@ def current_version(target: TargetConfig) -> str | None:
 def rollback_preflight(target: TargetConfig) -> dict[str, Any]:
     """What the rollback will switch from and to; PreflightRefusal when it must not run."""
     cfg = target.versions
+    if target.actuator == "kubernetes":
+        return _kubernetes_plan(target)
     if target.actuator not in SYMLINK_ACTUATORS:
         raise PreflightRefusal(
             f"rollback through the {target.actuator} actuator is not supported yet; roll back by hand "
-            f"(docker: retag the previous image; kubernetes: kubectl rollout undo)")
+            "(retag the previous image and recreate the container)")
     if cfg.versions_dir is None or cfg.current_link is None:
         raise PreflightRefusal(
             f"target {target.name} has no versions section (versions_dir, current_link): nothing to roll back to")
@@ -82,6 +88,11 @@ def rollback_preflight(target: TargetConfig) -> dict[str, Any]:
 def switch_version(target: TargetConfig, plan: dict[str, Any]) -> str:
     """Point `current_link` at versions_dir/plan['to'] and record the switch; returns what it did."""
     cfg = target.versions
+    if plan.get("kind") == "kubernetes":
+        try:
+            return DeploymentHistory(target.kubernetes, plan["deployment"]).undo()
+        except ActuatorError as exc:
+            raise PreflightRefusal(str(exc)) from None
     assert cfg.versions_dir is not None and cfg.current_link is not None  # checked by rollback_preflight
     version = _version_dir(cfg.versions_dir, plan["to"])
     link = Path(os.path.abspath(cfg.current_link))
@@ -105,12 +116,26 @@ def switch_version(target: TargetConfig, plan: dict[str, Any]) -> str:
     finally:
         os.close(parent)
     history = VersionHistory(cfg)
-    history.record_switch(
-        VersionRecord(version=plan["to"], model_id=plan.get("model_id", ""),
-                      weights_sha256=plan.get("weights_sha256", ""), commit=plan.get("commit", ""),
-                      validated=True, reason=f"rollback from {plan.get('from')}"),
-        rolled_back_from=plan.get("from"))
+    try:
+        history.record_switch(
+            VersionRecord(version=plan["to"], model_id=plan.get("model_id", ""),
+                          weights_sha256=plan.get("weights_sha256", ""), commit=plan.get("commit", ""),
+                          validated=True, reason=f"rollback from {plan.get('from')}"),
+            rolled_back_from=plan.get("from"))
+    except VersionError as exc:
+        raise PreflightRefusal(f"switched {link} to {version} but could not record it: {exc}") from None
     return f"{link} -> {version} (was {plan.get('from') or 'unknown'}); switch recorded in {history.path}"
+
+
+def _kubernetes_plan(target: TargetConfig) -> dict[str, Any]:
+    """Kubernetes keeps the revisions itself: the inference Deployment's previous ReplicaSet."""
+    _weights_intact(target)
+    deployment = target.kubernetes.inference_deployment
+    try:
+        current, previous, _rs, _d = DeploymentHistory(target.kubernetes, deployment).previous()
+    except ActuatorError as exc:
+        raise PreflightRefusal(f"no known-good previous version: {exc}") from None
+    return {"kind": "kubernetes", "deployment": deployment, "from": current, "to": previous}
 
 
 def _version_dir(versions_dir: Path, name: str) -> Path:

@@ -13,6 +13,9 @@ class SwitchVersionStep(NoComponent):
     def describe(self, step: Step, ctx: StepContext) -> str:
         """`switch /opt/tts/current to the previous known-good version in /opt/tts/versions`."""
         cfg = ctx.target.versions
+        if ctx.target.actuator == "kubernetes":
+            k8s = ctx.target.kubernetes
+            return f"rollout undo {k8s.namespace}/{k8s.inference_deployment} to its previous revision"
         return f"switch {cfg.current_link} to the previous known-good version in {cfg.versions_dir}"
 
     def run(self, step: Step, ctx: StepContext) -> StepOutcome:

@@ -71,6 +71,8 @@ def write_config(tmp: Path, current_url: str) -> Path:
                       "targets": [{"lang": "zh", "speaker": "Vivian"}, {"lang": "en", "speaker": "Ryan"}]},
         "semantic": {"enabled": True, "request": request, "report_path": str(tmp / "semantic.log")},
         "quality": {"enabled": True, "request": request},
+        "modules": {"stream": {"prober": "streaming", "enabled": True, "request": request,
+                               "transports": ["sse", "websocket"]}},
     }
     receiver = {"targets": [{"name": "tts", "match": {"service": "tts"}, "versions": {
         "versions_dir": str(tmp / "versions"), "current_link": str(tmp / "current"),
@@ -124,7 +126,7 @@ def test_a_good_candidate_passes_and_the_switch_is_recorded(versions, config):
 
     assert code == 0 and report["passed"] is True and report["failed_checks"] == []
     assert {c["check"] for c in report["checks"]} == {
-        "health", "synthesis[zh/Vivian]", "synthesis[en/Ryan]", "semantic", "quality"}
+        "health", "synthesis[zh/Vivian]", "synthesis[en/Ryan]", "semantic", "quality", "stream"}
     history = VersionHistory(VersionsConfig(history_file=tmp / "versions.json"))
     [switch] = history.switches()
     assert (switch.version, switch.model_id, switch.weights_sha256, switch.commit, switch.validated) == (

@@ -180,6 +180,12 @@ class TargetConfig(BaseModel):
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
         return valid_matchers(value)
 
+    @model_validator(mode="after")
+    def _own_history(self) -> TargetConfig:
+        # Targets never share a version history (a canary or a rollback of one is not the other's).
+        self.versions = self.versions.for_target(self.name)
+        return self
+
 
 class PolicyRule(BaseModel):
     """Overrides the alert's own tier for alerts whose labels match."""

@@ -34,7 +34,14 @@ class VersionsConfig(BaseModel):
 
     versions_dir: Path | None = Field(default=None, description="one folder per version, e.g. /opt/qwen3-tts/versions")
     current_link: Path | None = Field(default=None, description="symlink the service runs from: current -> versions/X")
-    history_file: Path = Path("/var/lib/tts-sentinel/versions.json")
+    # Default (set by the target): /var/lib/tts-sentinel/versions-TARGET.json, one file per target.
+    history_file: Path | None = None
+
+    def for_target(self, name: str) -> VersionsConfig:
+        """This section with the target's own default history file filled in."""
+        if self.history_file is not None:
+            return self
+        return self.model_copy(update={"history_file": Path(f"/var/lib/tts-sentinel/versions-{name}.json")})
 
 
 @dataclass
@@ -54,6 +61,8 @@ class VersionHistory:
     """Reads and appends to one target's history file."""
 
     def __init__(self, config: VersionsConfig) -> None:
+        if config.history_file is None:
+            raise VersionError("no history_file: build the history from a target's versions section")
         self.config = config
         self.path = config.history_file
 

@@ -88,7 +88,7 @@ class ValidationReport:
     def lines(self) -> list[str]:
         """The report for people: one line per check with its figures, then the verdict."""
         out = [f"candidate {self.candidate_url}: model {_identity(self.candidate_model)}",
-               f"current: model {_identity(self.current_model)}"]
+               f"current: model {_identity(self.current_model)}", "figures: current -> candidate"]
         for c in self.checks:
             state = "PASS" if c.passed else "FAIL [" + ",".join(c.candidate.reasons) + "]"
             now = "" if c.current is None else ("  current: ok" if c.current.success

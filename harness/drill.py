@@ -32,7 +32,7 @@ from tts_sentinel.receiver.verification import probe_succeeded
 __all__ = ["DrillResult", "StackEndpoints", "actions", "firing_alerts", "inject", "journal", "run_drill",
            "wait_until"]
 
-ACTING_TIERS = {"light", "medium", "heavy", "derate"}
+ACTING_TIERS = {"light", "medium", "heavy", "derate", "rollback"}
 # Which alert each simulator fault is expected to raise first.
 EXPECTED_ALERT = {
     "hang": "TtsHealthProbeFailing",

@@ -25,6 +25,7 @@ from tts_sentinel.receiver.families import IncidentsConfig
 from tts_sentinel.receiver.incident_page import IncidentPageConfig
 from tts_sentinel.receiver.matchers import valid_matchers, valid_regex
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.receiver.versions import VersionsConfig
 
 Component = Literal["web", "inference"]
 
@@ -99,11 +100,19 @@ class TargetConfig(BaseModel):
     weights_manifest: Path | None = None
     service_config: Path | None = Path("/opt/qwen3-tts/config.yaml")
     git_dir: Path | None = Path("/opt/qwen3-tts")
+    # The rollback tier: where versions live and the history of switches.
+    versions: VersionsConfig = VersionsConfig()
 
     @field_validator("match")
     @classmethod
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
         return valid_matchers(value)
+
+    @model_validator(mode="after")
+    def _own_history(self) -> TargetConfig:
+        # Targets never share a version history (a canary or a rollback of one is not the other's).
+        self.versions = self.versions.for_target(self.name)
+        return self
 
 
 class PolicyRule(BaseModel):
@@ -131,6 +140,7 @@ StepAction = Literal[
     "verify",
     "clear_cache",
     "derate",
+    "switch_version",
 ]
 
 
@@ -165,6 +175,12 @@ def _default_tiers() -> dict[Tier, list[Step]]:
             Step(action="verify", module="synthesis"),
         ],
         Tier.DERATE: [Step(action="derate")],
+        Tier.ROLLBACK: [
+            Step(action="switch_version"),
+            Step(action="restart", component="all"),
+            Step(action="wait", seconds=10.0),
+            Step(action="verify", module="synthesis"),
+        ],
         Tier.NONE: [],
     }
 
@@ -197,7 +213,7 @@ class GuardsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cooldown_seconds: dict[str, float] = Field(
-        default_factory=lambda: {"light": 60.0, "medium": 300.0, "heavy": 1800.0, "derate": 300.0}
+        default_factory=lambda: {"light": 60.0, "medium": 300.0, "heavy": 1800.0, "derate": 300.0, "rollback": 3600.0}
     )
     budget_actions: int = Field(default=6, ge=1, description="at most N actions per target per window")
     budget_window_seconds: float = Field(default=3600.0, gt=0)

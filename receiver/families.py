@@ -52,8 +52,8 @@ class FamilyConfig(BaseModel):
 
     def serves(self, tier: Tier) -> bool:
         """Whether the ladder can answer an alert of this tier (derating and restarting are apart)."""
-        if tier is Tier.DERATE:
-            return Tier.DERATE in self.ladder
+        if tier in (Tier.DERATE, Tier.ROLLBACK):
+            return tier in self.ladder
         return any(rung in RESTART_LADDER for rung in self.ladder)
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -113,6 +113,13 @@ def default_families() -> list[FamilyConfig]:
             description="the GPU runs hot: lower its power limit",
             alerts=[{"alertname": "~TtsGpuTemperatureRising|TtsGpuOverheating"}, {"tier": "derate"}],
             ladder=[Tier.DERATE],
+        ),
+        FamilyConfig(
+            name="model_version",
+            description="speech quality degraded for a day with intact weights: back to the previous version",
+            alerts=[{"alertname": "TtsQualityDegraded"}, {"tier": "rollback"}],
+            probes=["quality", "synthesis"],
+            ladder=[Tier.ROLLBACK],
         ),
     ]
 

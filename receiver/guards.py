@@ -11,6 +11,7 @@ from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.records import Job
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.receiver.versions import VersionError, VersionHistory
 
 
 class Refusal(Exception):
@@ -41,10 +42,22 @@ class JobGuards:
                 "a new firing after hours runs)",
                 page="TtsRemediationRefused",
             )
+        if tier in (Tier.HEAVY, Tier.ROLLBACK):
+            self._canary(target)
         if dry or tier is Tier.NONE:
             return
         self._cooldown(job, target)
         self._budget(target)
+
+    def _canary(self, target: TargetConfig) -> None:
+        """While a candidate is validated the current version is read-only: no heavy, no rollback."""
+        try:
+            why = VersionHistory(target.versions).protection()
+        except VersionError as exc:
+            why = f"version history unreadable ({exc})"
+        if why:
+            raise Refusal("protected_canary", f"{target.name} is {why}; try again after the validation",
+                          page="TtsRemediationRefused")
 
     def _cooldown(self, job: Job, target: TargetConfig) -> None:
         now = time.time()

@@ -19,6 +19,7 @@ from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
 from tts_sentinel.receiver.plan import build_plan, components_of, is_module_name
 from tts_sentinel.receiver.records import Incident, Job
+from tts_sentinel.receiver.rollback import rollback_preflight
 from tts_sentinel.receiver.rootcause import triage_verdict, window_verdict
 from tts_sentinel.receiver.steps import StepContext, StepFailed, step_action
 from tts_sentinel.receiver.tiers import Tier
@@ -107,6 +108,8 @@ class JobRunner:
         try:
             self.guards.check(job, target, dry)
             record = preflight(target) if tier is Tier.HEAVY and not dry else {}
+            if tier is Tier.ROLLBACK and not dry:
+                rollback_preflight(target)  # no known-good version, changed weights: refused and paged
         except Refusal as refusal:
             return self._refuse(job, incident, refusal)
         except PreflightRefusal as exc:

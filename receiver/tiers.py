@@ -13,6 +13,7 @@ class Tier(StrEnum):
     LIGHT = "light"
     MEDIUM = "medium"
     HEAVY = "heavy"
+    ROLLBACK = "rollback"
 
     @property
     def rank(self) -> int:
@@ -26,6 +27,6 @@ class Tier(StrEnum):
         return RESTART_LADDER[RESTART_LADDER.index(self) + 1]
 
 
-_RANK = {Tier.NONE: 0, Tier.DERATE: 1, Tier.LIGHT: 2, Tier.MEDIUM: 3, Tier.HEAVY: 4}
-# derate and none stand apart: they never escalate.
+_RANK = {Tier.NONE: 0, Tier.DERATE: 1, Tier.LIGHT: 2, Tier.MEDIUM: 3, Tier.HEAVY: 4, Tier.ROLLBACK: 5}
+# derate, rollback and none stand apart: they never escalate.
 RESTART_LADDER: tuple[Tier, ...] = (Tier.LIGHT, Tier.MEDIUM, Tier.HEAVY)

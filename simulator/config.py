@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tts_sentinel.simulator.faults import INFERENCE, FaultError, check_fault
 
 # The nine speakers of Qwen3-TTS-12Hz-1.7B-CustomVoice (public model card).
 QWEN3_SPEAKERS = ["Vivian", "Serena", "Uncle_Fu", "Dylan", "Eric", "Ryan", "Aiden", "Ono_Anna", "Sohee"]
@@ -27,6 +29,12 @@ class SimulatorConfig(BaseModel):
     # With protocol openai: when set, /v1/* requires `Authorization: Bearer <api_key>`.
     api_key: str | None = None
     model_name: str = "Qwen3-TTS-12Hz-1.7B-CustomVoice"
+    # -- model versions: a second instance plays a candidate (or a bad release) ---------------
+    # sha256 of the weights this instance claims to serve, shown in GET /v1/models next to the id.
+    weights_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # The defect this model version carries: an inference fault that is on from the start and
+    # comes back after every restart (it is in the weights, not in the process), e.g. monotone.
+    version_fault: str | None = None
     speakers: list[str] = Field(default_factory=lambda: list(QWEN3_SPEAKERS))
     sample_rate: int = Field(default=24000, ge=8000, le=192000)
     # Longer inputs get a 400, as a real service limits its input (and memory).
@@ -54,3 +62,13 @@ class SimulatorConfig(BaseModel):
     stream_chunk_seconds: float = Field(default=0.2, gt=0)
     stream_rtf: float = Field(default=0.1, ge=0)
     underrun_rtf: float = Field(default=1.6, gt=0)
+
+    @field_validator("version_fault")
+    @classmethod
+    def _inference_fault(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_fault(value, INFERENCE)
+            except FaultError as exc:
+                raise ValueError(str(exc)) from None
+        return value

@@ -60,6 +60,8 @@ class InferenceService(Component):
         self._stop = threading.Event()
         self.metrics = EngineMetrics(config)
         self.streaming = StreamingSpeech(self)
+        if config.version_fault:
+            self.fault.set(config.version_fault)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -140,7 +142,11 @@ class InferenceService(Component):
             if path == "/v1/audio/voices" and method == "GET":
                 raise Reply(200, {"voices": self.config.speakers})
             if path == "/v1/models" and method == "GET":
-                model = {"id": self.config.model_name, "object": "model"}
+                model: dict[str, object] = {"id": self.config.model_name, "object": "model",
+                                            "owned_by": "vllm", "root": self.config.model_name}
+                if self.config.weights_sha256:
+                    # Not a vLLM field: the simulator's stand-in for the operator's weights manifest.
+                    model["weights_sha256"] = self.config.weights_sha256
                 raise Reply(200, {"object": "list", "data": [model]})
             if path == "/v1/audio/speech" and method == "POST":
                 return self._speech_openai(handler.json_body())

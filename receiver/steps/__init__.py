@@ -7,6 +7,7 @@ from tts_sentinel.receiver.steps.cache import ClearCacheStep
 from tts_sentinel.receiver.steps.checks import VerifyStep, WaitStep
 from tts_sentinel.receiver.steps.gpu import DerateStep, ReleaseGpuStep
 from tts_sentinel.receiver.steps.process import ReloadStep, RestartStep, SignalStep, StartStep, StopStep
+from tts_sentinel.receiver.steps.version import SwitchVersionStep
 
 STEP_ACTIONS: dict[str, Action] = {
     "reload": ReloadStep(),
@@ -19,6 +20,7 @@ STEP_ACTIONS: dict[str, Action] = {
     "verify": VerifyStep(),
     "clear_cache": ClearCacheStep(),
     "derate": DerateStep(),
+    "switch_version": SwitchVersionStep(),
 }
 
 

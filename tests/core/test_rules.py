@@ -13,7 +13,7 @@ from support import require_binary
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
 
 RULES = Path(__file__).parents[2] / "rules"
-TIERS = {"light", "medium", "heavy", "derate", "none"}
+TIERS = {"light", "medium", "heavy", "derate", "rollback", "none"}
 SEVERITIES = {"critical", "warning", "info"}
 
 

@@ -144,7 +144,7 @@ def test_alertmanager_must_route_every_tier_to_this_receiver_with_the_token(tmp_
 
     _ours(config)[1]["matchers"] = ['tier=~"light|medium"']
     check = check_alertmanager(alertmanager(config), receiver, _client())
-    assert check.failed and "tier heavy, derate, none reaches no webhook" in check.why
+    assert check.failed and "tier heavy, derate, rollback, none reaches no webhook" in check.why
 
     config = shipped_alertmanager()
     _ours(config)[0]["url"] = "http://127.0.0.1:9999/alerts"

@@ -41,3 +41,14 @@ def test_mistakes_name_key_and_line(yaml_text, line, words):
     with pytest.raises(ConfigError) as err:
         parse_config(yaml_text, "f.yml")
     assert f"f.yml:{line}:" in str(err.value) and words in str(err.value)
+
+
+def test_each_target_has_its_own_version_history():
+    from tts_sentinel.receiver.config import ReceiverConfig
+
+    cfg = ReceiverConfig.model_validate({"targets": [
+        {"name": "a", "match": {"service": "a"}},
+        {"name": "b", "match": {"service": "b"}, "versions": {"history_file": "/srv/b/versions.json"}},
+    ]})
+    paths = [str(t.versions.history_file) for t in cfg.targets]
+    assert paths == ["/var/lib/tts-sentinel/versions-a.json", "/srv/b/versions.json"]

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("tts_sentinel.commands.probe", "run one probe module once and print the verdict"),
     "baseline": ("tts_sentinel.commands.baseline", "record L3 templates and reference audio from a healthy service"),
     "mine": ("tts_sentinel.commands.mine", "mine log templates to find new anomaly patterns"),
+    "validate": ("tts_sentinel.commands.validate", "run the full probe battery against a candidate model version"),
     "simulate": ("tts_sentinel.commands.simulate", "run the stand-in TTS service with fault injection"),
     "demo": ("tts_sentinel.commands.demo", "run the whole stack on loopback"),
     "drill": ("tts_sentinel.commands.drill", "inject a fault into a running demo and follow its incident"),

@@ -23,7 +23,7 @@ from tts_sentinel.loghistory.triage import parse_duration
 from tts_sentinel.loghistory.triage.clock import LineClock
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
 
-TIERS = ("none", "light", "medium", "heavy", "derate")
+TIERS = ("none", "light", "medium", "heavy", "derate", "rollback")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -196,7 +196,7 @@ def check_alertmanager(url: str, receiver: ReceiverConfig, client: httpx.Client)
     hooks = {r["name"]: r.get("webhook_configs") or [] for r in config.get("receivers") or []}
     service = next((t.match.get("service") for t in receiver.targets if "service" in t.match), "") or ""
     unrouted, problems, names = [], set(), set()
-    for tier in (*RESTART_LADDER, Tier.DERATE, Tier.NONE):
+    for tier in (*RESTART_LADDER, Tier.DERATE, Tier.ROLLBACK, Tier.NONE):
         labels = {"alertname": "TtsDoctorCheck", "tier": tier, "severity": "critical", "service": service}
         try:
             chosen = route_receivers(config["route"], labels)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from support import require_binary
 
+from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
 
 RULES = Path(__file__).parents[2] / "rules"
@@ -187,3 +188,17 @@ def test_verify_label_names_a_built_in_probe_module():
     assert verified["TtsHealthProbeFailing"] == "health"
     assert verified["TtsSynthesisUnavailable"] == "synthesis"
     assert set(verified.values()) <= modules
+
+
+def test_every_acting_tier_is_in_each_tier_regex_of_the_rules_and_the_fleet_count():
+    """A tier the receiver acts on but a `tier=~"…"` selector leaves out is an incident the paging
+    bound (TtsNotHealed), the receiver-down page or the fleet count never see."""
+    acting = {t.value for t in Tier if t is not Tier.NONE}
+    assert acting <= TIERS
+    sources = [*(RULES.glob("*.rules.yml")), RULES / "alertmanager.yml", RULES.parent / "harness" / "fleet.py"]
+    found = 0
+    for path in sources:
+        for regex in re.findall(r'tier=~\\?"([a-z|]+)\\?"', path.read_text()):
+            found += 1
+            assert acting <= set(regex.split("|")), f"{path.name}: tier=~\"{regex}\" misses {acting - set(regex.split('|'))}"
+    assert found >= 4, "the tier selectors were found"

@@ -20,6 +20,7 @@ from tts_sentinel.receiver.evidence_client import fetch_evidence
 from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
 from tts_sentinel.receiver.ratelimit import AlertsRateLimit
+from tts_sentinel.receiver.rejections import RejectionLog
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.shipped import shipped_dir
@@ -182,6 +183,10 @@ def create_app(service: ReceiverService) -> FastAPI:
     async def invalid_payload(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors()[:20]:
+            if err.get("type") == "json_invalid":  # loc is then the character where parsing stopped
+                where, why = err.get("loc", ("body", "?"))[-1], err.get("ctx", {}).get("error", "decode error")
+                problems.append(f"body is not JSON ({why} at character {where})")
+                continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
         return JSONResponse(
@@ -311,4 +316,5 @@ def create_app(service: ReceiverService) -> FastAPI:
     app.add_middleware(BodyLimit, service=service)
     app.add_middleware(AlertsRateLimit, config=service.config.rate_limit, answers=service.metrics.webhook_requests)
     app.add_middleware(BearerAuth, service=service)  # before the body is read
+    app.add_middleware(RejectionLog)  # outermost: sees every refusal, the token's included
     return app

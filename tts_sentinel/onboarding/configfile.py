@@ -157,7 +157,7 @@ def render_config(plan: InitPlan, now: datetime | None = None) -> str:
                 "  gpu:", gpu, *_log_lines(plan), *_probe_lines(plan)]
     exporter_url = plan.exporter_url or f"http://127.0.0.1:{plan.exporter_port}"
     receiver = ["", "receiver:", f"  listen_host: {plan.listen_host}", f"  listen_port: {plan.receiver_port}",
-                f"  token_file: {j(str(plan.token_file))}   # Alertmanager's credentials_file names the same file",
+                f"  token_file: {j(str(plan.token_file))}   # mode 0600; Alertmanager reads it or its own 0600 copy",
                 f"  journal_path: {j(str(plan.state_dir / 'journal.sqlite3'))}",
                 f"  exporter_url: {j(exporter_url)}   # actions are verified through its /probe",
                 f"  alertmanager_url: {j(plan.alertmanager_url)}   # refusals and exhausted budgets are paged there",

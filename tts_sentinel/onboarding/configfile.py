@@ -103,11 +103,14 @@ def _probe_lines(plan: InitPlan) -> list[str]:
                 "      targets:",
                 f"        - {{lang: {j(lang)}, speaker: {j(speaker)}}}   # the seed's text: {SEED_TEXT}",
                 f"        - {{lang: {j(en)}, speaker: {j(speaker)}, text: \"Hello, world. This is a health check.\"}}"]
+    # `baseline` records with these requests: the same speech API as L2, not the seed's default URL.
+    same_api = [] if svc.speech_url is None else [f"      request: {j(request)}", f"      lang: {j(lang)}",
+                                                   f"      speaker: {j(speaker)}"]
     out += ["    semantic:                     # L3: record templates with `tts-sentinel baseline`, then enable",
-            "      enabled: false",
+            "      enabled: false", *same_api,
             f"      report_path: {j(str(plan.state_dir / 'semantic_report.log'))}",
             "    quality:                      # seed §5.3; needs the baseline too",
-            "      enabled: false",
+            "      enabled: false", *same_api,
             f"    baseline_dir: {j(str(plan.state_dir / 'baseline'))}"]
     return out
 

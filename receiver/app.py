@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -191,7 +192,8 @@ def create_app(service: ReceiverService) -> FastAPI:
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
         return JSONResponse(
             status_code=422,
-            content={"error": "not an Alertmanager webhook payload (version 4)", "problems": problems},
+            content={"error": "not an Alertmanager webhook payload (version 4)" if request.url.path == "/alerts"
+                     else "invalid request parameters", "problems": problems},
         )
 
     @app.post(
@@ -260,7 +262,7 @@ def create_app(service: ReceiverService) -> FastAPI:
 
     @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
              responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
-    def incident_page(incident_id: int) -> HTMLResponse:
+    def incident_page(incident_id: int = PathParam(ge=0, le=2**63 - 1)) -> HTMLResponse:  # SQLite's INTEGER
         """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence."""
         incident = service.journal.incident(incident_id)
         if incident is None:

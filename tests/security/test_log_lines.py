@@ -16,11 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from support import free_port
 
 from tests.security.conftest import AUTH, CLI, TOKEN, alert, command_target, payload, receiver_section, wait_for
 from tts_sentinel import __version__
+from tts_sentinel.config import ConfigError, parse_config
 from tts_sentinel.receiver.rejections import RejectionThrottle
 
 SLOW_BUCKET = {"requests_per_second": 0.001, "burst": 4}  # four posts with the token, then 429
@@ -210,3 +212,11 @@ def test_a_client_refused_again_and_again_is_counted_past_the_burst():
     now[0] = 12.0
     logged, held, length = throttle.admit(("10.0.0.1", 401))
     assert logged and held == 2 and length == 12.0
+
+
+def test_the_logging_section_is_checked_like_the_rest_of_the_config():
+    with pytest.raises(ConfigError, match=r"<config>:3: logging\.format"):
+        parse_config("logging:\n  level: debug\n  format: xml\n")
+    with pytest.raises(ConfigError, match=r"<config>:2: logging\.level: .*unknown log level 'LOUD'"):
+        parse_config("logging:\n  level: LOUD\n")
+    assert parse_config("logging: {format: json, level: debug}\n").logging.level == "DEBUG"

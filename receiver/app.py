@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi import Path as FastApiPath
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,12 +21,11 @@ from tts_sentinel.receiver.evidence_client import fetch_evidence
 from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
 from tts_sentinel.receiver.ratelimit import AlertsRateLimit
+from tts_sentinel.receiver.rejections import RejectionLog
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.shipped import shipped_dir
 from tts_sentinel.userinfo import strip_userinfo
-
-SQLITE_INT_MAX = 2**63 - 1  # a larger id cannot be a row id: 422, not an OverflowError
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +184,16 @@ def create_app(service: ReceiverService) -> FastAPI:
     async def invalid_payload(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors()[:20]:
+            if err.get("type") == "json_invalid":  # loc is then the character where parsing stopped
+                where, why = err.get("loc", ("body", "?"))[-1], err.get("ctx", {}).get("error", "decode error")
+                problems.append(f"body is not JSON ({why} at character {where})")
+                continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
         return JSONResponse(
             status_code=422,
-            content={"error": "not an Alertmanager webhook payload (version 4)", "problems": problems},
+            content={"error": "not an Alertmanager webhook payload (version 4)" if request.url.path == "/alerts"
+                     else "invalid request parameters", "problems": problems},
         )
 
     @app.post(
@@ -258,7 +262,7 @@ def create_app(service: ReceiverService) -> FastAPI:
 
     @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
              responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
-    def incident_page(incident_id: int = FastApiPath(ge=1, le=SQLITE_INT_MAX)) -> HTMLResponse:
+    def incident_page(incident_id: int = PathParam(ge=0, le=2**63 - 1)) -> HTMLResponse:  # SQLite's INTEGER
         """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence."""
         incident = service.journal.incident(incident_id)
         if incident is None:
@@ -314,4 +318,5 @@ def create_app(service: ReceiverService) -> FastAPI:
     app.add_middleware(BodyLimit, service=service)
     app.add_middleware(AlertsRateLimit, config=service.config.rate_limit, answers=service.metrics.webhook_requests)
     app.add_middleware(BearerAuth, service=service)  # before the body is read
+    app.add_middleware(RejectionLog)  # outermost: sees every refusal, the token's included
     return app

@@ -9,8 +9,8 @@ from tts_sentinel.secrets import read_secret
 __all__ = ["read_secret", "read_token"]
 
 
-def read_token(path: Path | None) -> str | None:
+def read_token(path: Path | None, check_owner: bool = True) -> str | None:
     """The receiver's bearer token in `path` (None when no file is configured); ValueError when unusable."""
     if path is None:
         return None
-    return read_secret(path, "token", min_length=16)
+    return read_secret(path, "token", min_length=16, check_owner=check_owner)

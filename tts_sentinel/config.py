@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tts_sentinel.exporter.config import ExporterConfig
+from tts_sentinel.logsetup import LoggingConfig
 from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.simulator.config import SimulatorConfig
 
@@ -31,6 +32,7 @@ class SentinelConfig(BaseModel):
     exporter: ExporterConfig = ExporterConfig()
     receiver: ReceiverConfig = ReceiverConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 class ConfigError(Exception):
@@ -73,7 +75,9 @@ def parse_config(text: str, source: str = "<config>") -> SentinelConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the config must be a mapping of sections (exporter, receiver, simulator).")
+        raise ConfigError(
+            f"{source}:1: the config must be a mapping of sections (exporter, receiver, simulator, logging)."
+        )
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _line_index(node, (), lines)
@@ -102,6 +106,12 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     if from_env:
         return Path(from_env)
     return next((p for p in SEARCH_PATH if p.is_file()), None)
+
+
+def config_source(explicit: str | os.PathLike[str] | None = None) -> str:
+    """The config file a command uses, as an absolute path for a log line, or "built-in defaults"."""
+    found = find_config(explicit)
+    return os.path.abspath(found) if found is not None else "built-in defaults"
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> SentinelConfig:

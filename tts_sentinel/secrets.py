@@ -12,12 +12,13 @@ import stat
 from pathlib import Path
 
 
-def read_secret(path: Path, what: str, min_length: int = 1) -> str:
+def read_secret(path: Path, what: str, min_length: int = 1, check_owner: bool = True) -> str:
     """The secret in `path` (whitespace stripped); raises ValueError with a sentence when unusable.
 
     A secret that group or others can read (or write) is already shared with every local user,
     so it is refused with the `chmod` that fixes it. The mode is taken from the opened file, so
-    a symlink (e.g. a Kubernetes secret mount) counts by its target.
+    a symlink (e.g. a Kubernetes secret mount) counts by its target. `check_owner=False` is for
+    a checker run as root (`doctor`), reading the file the receiver's own user owns.
     """
     try:
         with path.open("rb") as f:
@@ -39,7 +40,7 @@ def read_secret(path: Path, what: str, min_length: int = 1) -> str:
             f"the {what} file {path} has mode {stat.S_IMODE(st.st_mode):04o}: group or others can read or change "
             f"it; run `chmod 600 {path}` and start again"
         )
-    if st.st_uid not in (0, os.geteuid()):
+    if check_owner and st.st_uid not in (0, os.geteuid()):
         raise ValueError(
             f"the {what} file {path} belongs to uid {st.st_uid}, not to root or this process's user "
             f"({os.geteuid()}); whoever owns it can change it: `chown {os.geteuid()} {path}`"

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from support import require_binary
 
+from tts_sentinel.harness.stack import parse_duration
 from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
 
@@ -202,3 +203,39 @@ def test_every_acting_tier_is_in_each_tier_regex_of_the_rules_and_the_fleet_coun
             found += 1
             assert acting <= set(regex.split("|")), f"{path.name}: tier=~\"{regex}\" misses {acting - set(regex.split('|'))}"
     assert found >= 4, "the tier selectors were found"
+def _for_phrases(seconds: int) -> list[str]:
+    """Ways an annotation could state a duration of `seconds`: `30s`, `5 minutes`, `24 h`..."""
+    units = [(3600, ("h", "hour")), (60, ("m", "min", "minute")), (1, ("s", "sec", "second"))]
+    return [rf"\bfor {seconds // size} ?{name}" for size, names in units if seconds % size == 0 for name in names]
+
+
+def _text(rule: dict) -> str:
+    return " ".join(v for k, v in rule["annotations"].items() if k != "runbook_url")
+
+
+def test_no_annotation_states_its_rules_for_duration():
+    """The drill and the demo scale every `for:` (harness.stack.scale_rule_durations): a text that says
+    "failed for 30s" would be false there, and false again when an operator edits the `for:`."""
+    checked = 0
+    for fname, rule in alerts():
+        if "for" not in rule:
+            continue
+        checked += 1
+        seconds = round(parse_duration(rule["for"]))
+        for phrase in _for_phrases(seconds):
+            assert not re.search(phrase, _text(rule)), f"{fname}: {rule['alert']} states its for: ({rule['for']})"
+    assert checked >= 20
+
+
+def test_counted_values_are_shown_as_whole_numbers():
+    """increase() extrapolates to the window's edges, so one OOM line reads 1.333: such a `$value`
+    goes through printf "%.0f", never shown raw or through humanize."""
+    rounded = re.compile(r'\$value \| printf \\?"%\.0f\\?"|printf \\?"%\.0f\\?" \$value')
+    counted = 0
+    for fname, rule in alerts():
+        if "increase" not in rule["expr"] or "$value" not in _text(rule):
+            continue
+        counted += 1
+        uses = len(re.findall(r"\$value", _text(rule)))
+        assert len(rounded.findall(_text(rule))) == uses, f"{fname}: {rule['alert']} shows an unrounded count"
+    assert counted >= 10

@@ -91,9 +91,13 @@ def test_init_then_check_config_then_doctor_all_green_then_doctor_names_what_bro
     assert [c["what"] for c in failed] == ["log file webui"]
     assert "no such file" in failed[0]["why"] and failed[0]["fix"]
 
+    (stack.log_dir / "webui.log").touch()  # the log is back: the next ✗ can only be about the receiver
     receiver = stack._procs["receiver"]  # stop the receiver only, as a crash would
     os.killpg(receiver.pid, signal.SIGTERM)
     receiver.wait(10)
     rc, table, _ = cli(*doctor)
+    print(table)
     assert rc == 1
     assert "✗ receiver" in table and "not running at" in table
+    failed_lines = [line for line in table.splitlines() if line.startswith("✗")]
+    assert all("receiver" in line for line in failed_lines), "only the stopped receiver (and its scrape) fail"

@@ -60,7 +60,7 @@ def test_bad_config_exits_2_with_file_line_and_key(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tts_sentinel.cli", "exporter", "--config", str(bad)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
-    assert f"{bad}:4: exporter.probes.health.interval_seconds" in r.stdout
+    assert f"{bad}:4: exporter.probes.health.interval_seconds" in r.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):
@@ -75,4 +75,4 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         r = subprocess.run([sys.executable, "-m", "tts_sentinel.cli", "exporter", "--config", str(cfg)],
                            capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
-    assert "cannot listen on" in r.stdout
+    assert "cannot listen on" in r.stderr

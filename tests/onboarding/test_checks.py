@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tts_sentinel.loghistory.config import LogCommandConfig, LogFileConfig
 from tts_sentinel.onboarding.checks_host import check_gpu, check_log_command, check_log_file, check_targets
 from tts_sentinel.onboarding.checks_stack import check_alertmanager, route_receivers
 from tts_sentinel.onboarding.report import Check, format_json, format_table
+from tts_sentinel.receiver.auth import read_token
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -176,3 +178,19 @@ def test_the_table_shows_every_check_with_a_fix_under_each_failure_and_json_says
     doc = json.loads(format_json(checks))
     assert doc["ok"] is False and doc["checks"][1] == {"status": "fail", "what": "log file webui",
                                                        "why": "no such file", "fix": "fix the path"}
+
+
+def test_doctor_as_root_reads_the_token_the_receivers_user_owns_but_never_a_shared_one(tmp_path):
+    """docs/watch-your-own-server.md: receiver.token belongs to tts-sentinel, mode 0600; doctor runs as root."""
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    token = tmp_path / "receiver.token"
+    token.write_text("u" * 32)
+    token.chmod(0o600)
+    os.chown(token, 65534, 65534)  # nobody: the receiver's user in this test
+    with pytest.raises(ValueError, match="belongs to uid 65534"):
+        read_token(token)  # the receiver itself, run as another user, refuses it
+    assert read_token(token, check_owner=False) == "u" * 32
+    token.chmod(0o640)
+    with pytest.raises(ValueError, match="chmod 600"):
+        read_token(token, check_owner=False)

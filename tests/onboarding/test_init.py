@@ -48,6 +48,19 @@ def test_vllm_omni_is_recognised_and_the_config_passes_check_config_and_probes(t
     assert len(token) == 64 and (tmp_path / "cfg" / "receiver.token").stat().st_mode & 0o777 == 0o600
 
 
+def test_baseline_records_from_the_vllm_omni_api_init_found(tmp_path, run_simulator):
+    """docs/watch-your-own-server.md step 8: `baseline` right after `init`, before enabling L3."""
+    sim = run_simulator(protocol="openai")
+    assert init(tmp_path, sim.api_url)[0] == 0
+    config_path = tmp_path / "cfg" / "tts-sentinel.yml"
+    probes = load_config(config_path).exporter.probes
+    for l3 in (probes.semantic, probes.quality):
+        assert l3.request == probes.synthesis.request and not l3.enabled
+    rc, out, err = cli("baseline", "--config", str(config_path))
+    assert rc == 0, err
+    assert "baseline recorded" in out and (tmp_path / "state" / "baseline").is_dir()
+
+
 def test_snippets_name_this_exporter_receiver_and_token(tmp_path, run_simulator):
     sim = run_simulator(protocol="openai")
     assert init(tmp_path, sim.api_url, "--exporter-port", "19464", "--receiver-port", "19465",

@@ -85,17 +85,19 @@ class ReceiverProcess:
     """`tts-sentinel receiver` in its own process; everything it prints lands in `log_path`."""
 
     def __init__(
-        self, tmp_path: Path, section: dict[str, Any], *args: str, token: bool = True, umask: int | None = None
+        self, tmp_path: Path, section: dict[str, Any], *args: str, token: bool = True, umask: int | None = None,
+        config_extra: dict[str, Any] | None = None,
     ) -> None:
         self.section = section
         self.url = f"http://127.0.0.1:{section['listen_port']}"
         self.journal_path = Path(section["journal_path"])
         self.log_path = tmp_path / "receiver.out"
         config = tmp_path / "sentinel.yml"
-        config.write_text(yaml.safe_dump({"receiver": section}))
+        self.config_path = config
+        config.write_text(yaml.safe_dump({"receiver": section, **(config_extra or {})}))
         argv = [*CLI, "receiver", "--config", str(config), *args]
         if token:
-            token_file = tmp_path / "receiver.token"
+            token_file = self.token_file = tmp_path / "receiver.token"
             token_file.write_text(TOKEN + "\n")
             token_file.chmod(0o600)
             argv += ["--token-file", str(token_file)]
@@ -153,8 +155,9 @@ def start_receiver(tmp_path):
     """Factory: start a receiver process with a `receiver:` section; stopped after the test."""
     started: list[ReceiverProcess] = []
 
-    def start(section: dict[str, Any], *args: str, token: bool = True, umask: int | None = None) -> ReceiverProcess:
-        proc = ReceiverProcess(tmp_path, section, *args, token=token, umask=umask)
+    def start(section: dict[str, Any], *args: str, token: bool = True, umask: int | None = None,
+              config_extra: dict[str, Any] | None = None) -> ReceiverProcess:
+        proc = ReceiverProcess(tmp_path, section, *args, token=token, umask=umask, config_extra=config_extra)
         started.append(proc)
         return proc
 

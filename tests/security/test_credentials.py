@@ -20,7 +20,7 @@ from support import free_port
 
 from tests.receiver.conftest import Supervisor
 from tests.security.conftest import AUTH, CLI, PageCatcher, alert, receiver_section, wait_for
-from tts_sentinel.commands.receiver import ReceiverLogFormatter
+from tts_sentinel.logsetup import JsonFormatter, TextFormatter
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.userinfo import strip_userinfo
 
@@ -169,7 +169,7 @@ def test_the_one_helper_strips_userinfo_wherever_text_leaves(tmp_path):
     import logging
 
     record = logging.LogRecord("r", logging.ERROR, __file__, 1, "proxy %s failed", ("http://u:secret1@proxy:3128",), None)
-    assert "secret1" not in ReceiverLogFormatter("%(message)s").format(record)
+    assert "secret1" not in TextFormatter().format(record) and "secret1" not in JsonFormatter().format(record)
 
     pages = PageCatcher()
     try:

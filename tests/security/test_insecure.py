@@ -30,8 +30,9 @@ def test_insecure_on_loopback_warns_and_says_so_in_metrics(tmp_path, start_recei
     receiver = start_receiver(
         receiver_section(tmp_path, [command_target("t", tmp_path / "ops")]), "--insecure", token=False
     )
-    out = wait_for(lambda: b"--insecure" in receiver.output() and receiver.output(), what="the warning")
-    warning = next(line for line in out.decode().splitlines() if "--insecure" in line)
+    out = wait_for(lambda: b"INSECURE" in receiver.output() and receiver.output(), what="the warning")
+    warning = next(line for line in out.decode().splitlines() if "INSECURE" in line)
+    assert "--insecure" in warning
     assert " WARNING " in warning and f"127.0.0.1:{receiver.section['listen_port']}" in warning
     assert "tts_receiver_insecure 1.0" in httpx.get(receiver.url + "/metrics").text
     assert receiver.post(alert(service="t"), headers={}).status_code == 202, "no token needed in this mode"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import uvicorn
 
-from tts_sentinel.config import ConfigError, load_config
-from tts_sentinel.printable import PrintableFormatter
+from tts_sentinel import __version__
+from tts_sentinel.config import ConfigError, config_source, load_config
+from tts_sentinel.logsetup import add_logging_arguments, configure_from, fields
 from tts_sentinel.receiver.app import create_app
 from tts_sentinel.receiver.auth import read_token
 from tts_sentinel.receiver.service import ReceiverService
-from tts_sentinel.userinfo import strip_userinfo
 
 log = logging.getLogger("tts_sentinel.receiver")
 INSECURE_WARNING_SECONDS = 300.0
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="listen address (overrides receiver.listen_host)")
     parser.add_argument("--port", type=int, help="listen port (overrides receiver.listen_port)")
     parser.add_argument("--dry-run", action="store_true", help="journal what would run, run nothing")
+    add_logging_arguments(parser)
 
 
 def is_loopback(host: str) -> bool:
@@ -54,7 +55,7 @@ def warn_insecure(where: str, stop: threading.Event, every: float = INSECURE_WAR
     """Log the --insecure WARNING now and every `every` seconds until `stop` is set."""
     while True:
         log.warning(
-            "running with --insecure: any local process that reaches %s can make this receiver restart "
+            "INSECURE: running with --insecure: any local process that reaches %s can make this receiver restart "
             "services, clear caches and reset GPUs without a token; set receiver.token_file (chmod 600)",
             where,
         )
@@ -62,28 +63,12 @@ def warn_insecure(where: str, stop: threading.Event, every: float = INSECURE_WAR
             return
 
 
-class ReceiverLogFormatter(PrintableFormatter):
-    """Log lines with no raw control characters and no URL userinfo (an exception may quote a URL)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The formatted line, userinfo stripped."""
-        return strip_userinfo(super().format(record))
-
-
-def _install_logging() -> None:
-    # Alert text reaches log lines (notes, command output): no raw control characters in them.
-    handler = logging.StreamHandler()
-    handler.setFormatter(ReceiverLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per verification or page request
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the config, check the token, start workers and serve until interrupted."""
-    _install_logging()
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        configure_from(args, config.logging)
+    except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     rc = config.receiver
@@ -129,6 +114,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"receiver: {exc}", file=sys.stderr)
         return 2
     service.metrics.insecure.set(1 if insecure else 0)
+    token_file = args.token_file or rc.token_file
+    log.info(
+        "receiver starting",
+        extra=fields(
+            version=__version__, listen=f"{rc.listen_host}:{rc.listen_port}",
+            config=config_source(args.config),
+            auth="none (--insecure)" if insecure else f"bearer token from {token_file}",
+            targets=[f"{t.name}({t.actuator})" for t in rc.targets],
+            sources=[f.name for f in config.exporter.logs.files] + [c.name for c in config.exporter.logs.commands],
+            dry_run=rc.dry_run, journal=rc.journal_path, exporter=rc.exporter_url,
+            alertmanager=rc.alertmanager_url or "none (no paging)",
+        ),
+    )
     stop_warning = threading.Event()
     if insecure:
         where = f"{rc.listen_host}:{rc.listen_port}"

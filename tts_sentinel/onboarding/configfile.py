@@ -103,11 +103,14 @@ def _probe_lines(plan: InitPlan) -> list[str]:
                 "      targets:",
                 f"        - {{lang: {j(lang)}, speaker: {j(speaker)}}}   # the seed's text: {SEED_TEXT}",
                 f"        - {{lang: {j(en)}, speaker: {j(speaker)}, text: \"Hello, world. This is a health check.\"}}"]
+    # `baseline` records with these requests: the same speech API as L2, not the seed's default URL.
+    same_api = [] if svc.speech_url is None else [f"      request: {j(request)}", f"      lang: {j(lang)}",
+                                                   f"      speaker: {j(speaker)}"]
     out += ["    semantic:                     # L3: record templates with `tts-sentinel baseline`, then enable",
-            "      enabled: false",
+            "      enabled: false", *same_api,
             f"      report_path: {j(str(plan.state_dir / 'semantic_report.log'))}",
             "    quality:                      # seed §5.3; needs the baseline too",
-            "      enabled: false",
+            "      enabled: false", *same_api,
             f"    baseline_dir: {j(str(plan.state_dir / 'baseline'))}"]
     return out
 
@@ -157,7 +160,7 @@ def render_config(plan: InitPlan, now: datetime | None = None) -> str:
                 "  gpu:", gpu, *_log_lines(plan), *_probe_lines(plan)]
     exporter_url = plan.exporter_url or f"http://127.0.0.1:{plan.exporter_port}"
     receiver = ["", "receiver:", f"  listen_host: {plan.listen_host}", f"  listen_port: {plan.receiver_port}",
-                f"  token_file: {j(str(plan.token_file))}   # Alertmanager's credentials_file names the same file",
+                f"  token_file: {j(str(plan.token_file))}   # mode 0600; Alertmanager reads it or its own 0600 copy",
                 f"  journal_path: {j(str(plan.state_dir / 'journal.sqlite3'))}",
                 f"  exporter_url: {j(exporter_url)}   # actions are verified through its /probe",
                 f"  alertmanager_url: {j(plan.alertmanager_url)}   # refusals and exhausted budgets are paged there",

@@ -394,9 +394,10 @@ class Journal:
         return self.execute(sql, params).rowcount == 1
 
     def last_job_end(self, target: str) -> float | None:
-        """When the newest job that looked at this target's logs (acted, dry-ran or refused) finished."""
+        """When the newest job of an incident on this target (acted, dry-ran or refused) finished. A
+        journal-only record (tier none, no incident) owns no log lines and bounds nothing."""
         row = self.execute(
-            "SELECT MAX(finished_at) FROM jobs WHERE target=? AND kind='remediate'"
+            "SELECT MAX(finished_at) FROM jobs WHERE target=? AND kind='remediate' AND incident_id IS NOT NULL"
             " AND status IN ('succeeded','failed','dry_run','refused','interrupted')",
             (target,),
         ).fetchone()

@@ -272,6 +272,25 @@ def test_the_triage_of_an_incident_never_shows_an_earlier_incidents_lines(make_r
     assert hang["triage"]["root_cause"]["pattern"] == "stream_underflow"
 
 
+def test_a_journal_only_alert_between_a_fault_and_its_alert_does_not_cut_the_incidents_window(
+        make_receiver, tmp_path):
+    """The segfault line, then supervisord's restart shows as TtsProcessCrashed (tier none, journal
+    only) before the segfault's own alert arrives: that record belongs to no incident, so the new
+    incident's triage still starts before the line (seen on the e2e loop as a page with no root cause)."""
+    receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=_logs(tmp_path))
+    (tmp_path / "health.log").write_text("")
+    (tmp_path / "inference.log").write_text(_line(3, "Segmentation fault (core dumped)"))
+    crash = receiver.wait_job(receiver.post(payload(alert("TtsProcessCrashed", tier="none", component="inference"))
+                                            ).json()["new_jobs"][0])
+    assert crash["incident_id"] is None and crash["status"] == "succeeded", crash
+    time.sleep(1.2)  # the segfault's alert comes after the journal-only record finished
+    job = receiver.wait_job(receiver.post(payload(alert("TtsSegfault", tier="heavy", pattern="segfault",
+                                                        starts="2026-11-23T10:00:05Z"))).json()["new_jobs"][0])
+    [incident] = [i for i in receiver.incidents() if i["id"] == job["incident_id"]]
+    assert incident["family"] == "weights_config", incident
+    assert (incident["triage"] or {}).get("root_cause", {}).get("pattern") == "segfault", incident["triage"]
+
+
 def test_triage_puts_a_symptom_into_the_incident_of_its_root_cause(make_receiver, tmp_path):
     receiver = make_receiver(receiver_config(None, None, dry_run=True), logs_config=_logs(tmp_path))
     (tmp_path / "inference.log").write_text(_line(10, "[CUDA] Out of memory on device 0"))

@@ -50,9 +50,13 @@ test-deps: system-deps
 lint: venv
 	$(BIN)/ruff check .
 
+# Test files run on TEST_WORKERS processes (a file stays on one worker: its module-scoped stack is
+# shared by its tests); TEST_WORKERS=0 runs them in this process, one after the other.
+TEST_WORKERS ?= 3
+
 test: venv test-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: venv system-deps
 	$(BIN)/tts-sentinel demo

@@ -57,6 +57,11 @@ class Journal:
         tighten_sidecars(self.path)  # made by the first write above (or left by an older receiver)
         self.lock = threading.RLock()
         self._depth = 0  # nesting of transaction() (the outermost commits; inner ones are savepoints)
+        self._owner: int | None = None  # the thread inside transaction(), if any
+        # Reads outside a transaction go through a connection per thread (WAL: readers never wait
+        # for the writer), so a storm of posts and the workers' polls do not queue on one lock.
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self.durability = GroupSync(self.path)
 
     def close(self) -> None:
@@ -64,6 +69,9 @@ class Journal:
         with self.lock:
             self._conn.close()
             self.durability.close()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     # -- transactions -------------------------------------------------------------------------
     def transaction(self) -> Transaction:
@@ -74,10 +82,24 @@ class Journal:
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one statement (outside a transaction a write is its own, on disk when this returns)."""
         if sql.lstrip()[:6].upper() == "SELECT":
+            if self._owner != threading.get_ident():
+                return self._reader().execute(sql, tuple(params))
             with self.lock:
                 return self._conn.execute(sql, tuple(params))
         with self.transaction() as j:
             return j._conn.execute(sql, tuple(params))
+
+    def _reader(self) -> sqlite3.Connection:
+        reader = getattr(self._local, "conn", None)
+        if reader is None:
+            reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            reader.execute("PRAGMA busy_timeout=5000")
+            reader.execute("PRAGMA cache_size=-512")  # KiB: many threads, small caches
+            self._local.conn = reader
+            with self.lock:
+                self._readers.append(reader)
+        return reader
 
     # -- keys ---------------------------------------------------------------------------------
     def known_key(self, fingerprint: str, starts_at: str, tier: str) -> bool:

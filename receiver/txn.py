@@ -90,6 +90,7 @@ class Transaction:
             journal.lock.release()
             raise
         journal._depth = depth + 1
+        journal._owner = threading.get_ident()
         return journal
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -97,6 +98,8 @@ class Transaction:
         conn = journal._conn
         journal._depth -= 1
         depth = journal._depth
+        if depth == 0:
+            journal._owner = None
         try:
             if depth > 0:
                 if exc_type is not None:

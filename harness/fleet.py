@@ -63,9 +63,9 @@ class Fleet:
         self.monitors = {r: MonitoringNode(r, self.network.node(f"mon-{r}", octet), self.dir / f"mon-{r}",
                                            self.network)
                          for r, octet in MONITOR_OCTET.items()}
-        first_peer = self.monitors["a"].alertmanager_url
+        peers = [m.alertmanager_url for m in self.monitors.values()]
         self.hosts = {f"h{i}": FleetHost(self.dir / f"h{i}", self.network.node(f"h{i}", HOST_OCTET + i - 1),
-                                         self.network, first_peer, self.timing, python, receiver_overrides)
+                                         self.network, peers, self.timing, python, receiver_overrides)
                       for i in range(1, hosts + 1)}
         self.oncall: OncallSink | None = None
 

@@ -56,13 +56,13 @@ class FleetHost(Stack):
     """One GPU host: the stack's simulator, exporter and receiver, bound to the node's address and
     run in its namespace; the receiver acts only on alerts whose `instance` is this host."""
 
-    def __init__(self, workdir: Path, node: Node, network: FleetNetwork, alertmanager_url: str,
+    def __init__(self, workdir: Path, node: Node, network: FleetNetwork, alertmanager_urls: list[str],
                  timing: Timing, python: str, receiver_overrides: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, ports=replace(NODE_PORTS), timing=timing, python=python,
                          receiver_overrides=receiver_overrides)
         self.node = node
         self.network = network
-        self.alertmanager_url = alertmanager_url
+        self.alertmanager_urls = alertmanager_urls
 
     @property
     def name(self) -> str:
@@ -76,8 +76,9 @@ class FleetHost(Stack):
         """The stack's config on the node's address; the one target is this host's service."""
         config = rebind(super().sentinel_config(), self.node.address)
         receiver = config["receiver"]
-        # One URL only: the receiver's pager posts to a single Alertmanager (docs/fleet.md, gaps).
-        receiver["alertmanager_url"] = self.alertmanager_url
+        # Every peer of the cluster: a page goes to the next when one is down (docs/fleet.md).
+        receiver["alertmanager_url"] = self.alertmanager_urls[0]
+        receiver["alertmanager_urls"] = self.alertmanager_urls[1:]
         target = receiver["targets"][0]
         target["name"] = target_name(self.name)
         target["match"] = {"service": SERVICE, "instance": self.name}

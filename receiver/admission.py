@@ -167,6 +167,13 @@ class AlertAdmission:
                     if dup_job is not None:
                         j.execute("UPDATE jobs SET duplicates = duplicates + 1 WHERE id=?", (dup_job,))
                     continue
+                copy_of = self.book.answered_by(j, alert.fingerprint, alert.startsAt.timestamp(), tier)
+                if copy_of is not None:
+                    # Another copy of a firing a job already answered: remembered, never acted on again.
+                    result.duplicates += 1
+                    j.execute("UPDATE jobs SET duplicates = duplicates + 1 WHERE id=?", (copy_of,))
+                    j.remember_key(alert.fingerprint, starts, tier, copy_of)
+                    continue
                 fresh.append((alert, tier, why))
             # Alerts asking for no action are journaled without an incident; the others go to the
             # incident of their fault family (a different family is a different incident).

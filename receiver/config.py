@@ -258,6 +258,10 @@ class ReceiverConfig(BaseModel):
     targets: list[TargetConfig] = Field(default_factory=list)
     exporter_url: str = "http://127.0.0.1:9464"
     alertmanager_url: str | None = "http://127.0.0.1:9093"
+    alertmanager_urls: list[str] = Field(
+        default_factory=list,
+        description="the other peers of an Alertmanager cluster: a page goes to the next when one fails",
+    )
     alertmanager_username: str | None = Field(default=None, description="basic auth (Alertmanager's web config)")
     alertmanager_password_file: Path | None = Field(default=None, description="its password, in a 0600 file")
     alertmanager_token_file: Path | None = Field(default=None, description="bearer token (a proxy in front), 0600")
@@ -308,6 +312,18 @@ class ReceiverConfig(BaseModel):
         return url_without_credentials(
             value, "`alertmanager_username` and `alertmanager_password_file` (or `alertmanager_token_file`)"
         )
+
+    @field_validator("alertmanager_urls")
+    @classmethod
+    def _alertmanager_peers_plain(cls, value: list[str]) -> list[str]:
+        how = "`alertmanager_username` and `alertmanager_password_file` (or `alertmanager_token_file`)"
+        return [url_without_credentials(url, how) or url for url in value]
+
+    @property
+    def alertmanager_peers(self) -> list[str]:
+        """Every Alertmanager a page may go to, in the order they are tried."""
+        peers = [self.alertmanager_url] if self.alertmanager_url else []
+        return peers + [url for url in self.alertmanager_urls if url not in peers]
 
     @model_validator(mode="after")
     def _alertmanager_credentials(self) -> ReceiverConfig:

@@ -45,6 +45,22 @@ class IncidentBook:
         self.pager = pager
 
     # -- admission ----------------------------------------------------------------------------
+    @staticmethod
+    def answered_by(j: Journal, fingerprint: str, starts_at: float, tier: str) -> int | None:
+        """The job that already answered this firing under another `startsAt`, if any.
+
+        The copies of one firing (Prometheus HA replicas, Alertmanager peers, a merged alert)
+        carry `startsAt` values that all precede the first notification, so a job of this
+        alert created after `starts_at` answered the same firing: this copy is its duplicate. A
+        real recurrence starts after the action, later than the job's creation, and still counts.
+        """
+        row = j.execute(
+            "SELECT k.job_id FROM alert_keys k JOIN jobs ON jobs.id = k.job_id"
+            " WHERE k.fingerprint=? AND k.tier=? AND jobs.created_at > ? ORDER BY k.job_id DESC LIMIT 1",
+            (fingerprint, tier, starts_at),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def window_start(self, target: str, now: float) -> float:
         """Where a new incident's triage window starts: `triage_lead_seconds` before now, but never
         before the last job on this target finished (earlier lines belong to that job's incident)."""

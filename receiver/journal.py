@@ -21,6 +21,7 @@ from typing import Any, Literal
 from tts_sentinel.receiver.records import Incident, Job, encode_columns
 from tts_sentinel.receiver.schema import create_schema, private_journal_file, tighten_sidecars
 from tts_sentinel.receiver.tiers import Tier
+from tts_sentinel.receiver.txn import GroupSync, Transaction
 from tts_sentinel.userinfo import strip_userinfo
 
 ALERTS_SHOWN = 10  # alerts of a job that GET /actions and the job's page show; the rest are counted
@@ -46,29 +47,59 @@ class Journal:
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: the 202 we answer promises the job survives a power cut.
-        self._conn.execute("PRAGMA synchronous=FULL")
+        # NORMAL + GroupSync's fsync after each commit: the 202 still promises the job survives a
+        # power cut, and concurrent posts share one fsync (see receiver/txn.py).
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         # A checkpointed WAL shrinks back to this instead of staying at its largest.
         self._conn.execute("PRAGMA journal_size_limit=4194304")
         create_schema(self._conn)
         tighten_sidecars(self.path)  # made by the first write above (or left by an older receiver)
         self.lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() (the outermost commits; inner ones are savepoints)
+        self._owner: int | None = None  # the thread inside transaction(), if any
+        # Reads outside a transaction go through a connection per thread (WAL: readers never wait
+        # for the writer), so a storm of posts and the workers' polls do not queue on one lock.
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self.durability = GroupSync(self.path)
 
     def close(self) -> None:
         """Close the connection."""
         with self.lock:
             self._conn.close()
+            self.durability.close()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     # -- transactions -------------------------------------------------------------------------
-    def transaction(self) -> _Transaction:
-        """`with journal.transaction() as tx:` -- one atomic unit under the journal lock."""
-        return _Transaction(self)
+    def transaction(self) -> Transaction:
+        """`with journal.transaction() as tx:` -- one atomic unit under the journal lock, on disk
+        when the `with` ends (nested: a savepoint of the outer one)."""
+        return Transaction(self)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        """Run one statement (autocommit unless inside a transaction)."""
-        with self.lock:
-            return self._conn.execute(sql, tuple(params))
+        """Run one statement (outside a transaction a write is its own, on disk when this returns)."""
+        if sql.lstrip()[:6].upper() == "SELECT":
+            if self._owner != threading.get_ident():
+                return self._reader().execute(sql, tuple(params))
+            with self.lock:
+                return self._conn.execute(sql, tuple(params))
+        with self.transaction() as j:
+            return j._conn.execute(sql, tuple(params))
+
+    def _reader(self) -> sqlite3.Connection:
+        reader = getattr(self._local, "conn", None)
+        if reader is None:
+            reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            reader.execute("PRAGMA busy_timeout=5000")
+            reader.execute("PRAGMA cache_size=-512")  # KiB: many threads, small caches
+            self._local.conn = reader
+            with self.lock:
+                self._readers.append(reader)
+        return reader
 
     # -- keys ---------------------------------------------------------------------------------
     def known_key(self, fingerprint: str, starts_at: str, tier: str) -> bool:
@@ -106,7 +137,7 @@ class Journal:
     def insert_job(self, **fields: Any) -> int:
         """Insert a job row; JSON columns may be given as Python objects, `alerts` go to their table."""
         alerts = fields.pop("alerts", None) or []
-        with self.lock:
+        with self.transaction():
             job_id = self._insert("jobs", "created_at", fields)
             self.add_alerts(job_id, alerts)
         return job_id
@@ -141,7 +172,7 @@ class Journal:
             )
             for r in records
         ]
-        with self.lock:
+        with self.transaction():
             self._conn.executemany(
                 "INSERT INTO job_alerts(job_id, fingerprint, alertname, verify, record) VALUES (?,?,?,?,?)", rows
             )
@@ -149,7 +180,7 @@ class Journal:
 
     def copy_alerts(self, from_job: int, to_job: int) -> None:
         """Give `to_job` the alerts of `from_job` (an escalation acts for the same alerts)."""
-        with self.lock:
+        with self.transaction():
             cur = self._conn.execute(
                 "INSERT INTO job_alerts(job_id, fingerprint, alertname, verify, record)"
                 " SELECT ?, fingerprint, alertname, verify, record FROM job_alerts WHERE job_id=? ORDER BY id",
@@ -310,7 +341,7 @@ class Journal:
     # -- incidents ----------------------------------------------------------------------------
     def insert_incident(self, **fields: Any) -> Incident:
         """Open an incident; returns it as stored."""
-        with self.lock:
+        with self.transaction():
             incident = self.incident(self._insert("incidents", "opened_at", fields))
         assert incident is not None  # noqa: S101 - just inserted under the lock
         return incident
@@ -344,7 +375,7 @@ class Journal:
 
     def add_firing(self, incident_id: int, fingerprints: Iterable[str]) -> None:
         """These alerts of the incident fire (again); counted once each."""
-        with self.lock:
+        with self.transaction():
             cur = self._conn.executemany(
                 "INSERT OR IGNORE INTO incident_firing(incident_id, fingerprint) VALUES (?,?)",
                 [(incident_id, fp) for fp in fingerprints],
@@ -365,7 +396,7 @@ class Journal:
 
     def drop_firing(self, incident_id: int, fingerprint: str) -> int:
         """This alert of the incident resolved; returns how many of its alerts still fire."""
-        with self.lock:
+        with self.transaction():
             cur = self._conn.execute(
                 "DELETE FROM incident_firing WHERE incident_id=? AND fingerprint=?", (incident_id, fingerprint)
             )
@@ -402,42 +433,6 @@ class Journal:
             (target,),
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-
-class _Transaction:
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    def __enter__(self) -> Journal:
-        self.journal.lock.acquire()
-        try:
-            self.journal._conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            # A failed BEGIN (locked, closed, disk error) must not leave the lock held forever.
-            self.journal.lock.release()
-            raise
-        return self.journal
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        conn = self.journal._conn
-        try:
-            if exc_type is None:
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error:
-                    _rollback(conn)  # leave no half-open transaction behind for the next caller
-                    raise
-            else:
-                _rollback(conn)
-        finally:
-            self.journal.lock.release()
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass
 
 
 def _where(sql: str, params: list[Any], **equal: Any) -> tuple[str, list[Any]]:

@@ -33,7 +33,7 @@ class OnCallPager:
 
     def __init__(
         self,
-        alertmanager_url: str | None,
+        alertmanager_url: str | list[str] | None,
         timeout_seconds: float = 10.0,
         username: str | None = None,
         password_file: Path | None = None,
@@ -41,7 +41,10 @@ class OnCallPager:
         runbook_base: str = DEFAULT_RUNBOOK_BASE,
     ) -> None:
         self.runbook_base = runbook_base
-        self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
+        urls = [alertmanager_url] if isinstance(alertmanager_url, str) else list(alertmanager_url or [])
+        # An Alertmanager cluster: the peers in order; a page goes to the next when one fails.
+        self.alertmanager_urls = [url.rstrip("/") for url in urls if url]
+        self.alertmanager_url = self.alertmanager_urls[0] if self.alertmanager_urls else None
         self.timeout_seconds = timeout_seconds
         self.username = username
         self.password_file = password_file
@@ -102,20 +105,25 @@ class OnCallPager:
         except ValueError as exc:
             log.error("on-call NOT told: %s", exc)
             return f"on-call NOT told: {exc}"
-        try:
-            resp = httpx.post(
-                f"{self.alertmanager_url}/api/v2/alerts",
-                json=[alert],
-                auth=auth,
-                headers=headers,
-                timeout=self.timeout_seconds,
-            )
-        except httpx.HTTPError as exc:
-            log.error("on-call NOT told: Alertmanager unreachable: %s", exc)
-            return f"on-call NOT told: Alertmanager at {self.alertmanager_url} unreachable ({exc})"
-        if resp.status_code >= 300:
-            return f"on-call NOT told: Alertmanager answered {resp.status_code}: {resp.text[:200]}"
-        return f"on-call paged: {alertname} reason={reason}"
+        failures = []
+        for url in self.alertmanager_urls:
+            try:
+                resp = httpx.post(
+                    f"{url}/api/v2/alerts", json=[alert], auth=auth, headers=headers, timeout=self.timeout_seconds
+                )
+            except httpx.HTTPError as exc:
+                failures.append(f"Alertmanager at {url} unreachable ({exc})")
+                continue
+            if resp.status_code >= 300:
+                failures.append(f"Alertmanager at {url} answered {resp.status_code}: {resp.text[:200]}")
+                continue
+            # One peer is enough: the cluster gossips the notification log, so it notifies once.
+            tried = f" (after {'; '.join(failures)})" if failures else ""
+            if failures:
+                log.warning("page went to the next Alertmanager: %s", "; ".join(failures))
+            return f"on-call paged: {alertname} reason={reason} via {url}{tried}"
+        log.error("on-call NOT told: %s", "; ".join(failures))
+        return f"on-call NOT told: {'; '.join(failures)}"
 
 
 def incident_evidence(incident: Incident, jobs: list[Job], why: str) -> dict[str, str]:

@@ -124,8 +124,14 @@ class JobRunner:
             self.journal.update_job(job.id, steps=plan)
             self._finish(job, "dry_run", "dry_run", note="dry run: nothing was executed")
             return None
-        self.book.acting(incident, job, components_of(steps))
-        done: list[dict[str, Any]] = []
+        done = _journaled_steps(job, steps, ctx)
+        if done:
+            # Resumed after a crash: the steps journaled as done stay done; the one in flight runs again.
+            steps = steps[len(done):]
+            job.note = f"{job.note}; steps 1-{len(done)} done before the crash, resumed at step {len(done) + 1}"
+            self.journal.update_job(job.id, note=job.note, steps=done)
+        else:
+            self.book.acting(incident, job, components_of(steps))
         if record:
             done.append(
                 {
@@ -279,6 +285,19 @@ class JobRunner:
             page = self.book.page(incident, REFUSED, "derate_restore_failed", output, job, "failed")
             self._finish(job, "failed", "failure", note=f"{output}; {page}")
         return None
+
+
+def _journaled_steps(job: Job, steps: list[Any], ctx: StepContext) -> list[dict[str, Any]]:
+    """The leading steps of the plan an earlier attempt of this job journaled as done (ok), when a
+    receiver restart resumed it; empty otherwise (a first run, or a plan that changed)."""
+    if job.attempts < 2 or not job.steps or "resumed" not in (job.note or ""):
+        return []
+    done: list[dict[str, Any]] = []
+    for entry, step in zip(job.steps, steps, strict=False):
+        if not entry.get("ok") or entry.get("step") != step_action(step.action).describe(step, ctx):
+            break
+        done.append({**entry, "resumed": True})
+    return done
 
 
 def _tail(text: str) -> str:

@@ -46,7 +46,7 @@ class ReceiverService:
         self.config = config
         self.token = token
         self.pager = OnCallPager(
-            config.alertmanager_url,
+            config.alertmanager_peers,
             username=config.alertmanager_username,
             password_file=config.alertmanager_password_file,
             token_file=config.alertmanager_token_file,

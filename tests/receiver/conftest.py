@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 import xmlrpc.client
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,8 +149,11 @@ class ProbeServer(ServedInThread):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.calls: list[str] = []
+        # Called with the module before each answer: a test's hook into the verification's moment.
+        self.on_probe = None
         sup = supervisor
         calls = self.calls
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -163,6 +167,8 @@ class ProbeServer(ServedInThread):
                     self.end_headers()
                     return
                 calls.append(module)
+                if server.on_probe is not None:
+                    server.on_probe(module)
                 ok = sup.healthy("web" if module == "health" else "inference")
                 body = (
                     f'# TYPE tts_probe_success gauge\ntts_probe_success{{probe="{module}"}} {1 if ok else 0}\n'
@@ -247,6 +253,11 @@ def alert(
         "generatorURL": "http://prometheus/graph",
         "fingerprint": fingerprint or f"fp-{name}-{tier}",
     }
+
+
+def now_iso() -> str:
+    """A `startsAt` of now: a real recurrence starts after the action it follows (an earlier one is a copy)."""
+    return datetime.now(UTC).isoformat()
 
 
 def payload(*alerts, status="firing"):

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait_for
+from tests.receiver.conftest import TOKEN, alert, now_iso, payload, receiver_config, wait_for
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.config import ReceiverConfig, Step
 from tts_sentinel.receiver.families import IncidentsConfig, classify, start_rung
@@ -144,6 +144,33 @@ def test_an_alert_arriving_late_after_a_success_is_checked_not_acted_on(supervis
     assert next(i for i in receiver.incidents() if i["id"] == late["incident_id"])["status"] == "healed"
 
 
+def test_a_late_copy_with_an_earlier_starts_at_is_a_duplicate_not_a_recurrence(supervisor, probe, make_receiver):
+    # HA: Alertmanager peer a sends replica a's startsAt; peer b, after the action, the merged
+    # (earlier) one. A log-line alert has no probe to recheck: only the dedup stands between it
+    # and an escalation to heavy.
+    receiver = make_receiver(receiver_config(supervisor, probe))
+    supervisor.inject("inference", "oom")
+    first = receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", starts="2026-11-23T10:00:01Z")))
+    job = receiver.wait_job(first.json()["new_jobs"][0])
+    assert job["status"] == "succeeded"
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    late = receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", starts="2026-11-23T10:00:00Z"))).json()
+    assert late["new_jobs"] == [] and late["joined_jobs"] == [] and late["duplicates"] == 1, late
+    again = receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", starts="2026-11-23T10:00:00Z"))).json()
+    assert again["duplicates"] == 1 and again["new_jobs"] == [], "the copy's own key is remembered"
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids, "nothing acted twice"
+    [only] = receiver.actions()
+    assert only["id"] == job["id"] and only["duplicates"] == 2
+    [incident] = receiver.incidents()
+    assert incident["tiers"] == ["medium"] and incident["status"] == "healed"
+    # A firing that starts after the action is a recurrence and still climbs the ladder.
+    supervisor.inject("inference", "oom")
+    recur = receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", starts=now_iso()))).json()
+    assert receiver.job(recur["new_jobs"][0])["tier"] == "heavy" and "escalate" in receiver.job(recur["new_jobs"][0])[
+        "reason"]
+    wait_for(receiver.idle, timeout=60, what="the heavy job to end")
+
+
 # -- paging ----------------------------------------------------------------------------------
 def test_a_healed_incident_pages_nobody_and_closes_after_the_quiet_period(
     supervisor, probe, make_receiver, alertmanager
@@ -175,7 +202,7 @@ def test_an_exhausted_incident_pages_once_with_its_evidence(
     assert incident["tiers"] == ["light", "medium", "heavy"] and incident["status"] == "paged"
     # Firing again after the page acts again (no cooldown bypass) but never pages twice.
     wait_for(receiver.idle, what="the heavy job to finish")
-    again = receiver.post(payload(alert("TtsSynthesisUnavailable", verify="synthesis", starts="2026-11-23T10:09:00Z")))
+    again = receiver.post(payload(alert("TtsSynthesisUnavailable", verify="synthesis", starts=now_iso())))
     assert receiver.wait_job(again.json()["new_jobs"][0])["status"] == "refused", "heavy's cooldown"
     pages = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
     time.sleep(1)

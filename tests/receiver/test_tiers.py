@@ -7,7 +7,7 @@ import subprocess
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tests.receiver.conftest import TOKEN, alert, payload, receiver_config, wait_for
+from tests.receiver.conftest import TOKEN, alert, now_iso, payload, receiver_config, wait_for
 from tests.receiver.fakes import FakeNvml
 from tts_sentinel.receiver.heavy import sha256_file
 
@@ -68,7 +68,7 @@ def test_firing_again_after_success_escalates_and_keeps_the_web_front(supervisor
     web_pid, inference_pid = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
     # Resolved and firing again (new startsAt) within the window: light did not really help.
     supervisor.inject("web", "hang")
-    again = receiver.post(payload(alert(tier="light", starts="2026-11-23T10:05:00Z"))).json()
+    again = receiver.post(payload(alert(tier="light", starts=now_iso()))).json()
     second = receiver.wait_job(again["new_jobs"][0])
     assert second["tier"] == "medium" and second["status"] == "succeeded", second
     assert "fired again" in second["reason"] and f"job {first['id']}" in second["reason"]
@@ -142,7 +142,7 @@ def test_cooldown_and_budget_refuse(supervisor, probe, make_receiver, alertmanag
     first = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
     assert first["status"] == "succeeded"
     supervisor.inject("web", "hang")
-    again = payload(alert(tier="light", starts="2026-11-23T10:05:00Z"))
+    again = payload(alert(tier="light", starts=now_iso()))
     second = receiver.wait_job(receiver.post(again).json()["new_jobs"][0])
     assert second["status"] == "refused" and "cooldown" in second["note"], second
     assert second["incident_id"] == first["incident_id"], "the cooldown is the incident's own"

@@ -1,0 +1,130 @@
+"""The journal's transactions and its group commit.
+
+SQLite runs in WAL mode with `synchronous=NORMAL`: a COMMIT writes its frames to the -wal file
+without waiting for the disk. Durability comes from `GroupSync`: after its COMMIT, every writer
+calls `sync()`, which fsyncs the -wal file; writers that committed while one fsync ran share the
+next one. So a 202 still means "on disk" (as with `synchronous=FULL`), but a storm of
+concurrent posts pays one fsync per group instead of one per post. A checkpoint (SQLite's own
+NORMAL rule) syncs the WAL before copying it and the database after, so what a reset WAL no
+longer holds is already durable in the database file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class GroupSync:
+    """fsync of the journal's -wal file, shared by every writer that committed before it began."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.wal = Path(f"{db_path}-wal")
+        self._fd: int | None = None
+        self._cond = threading.Condition()
+        self._written = 0  # commits made so far (a sequence number)
+        self._synced = 0  # commits known to be on disk
+        self._syncing = False
+        self.fsyncs = 0  # how many fsyncs ran (the bench prints commits per fsync)
+
+    def committed(self) -> int:
+        """A commit just happened (call under the journal lock); returns its sequence number."""
+        with self._cond:
+            self._written += 1
+            return self._written
+
+    def wait(self, seq: int) -> None:
+        """Return once commit `seq` is on disk; raises OSError when the fsync fails."""
+        with self._cond:
+            while self._synced < seq:
+                if self._syncing:
+                    self._cond.wait()
+                    continue
+                self._syncing = True
+                upto = self._written
+                self._cond.release()
+                try:
+                    self._fsync()
+                finally:
+                    self._cond.acquire()
+                    self._syncing = False
+                    self._cond.notify_all()
+                self._synced = max(self._synced, upto)
+
+    def _fsync(self) -> None:
+        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+            os.close(self._fd)  # the last other connection closed and SQLite deleted the WAL file
+            self._fd = None
+        if self._fd is None:
+            self._fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
+        os.fsync(self._fd)
+        self.fsyncs += 1
+
+    def close(self) -> None:
+        """Close the -wal file descriptor."""
+        with self._cond:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class Transaction:
+    """`BEGIN IMMEDIATE` ... `COMMIT` under the journal lock; nested, a SAVEPOINT. The outermost
+    returns only once its commit is on disk (a group fsync, after the lock is released)."""
+
+    def __init__(self, journal: Any) -> None:  # the Journal (which imports this module)
+        self.journal = journal
+        self._seq = 0
+
+    def __enter__(self) -> Any:
+        journal = self.journal
+        journal.lock.acquire()
+        try:
+            depth = journal._depth
+            journal._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT s{depth}")
+        except BaseException:
+            # A failed BEGIN (locked, closed, disk error) must not leave the lock held forever.
+            journal.lock.release()
+            raise
+        journal._depth = depth + 1
+        journal._owner = threading.get_ident()
+        return journal
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        journal = self.journal
+        conn = journal._conn
+        journal._depth -= 1
+        depth = journal._depth
+        if depth == 0:
+            journal._owner = None
+        try:
+            if depth > 0:
+                if exc_type is not None:
+                    _quiet(conn, f"ROLLBACK TO s{depth}")
+                conn.execute(f"RELEASE s{depth}")
+            elif exc_type is None:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    _quiet(conn, "ROLLBACK")  # leave no half-open transaction behind for the next caller
+                    raise
+                self._seq = journal.durability.committed()
+            else:
+                _quiet(conn, "ROLLBACK")
+        finally:
+            journal.lock.release()
+        if self._seq:
+            try:
+                journal.durability.wait(self._seq)
+            except OSError as err:
+                raise sqlite3.OperationalError(f"journal fsync failed: {err}") from err
+
+
+def _quiet(conn: sqlite3.Connection, sql: str) -> None:
+    try:
+        conn.execute(sql)
+    except sqlite3.Error:
+        pass

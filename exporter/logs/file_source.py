@@ -61,7 +61,7 @@ class FileSourceOptions:
     """Limits shared by every file source, from LogsConfig."""
 
     max_line_bytes: int = 64 * 1024
-    read_block_bytes: int = 4 * 1024 * 1024
+    read_block_bytes: int = 512 * 1024
     rotate_wait_seconds: float = 5.0
     fingerprint_bytes: int = 256
     start_at: str = "end"

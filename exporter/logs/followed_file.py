@@ -10,7 +10,6 @@ from tts_sentinel.exporter.logs.file_identity import Identity, KnownGeneration, 
 from tts_sentinel.exporter.logs.metrics import LogCounter
 from tts_sentinel.loghistory.scanner import LineAssembler
 
-
 _buffers = threading.local()
 
 

@@ -124,7 +124,7 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--skip-mtail", action="store_true")
     ap.add_argument("--repeat", type=int, default=3,
-                    help="runs of the project's engines and of grep, interleaved; the best of each is shown")
+                    help="runs of each project engine and of grep; the best of each is shown")
     ap.add_argument("--patterns", choices=["seed", "builtin"], default="seed",
                     help="the seed's five patterns (default) or all twelve built-in ones")
     args = ap.parse_args()

@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,6 +29,7 @@ from logs_data import write_log  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from tts_sentinel.loghistory.config import BUILTIN_PATTERNS, SEED_PATTERNS, LogFileConfig, LogsConfig  # noqa: E402
+from tts_sentinel.loghistory.mining.config import LearningConfig  # noqa: E402
 
 PATTERNS = list(SEED_PATTERNS)
 from tts_sentinel.exporter.logs.pipeline import LogPipeline  # noqa: E402
@@ -34,8 +37,10 @@ from tts_sentinel.loghistory import hyperscan_engine  # noqa: E402
 
 
 def run_project(log: Path, work: Path, engine: str = "auto") -> tuple[float, int, dict[str, int]]:
+    # Template learning off: grep and mtail only count, and the generated log is 20% WARNING lines,
+    # which the learner would mine one by one (its cost is bench/logs_mining.py's business).
     config = LogsConfig(files=[LogFileConfig(name="inference", path=log)], patterns=list(PATTERNS),
-                        start_at="beginning", scanner=engine)
+                        start_at="beginning", scanner=engine, learning=LearningConfig(enabled=False))
     registry = CollectorRegistry()
     state = work / "state"
     shutil.rmtree(state, ignore_errors=True)
@@ -49,6 +54,11 @@ def run_project(log: Path, work: Path, engine: str = "auto") -> tuple[float, int
                                                      {"log": "inference", "pattern": p.name}))
               for p in PATTERNS}
     return elapsed, lines, counts
+
+
+def best_of(n: int, run: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The run with the least time (first element) of `n`: the machine is shared, noise only adds."""
+    return min((run() for _ in range(max(1, n))), key=lambda r: r[0])
 
 
 def run_python_loop(log: Path) -> tuple[float, int, dict[str, int], int]:
@@ -113,6 +123,8 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=2_000_000)
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--skip-mtail", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each project engine and of grep; the best of each is shown")
     ap.add_argument("--patterns", choices=["seed", "builtin"], default="seed",
                     help="the seed's five patterns (default) or all twelve built-in ones")
     args = ap.parse_args()
@@ -129,12 +141,12 @@ def main() -> int:
         print(f"data: {args.lines:,} lines, {size / 1e6:,.0f} MB, written in {took:.1f} s")
         subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=False)  # warm the page cache
         results: list[tuple[str, float, str]] = []
-        project_s, lines, counts = run_project(log, work, "literal")
+        project_s, lines, counts = best_of(args.repeat, lambda: run_project(log, work, "literal"))
         expected = sum(counts.values())
         assert lines == args.lines, (lines, args.lines)
         results.append(("tts-sentinel LogPipeline (literal scan)", project_s, "ok"))
         if hyperscan_engine.AVAILABLE:
-            hs_s, hs_lines, hs_counts = run_project(log, work, "hyperscan")
+            hs_s, hs_lines, hs_counts = best_of(args.repeat, lambda: run_project(log, work, "hyperscan"))
             check = "ok" if (hs_lines, hs_counts) == (lines, counts) else f"{hs_lines} {hs_counts}"
             results.append(("tts-sentinel LogPipeline (Hyperscan)", hs_s, check))
         else:
@@ -142,7 +154,7 @@ def main() -> int:
         loop_s, loop_lines, loop_counts, any_match = run_python_loop(log)
         loop_check = "ok" if loop_counts == counts and loop_lines == lines else f"{loop_lines} {loop_counts}"
         results.append(("plain Python per-line loop", loop_s, loop_check))
-        grep_s, grep_n = run_grep(log)
+        grep_s, grep_n = best_of(args.repeat, lambda: run_grep(log))
         # grep counts lines matching any pattern (a torch OOM line matches two of them)
         results.append(("grep -cE (one combined regex)", grep_s, "ok" if grep_n == any_match else f"{grep_n}"))
         if not args.skip_mtail:
@@ -159,6 +171,8 @@ def main() -> int:
         for name, secs, check in results:
             vs_mtail = f"{mtail_s / secs:8.1f}x" if mtail_s else "      n/a"
             print(f"{name:<40} {secs:8.2f} {args.lines / secs:14,.0f} {vs_mtail} {grep_s / secs:7.2f}x  {check}")
+        fastest = min(s for n, s, _ in results if n.startswith("tts-sentinel"))
+        print(f"fastest engine vs grep -cE: {grep_s / fastest:.2f}x (goal: 1.5x or more on the seed's five patterns)")
     finally:
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -179,7 +179,9 @@ class LogsConfig(BaseModel):
     # Like `tail -F`: a file seen at first start (no saved offset) is read from its end.
     start_at: Literal["end", "beginning"] = "end"
     max_line_bytes: int = Field(default=64 * 1024, ge=64)
-    read_block_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    # Blocks that stay in the CPU cache while they are read, counted and scanned: measured 1.5-2x
+    # faster than 4 MiB blocks, whose passes each go to memory (bench/logs_scan.py).
+    read_block_bytes: int = Field(default=512 * 1024, ge=4096)
     # After a rename rotation the writer may still append to the old file until it reopens.
     rotate_wait_seconds: float = Field(default=5.0, ge=0)
     offsets_save_interval_seconds: float = Field(default=5.0, gt=0)

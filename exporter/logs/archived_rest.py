@@ -21,6 +21,9 @@ from tts_sentinel.loghistory.scanner import LineAssembler
 
 log = logging.getLogger(__name__)
 
+# How a file we read starts: its first bytes when we hold them, else (fp_len, fp) from saved state.
+FileStart = bytes | tuple[int, str]
+
 
 def read_compressed_rest(
     path: Path, saved: SavedCursor, counter: LogCounter, max_line_bytes: int, block_bytes: int
@@ -76,20 +79,20 @@ class CompressedGenerations:
         self._seen: set[tuple[int, int]] = set()
         # new archives wait one poll at the same size: logrotate may still be writing them
         self._pending: dict[tuple[int, int], int] = {}
-        self._finished: list[tuple[int, str, int]] = []  # (fp_len, fp, bytes read), newest last
+        self._finished: list[tuple[FileStart, int]] = []  # (how it starts, bytes read), newest last
         self._remember = remember
 
     def mark_all_seen(self) -> None:
         """Everything there now is history."""
         self._seen = {ident for ident, _, _ in self._archives()}
 
-    def finished(self, fp_len: int, fp: str, size: int) -> None:
+    def finished(self, start: FileStart, size: int) -> None:
         """A file we followed is finished; its archive, when it appears, holds nothing new up to `size`."""
-        self._finished.append((fp_len, fp, size))
+        self._finished.append((start, size))
         del self._finished[: -self._remember]
 
-    def poll(self, open_files: list[tuple[int, str]]) -> None:
-        """Read the archives that appeared since the last call; `open_files` are (fp_len, fp) we still read."""
+    def poll(self, open_files: list[FileStart]) -> None:
+        """Read the archives that appeared since the last call; `open_files` start the files we still read."""
         archives = self._archives()
         for ident, archive, size in archives:
             if ident in self._seen:
@@ -110,14 +113,14 @@ class CompressedGenerations:
         self._seen &= live
         self._pending = {i: n for i, n in self._pending.items() if i in live and i not in self._seen}
 
-    def _read_new(self, archive: Path, open_files: list[tuple[int, str]]) -> None:
+    def _read_new(self, archive: Path, open_files: list[FileStart]) -> None:
         with gzip.open(archive, "rb") as z:
             head = z.read(self.head_bytes)
-            if any(_starts_with(head, fp_len, fp) for fp_len, fp in open_files):
+            if any(same_start(head, known) for known in open_files):
                 return  # an open descriptor reads that content
             start = 0
-            for fp_len, fp, size in reversed(self._finished):
-                if _starts_with(head, fp_len, fp):
+            for known, size in reversed(self._finished):
+                if same_start(head, known):
                     start = size
                     break
             z.seek(start)
@@ -151,6 +154,23 @@ def _check_whole(archive: Path) -> None:
     with gzip.open(archive, "rb") as z:
         while z.read(1 << 20):
             pass
+
+
+def same_start(archive_head: bytes, known: FileStart) -> bool:
+    """Whether an archive starting with `archive_head` holds the content of a file we read, as far as both go.
+
+    With the file's first bytes at hand, an archive shorter than them is recognised too: logrotate
+    compressed the file while it was still short, and the writer appended more before it reopened,
+    which we read through our descriptor (the fingerprint of our longer head would not match).
+    An empty start matches only an empty one: the files we hold are read before archives are
+    looked at, so one still empty is not the source of an archive with lines.
+    """
+    if isinstance(known, bytes):
+        if not known or not archive_head:
+            return known == archive_head
+        n = min(len(known), len(archive_head))
+        return archive_head[:n] == known[:n]
+    return _starts_with(archive_head, *known)
 
 
 def _starts_with(head: bytes, fp_len: int, fp: str) -> bool:

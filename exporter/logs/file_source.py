@@ -55,13 +55,14 @@ from tts_sentinel.exporter.logs.metrics import LogCounter
 from tts_sentinel.loghistory.scanner import LineAssembler
 
 log = logging.getLogger(__name__)
+MISSING_POLLS = 3
 
 @dataclass
 class FileSourceOptions:
     """Limits shared by every file source, from LogsConfig."""
 
     max_line_bytes: int = 64 * 1024
-    read_block_bytes: int = 4 * 1024 * 1024
+    read_block_bytes: int = 512 * 1024
     rotate_wait_seconds: float = 5.0
     fingerprint_bytes: int = 256
     start_at: str = "end"
@@ -90,6 +91,7 @@ class RotatingFileSource:
         # Never-seen generations that start like the followed file: copies (copytruncate) whose
         # original is not truncated yet. Read from our offset once it is.
         self._held: set[Identity] = set()
+        self._missing: dict[Identity, int] = {}  # known generations missing from the last listings
         self._stop = stop_event or threading.Event()
         self._last_error = ""
         self._poll_error = ""
@@ -267,13 +269,14 @@ class RotatingFileSource:
             self._read(cur)
         generations = self._generations()
         self._read_new_generations(generations, before_truncation)
-        # Forget generations that no longer exist: the list stays short, and a reused inode number
-        # cannot be mistaken for a file we read.
+        # Forget generations gone for a few polls in a row (one listing can miss a file logrotate renames
+        # meanwhile: read twice): the list stays short, a reused inode is not mistaken for a file we read.
         present = {g.ident for g in generations}
-        for k in (k for i, k in self.known.items() if i not in present):  # compressed or deleted
-            self.archives.finished(k.fp_len, k.fp, k.size)
-        self.known = {i: k for i, k in self.known.items() if i in present}
-        self.archives.poll([(f.fp_len, f.fp) for f in [*self.draining, *([self.cur] if self.cur else [])]])
+        self._missing = {i: self._missing.get(i, 0) + 1 for i in self.known if i not in present}
+        for i in [i for i, n in self._missing.items() if n >= MISSING_POLLS]:  # compressed or deleted
+            k = self.known.pop(i)
+            self.archives.finished((k.fp_len, k.fp), k.size)
+        self.archives.poll([f.head for f in [*self.draining, *([self.cur] if self.cur else [])]])
         self._update_lag()
 
     def _release_or_drain(self, cur: FollowedFile, path_ident: Identity | None, now: float) -> None:
@@ -354,7 +357,6 @@ class RotatingFileSource:
             self._finish(f)
 
     # ----- reading ----------------------------------------------------------------
-
     def _read(self, f: FollowedFile, *, to_end: bool = False, verify: bool = False) -> bool:
         """Read what is new in `f` (see FollowedFile.read_new).
 
@@ -367,7 +369,7 @@ class RotatingFileSource:
     def _finish(self, f: FollowedFile) -> None:
         """The file will get no more lines: count a last line without newline, remember it, close it."""
         known = f.finish(self.counter, self.opt.fingerprint_bytes)
-        self.archives.finished(f.fp_len, f.fp, f.pos)
+        self.archives.finished(f.head, f.pos)
         if known is not None:
             self.known[f.ident] = known
 
@@ -401,7 +403,6 @@ class RotatingFileSource:
         return float(st.st_size) if self._started else 0.0
 
     # ----- files ------------------------------------------------------------------
-
     def _generations(self) -> list[Generation]:
         return plain_generations(self.path)
 

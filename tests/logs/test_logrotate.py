@@ -17,12 +17,15 @@ import gzip
 import re
 import subprocess
 import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 from support import require_binary
 
+from tts_sentinel.exporter.logs.metrics import LogCounter
 from tts_sentinel.exporter.logs.pipeline import LogPipeline
 from tts_sentinel.loghistory.config import LogFileConfig, LogsConfig
 
@@ -51,6 +54,14 @@ class Writer:
                 self.seq += 1
                 self._fd.write(b"2024-06-15 14:22:03,102 [INFO] seq=%d\n" % self.seq)
 
+    def write_during(self, done: threading.Event, at_most: int) -> None:
+        """Append a line every ~0.1 ms until `done` (logrotate finished) or `at_most` lines."""
+        for _ in range(at_most):
+            if done.is_set():
+                return
+            self.write(1)
+            time.sleep(0.0001)
+
     def reopen(self) -> None:
         with self._lock:
             self._fd.close()
@@ -78,8 +89,12 @@ def counted(registry: CollectorRegistry) -> int:
     return int(registry.get_sample_value("tts_log_lines_total", {"log": "inference"}) or 0)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_real_logrotate_with_a_restart_in_the_middle(mode, tmp_path, wait_for):
+def run_with_a_restart(mode: str, tmp_path: Path, wait_for, concurrent: bool) -> tuple[int, int, int]:
+    """Three rotations, an exporter restart with a rotation while it is down, three more rotations.
+
+    With `concurrent` the writer appends while logrotate works (it reopens only afterwards, as a
+    service signalled by postrotate does). Returns (written, on disk at the end, counted).
+    """
     logdir = tmp_path / "logs"
     logdir.mkdir(mode=0o700)
     path = logdir / "inference.log"
@@ -94,16 +109,18 @@ def test_real_logrotate_with_a_restart_in_the_middle(mode, tmp_path, wait_for):
     writer = Writer(path)
     totals: list[int] = []
 
-    def run_pipeline(rotations: int, burst: int, concurrent: bool) -> None:
+    def run_pipeline(rotations: int, burst: int) -> None:
         registry = CollectorRegistry()
         pipeline = LogPipeline(config, registry, state)
         pipeline.start()
         try:
             for _ in range(rotations):
-                if concurrent:  # the writer keeps going while logrotate works
-                    t = threading.Thread(target=writer.write, args=(burst,))
+                if concurrent:  # the writer keeps going, into the old file, while logrotate works
+                    done = threading.Event()
+                    t = threading.Thread(target=writer.write_during, args=(done, burst))
                     t.start()
                     rotate(conf, lr_state)
+                    done.set()
                     t.join()
                 else:
                     writer.write(burst)
@@ -111,31 +128,69 @@ def test_real_logrotate_with_a_restart_in_the_middle(mode, tmp_path, wait_for):
                 writer.reopen()
             writer.write(burst)
             expected = len(on_disk(logdir, "inference.log")) - sum(totals)
-            wait_for(lambda: counted(registry) >= expected, 20)
+            wait_for(lambda: counted(registry) >= expected, 30)
         finally:
             pipeline.stop()
         totals.append(counted(registry))
 
-    run_pipeline(rotations=3, burst=400, concurrent=False)
+    run_pipeline(rotations=3, burst=400)
     writer.write(300)  # the exporter is down: written, then rotated away before it comes back
     rotate(conf, lr_state)
     writer.reopen()
-    # concurrent=True (the writer appending while logrotate runs) showed an intermittent double
-    # count in rename mode (800 of 3,500 lines, once in about a dozen runs): under investigation,
-    # see the closing note of issue 13; the deterministic sequence stays the gate.
-    run_pipeline(rotations=3, burst=400, concurrent=False)
+    run_pipeline(rotations=3, burst=400)
     writer.close()
-
     disk = on_disk(logdir, "inference.log")
-    written = writer.seq
     total = sum(totals)
-    print(f"report {mode}: written {written}, on disk {len(disk)}, counted {total} "
-          f"(lost by the rotation itself {written - len(disk)}, lost by the tailer {len(disk) - total})")
-    # A line can be counted without being on disk at the end: written to the old file after
-    # logrotate copied, compressed or truncated it, and read by the tailer through its open file.
-    # So: never more than was written, never less than is on disk.
-    assert total <= written, f"{mode}: {total - written} lines counted twice"
-    assert total >= len(disk), f"{mode}: the tailer lost {len(disk) - total} lines that are on disk"
+    print(f"report {mode}{' concurrent' if concurrent else ''}: written {writer.seq}, on disk {len(disk)}, "
+          f"counted {total} (lost by the rotation itself {writer.seq - len(disk)}, "
+          f"lost by the tailer {len(disk) - total})")
+    return writer.seq, len(disk), total
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_real_logrotate_with_a_restart_in_the_middle(mode, tmp_path, wait_for):
+    written, disk, total = run_with_a_restart(mode, tmp_path, wait_for, concurrent=False)
+    if mode == "copytruncate":
+        # Lines written between logrotate's copy and its truncate are gone from the disk, though a
+        # tailer may read them through its open file: never more than written, never less than on disk.
+        assert total <= written, f"{mode}: {total - written} lines counted twice"
+        assert total >= disk, f"{mode}: the tailer lost {disk - total} lines that are on disk"
+    else:
+        assert disk == written, f"{mode}: logrotate itself lost {written - disk} lines"
+        assert total == written, f"{mode}: counted {total} of {written} lines"
+
+
+@pytest.mark.parametrize("mode", [
+    "rename", "compress",
+    pytest.param("copytruncate", marks=pytest.mark.xfail(
+        strict=False, reason="known bug: with the writer appending during the copy, a few lines "
+        "(3-30 of ~1,300) are sometimes counted twice: after the restart a copy made before it is read "
+        "whole again (_read_new_generations), as if neither known nor a copy; root cause not found yet")),
+])
+def test_real_logrotate_while_the_writer_keeps_writing(mode, tmp_path, wait_for, monkeypatch):
+    """The writer appends during every logrotate run: no line is counted twice, none on disk is lost,
+    and in rename mode every line written is counted exactly once.
+
+    Which lines were counted is recorded by wrapping LogCounter.feed (the real one still counts):
+    a total alone could hide a line counted twice behind one lost.
+    """
+    seen: Counter[int] = Counter()
+    feed = LogCounter.feed
+
+    def recording_feed(self: LogCounter, block: bytes, long_lines: int = 0) -> None:
+        seen.update(int(m) for m in LINE.findall(block))
+        feed(self, block, long_lines)
+
+    monkeypatch.setattr(LogCounter, "feed", recording_feed)
+    written, disk, total = run_with_a_restart(mode, tmp_path, wait_for, concurrent=True)
+    twice = sorted(seq for seq, n in seen.items() if n > 1)
+    assert not twice, f"{mode}: {len(twice)} lines counted more than once, from seq={twice[0]}"
+    assert sum(seen.values()) == total
+    missing = on_disk(tmp_path / "logs", "inference.log") - set(seen)
+    assert not missing, f"{mode}: the tailer lost {len(missing)} lines that are on disk"
+    if mode == "rename":
+        # Nothing leaves the disk in rename mode: every line written is counted.
+        assert disk == written and total == written, f"rename: counted {total} of {written} lines"
 
 
 def test_a_log_compressed_before_any_poll_saw_it_is_counted_from_its_archive(tmp_path):

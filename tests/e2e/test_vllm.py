@@ -26,15 +26,15 @@ def stack(tmp_path_factory):
 
 
 def query(stack, expr: str) -> list[dict]:
-    return httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, timeout=5).json()["data"]["result"]
+    return httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, timeout=5, auth=stack.web.auth()).json()["data"]["result"]
 
 
 def firing(stack, *names: str) -> set[str]:
-    return {a["labels"]["alertname"] for a in firing_alerts(stack.url("prometheus"))} & set(names)
+    return {a["labels"]["alertname"] for a in firing_alerts(stack.url("prometheus"), stack.web.auth())} & set(names)
 
 
 def in_alertmanager(stack, *names: str) -> set[str]:
-    alerts = httpx.get(stack.url("alertmanager", "/api/v2/alerts"), timeout=5).json()
+    alerts = httpx.get(stack.url("alertmanager", "/api/v2/alerts"), timeout=5, auth=stack.web.auth()).json()
     return {a["labels"]["alertname"] for a in alerts} & set(names)
 
 
@@ -59,7 +59,7 @@ def journaled_tiers(stack, alertname: str) -> set[str]:
 
 def test_the_engine_is_scraped_as_a_second_job_and_streams_pass(stack):
     def targets_up():
-        targets = httpx.get(stack.url("prometheus", "/api/v1/targets"), timeout=5).json()["data"]["activeTargets"]
+        targets = httpx.get(stack.url("prometheus", "/api/v1/targets"), timeout=5, auth=stack.web.auth()).json()["data"]["activeTargets"]
         return targets if len(targets) == 3 and all(t["health"] == "up" for t in targets) else None
 
     targets = wait_for(targets_up, 60, "three scrape targets up")
@@ -85,7 +85,7 @@ def test_hung_engine_raises_its_alerts_while_health_stays_green(stack):
         # /health answers 200 throughout: only the engine's metrics and the probes see the hang
         assert httpx.get(stack.url("api", "/health"), timeout=2).status_code == 200
         wait_for(lambda: in_alertmanager(stack, *names) == set(names), 30, f"{names} in Alertmanager")
-        alert = next(a for a in firing_alerts(stack.url("prometheus")) if a["labels"]["alertname"] == names[0])
+        alert = next(a for a in firing_alerts(stack.url("prometheus"), stack.web.auth()) if a["labels"]["alertname"] == names[0])
         assert alert["labels"]["tier"] == "medium" and alert["labels"]["family"] == "inference_hang"
         # the inference restart tier is what the receiver would run
         wait_for(lambda: "medium" in journaled_tiers(stack, names[0]), 30, "a medium action journaled")

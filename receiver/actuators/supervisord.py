@@ -2,12 +2,16 @@
 
 A password-protected [inet_http_server] gets HTTP basic auth from `username` and `password_file`
 in a header, never in the URL (xmlrpc.client would quote a URL's userinfo in its errors).
+`url: unix:///run/supervisor.sock` talks to its [unix_http_server] instead, as supervisorctl does:
+whoever may open that socket (its `chmod`/`chown`, e.g. 0770 root:supervisor) may act, so the
+receiver needs only that group, not root.
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import xmlrpc.client
 
 from tts_sentinel.receiver.actuators.base import ActuatorError, component_name, signal_name
@@ -41,6 +45,33 @@ class _Transport(xmlrpc.client.Transport):
         return host, headers, x509
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixTransport(_Transport):
+    """XML-RPC over supervisord's unix socket (its [unix_http_server])."""
+
+    def __init__(self, path: str, timeout: float, authorization: str | None = None) -> None:
+        super().__init__(timeout, authorization)
+        self._path = path
+
+    def make_connection(self, host: str) -> http.client.HTTPConnection:  # type: ignore[override]
+        return _UnixConnection(self._path, self._timeout)
+
+
 class SupervisordActuator:
     """Acts on the programs named in the target's `supervisord` section."""
 
@@ -58,6 +89,9 @@ class SupervisordActuator:
                 raise ActuatorError(str(exc)) from None
             pair = f"{self.config.username}:{password}".encode()
             authorization = "Basic " + base64.b64encode(pair).decode("ascii")
+        if self.config.url.startswith("unix://"):
+            unix = _UnixTransport(self.config.url.removeprefix("unix://"), self.config.timeout_seconds, authorization)
+            return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=unix, allow_none=True)
         transport = _Transport(self.config.timeout_seconds, authorization)
         return xmlrpc.client.ServerProxy(self.config.url, transport=transport, allow_none=True)
 

@@ -67,6 +67,14 @@ def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path):
         pages = "\n".join(line for line in output.splitlines() if "POST" not in line)
         for url in re.findall(r"http://127\.0\.0\.1:\d+\S*", pages):
             assert opens(url), url
+        # Prometheus and Alertmanager ask for the login the banner names, from a 0600 file
+        user, password_file = re.search(r"user (\S+), password in (\S+)\)", output).groups()
+        assert Path(password_file).stat().st_mode & 0o777 == 0o600
+        login = (user, Path(password_file).read_text().strip())
+        for part in ("Prometheus", "Alertmanager"):
+            url = re.search(rf"{part}\s+(http://\S+)", output).group(1)
+            assert httpx.get(url, timeout=10).status_code == 401, url
+            assert httpx.get(url, timeout=10, auth=login, follow_redirects=True).status_code == 200, url
         # the one line that points another terminal at the demo's config works
         config = re.search(r"export TTS_SENTINEL_CONFIG=(\S+)", output).group(1)
         env = {**os.environ, "TTS_SENTINEL_CONFIG": config}

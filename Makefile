@@ -14,7 +14,7 @@ DEMO_DEB_BINARIES := prometheus prometheus-alertmanager promtool amtool
 DEB_PACKAGES := $(DEMO_DEB_PACKAGES) espeak-ng sox mtail logrotate chromium fonts-wqy-microhei
 DEB_BINARIES := $(DEMO_DEB_BINARIES) espeak-ng sox mtail logrotate chromium
 
-.PHONY: demo test lint venv system-deps test-deps bench clean
+.PHONY: demo test lint venv system-deps test-deps bench clean lock
 
 venv: $(STAMP)
 
@@ -66,3 +66,12 @@ bench: venv test-deps
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+
+# requirements-lock.txt: runtime dependencies and the build backend, pinned with hashes (the Dockerfile
+# installs with --require-hashes). Keep its header: pip-compile runs with --no-header.
+lock: venv
+	$(BIN)/pip install -q pip-tools
+	head -n 6 requirements-lock.txt > .lock-header
+	$(BIN)/pip-compile --generate-hashes --strip-extras --allow-unsafe --build-deps-for=wheel \
+	  --no-emit-find-links --no-emit-index-url --no-header --output-file requirements-lock.txt pyproject.toml
+	cat .lock-header requirements-lock.txt > .lock-new && mv .lock-new requirements-lock.txt && rm .lock-header

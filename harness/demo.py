@@ -30,14 +30,14 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def prometheus_alerts_url(base: str) -> str:
+def prometheus_alerts_url(base: str, auth: httpx.Auth | None = None) -> str:
     """The alerts page of this Prometheus: `/alerts`, or `/classic/alerts` where the new UI is not built in.
 
     Debian's package ships only the classic UI, and its `/alerts` answers 404.
     """
     for path in ("/alerts", "/classic/alerts"):
         try:
-            if httpx.get(base + path, timeout=5).status_code == 200:
+            if httpx.get(base + path, timeout=5, auth=auth).status_code == 200:
                 return base + path
         except httpx.HTTPError:
             break
@@ -61,7 +61,7 @@ def narrate(endpoints: StackEndpoints, duration: float, stopping: Callable[[], b
     while not stopping() and (duration <= 0 or time.monotonic() - start < duration):
         try:
             now = {f"{a['labels']['alertname']} (tier={a['labels'].get('tier')})"
-                   for a in firing_alerts(endpoints.prometheus)}
+                   for a in firing_alerts(endpoints.prometheus, endpoints.auth)}
             for name in sorted(now - firing):
                 print(f"{time.strftime('%H:%M:%S')}  FIRING    {name}", flush=True)
             for name in sorted(firing - now):

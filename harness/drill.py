@@ -27,6 +27,7 @@ from tts_sentinel.harness.incidents import (
     incidents_by_window,
     journal,
 )
+from tts_sentinel.harness.webauth import WebAuth
 from tts_sentinel.receiver.verification import probe_succeeded
 
 __all__ = ["DrillResult", "StackEndpoints", "actions", "firing_alerts", "inject", "journal", "run_drill",
@@ -55,6 +56,7 @@ class StackEndpoints:
     prometheus: str
     alertmanager: str
     token: str
+    auth: httpx.Auth | None = None  # Prometheus' and Alertmanager's basic auth (the stack's WebAuth)
 
     @classmethod
     def from_dir(cls, directory: Path) -> StackEndpoints:
@@ -62,8 +64,9 @@ class StackEndpoints:
         info = json.loads((directory / "stack.json").read_text())
         ports = info["ports"]
         token = (directory / "receiver.token").read_text().strip()
+        auth = WebAuth.from_record(info["web_auth"]).auth() if "web_auth" in info else None
         return cls(**{k: f"http://127.0.0.1:{ports[k]}" for k in
-                      ("web", "api", "exporter", "receiver", "prometheus", "alertmanager")}, token=token)
+                      ("web", "api", "exporter", "receiver", "prometheus", "alertmanager")}, token=token, auth=auth)
 
 
 @dataclass
@@ -100,15 +103,19 @@ class DrillResult:
                 f"action after {fmt(self.action_seconds)}, tiers {ladder}: {end}")
 
 
-def firing_alerts(prometheus: str) -> list[dict[str, Any]]:
+def firing_alerts(prometheus: str, auth: httpx.Auth | None = None) -> list[dict[str, Any]]:
     """Alerts Prometheus has in state firing."""
-    data = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5).json()
+    resp = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5, auth=auth)
+    resp.raise_for_status()
+    data = resp.json()
     return [a for a in data["data"]["alerts"] if a["state"] == "firing"]
 
 
-def rule_durations(prometheus: str) -> dict[str, float]:
+def rule_durations(prometheus: str, auth: httpx.Auth | None = None) -> dict[str, float]:
     """alertname -> the `for:` of its rule, in seconds, as the running Prometheus has it."""
-    groups = httpx.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=5).json()["data"]["groups"]
+    resp = httpx.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=5, auth=auth)
+    resp.raise_for_status()
+    groups = resp.json()["data"]["groups"]
     return {r["name"]: float(r.get("duration") or 0) for g in groups for r in g["rules"]}
 
 
@@ -152,7 +159,7 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
     expected = EXPECTED_ALERT.get(fault)
 
     def acting_alerts() -> list[dict[str, Any]]:
-        return [a for a in firing_alerts(endpoints.prometheus)
+        return [a for a in firing_alerts(endpoints.prometheus, endpoints.auth)
                 if (expected is None or a["labels"].get("alertname") == expected)
                 and a["labels"].get("tier") in ACTING_TIERS]
 
@@ -165,7 +172,7 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
     inject(endpoints, fault, component)
     on_event(f"injected {fault} into {component}")
 
-    for_seconds = rule_durations(endpoints.prometheus)
+    for_seconds = rule_durations(endpoints.prometheus, endpoints.auth)
 
     def acting_alert() -> tuple[str, float] | None:
         for a in acting_alerts():

@@ -28,6 +28,7 @@ from tts_sentinel.harness.fleet_nodes import NODE_PORTS, FleetHost, FleetTiming,
 from tts_sentinel.harness.netns import FleetNetwork, remove_stale
 from tts_sentinel.harness.oncall_sink import OncallSink
 from tts_sentinel.harness.stack import RULES_DIR, SERVICE, StackError, find_binary, scale_rule_durations
+from tts_sentinel.harness.webauth import WebAuth
 from tts_sentinel.runbook_urls import with_runbook_urls
 
 __all__ = ["Fleet", "FleetTiming", "per_host_not_healed", "target_name"]
@@ -60,12 +61,14 @@ class Fleet:
         self.dir = workdir.resolve()
         self.timing = timing or FleetTiming()
         self.network = FleetNetwork(subnet)
+        self.web = WebAuth(self.dir)  # one user for every Prometheus and Alertmanager of the fleet
         self.monitors = {r: MonitoringNode(r, self.network.node(f"mon-{r}", octet), self.dir / f"mon-{r}",
-                                           self.network)
+                                           self.network, self.web)
                          for r, octet in MONITOR_OCTET.items()}
         peers = [m.alertmanager_url for m in self.monitors.values()]
         self.hosts = {f"h{i}": FleetHost(self.dir / f"h{i}", self.network.node(f"h{i}", HOST_OCTET + i - 1),
-                                         self.network, peers, self.timing, python, receiver_overrides)
+                                         self.network, peers, self.timing, python, receiver_overrides,
+                                         web_auth=self.web)
                       for i in range(1, hosts + 1)}
         self.oncall: OncallSink | None = None
 
@@ -91,7 +94,8 @@ class Fleet:
             "alerting": {
                 "alert_relabel_configs": [{"action": "labeldrop", "regex": "replica"}],
                 "alertmanagers": [{"static_configs": [{"targets": [
-                    f"{m.node.address}:{NODE_PORTS.alertmanager}" for m in self.monitors.values()]}]}],
+                    f"{m.node.address}:{NODE_PORTS.alertmanager}" for m in self.monitors.values()]}],
+                    **self.web.client_config()}],
             },
             "scrape_configs": [job("tts-sentinel-exporter", NODE_PORTS.exporter),
                                job("tts-sentinel-receiver", NODE_PORTS.receiver)],
@@ -139,6 +143,7 @@ class Fleet:
     def write_configs(self) -> None:
         """Every config of the fleet under its directory (hosts write their own at launch)."""
         (self.dir / "rules").mkdir(parents=True, exist_ok=True)
+        self.web.write()
         for rules_file in sorted(RULES_DIR.glob("*.rules.yml")):
             (self.dir / "rules" / rules_file.name).write_text(yaml.safe_dump(self.rules(rules_file), sort_keys=False))
         for host in self.hosts.values():
@@ -186,8 +191,8 @@ class Fleet:
                 for m in self.monitors.values():
                     m.launch_prometheus(prometheus)
                 for m in self.monitors.values():
-                    _wait_http(f"{m.alertmanager_url}/-/ready", deadline, m.log("alertmanager"))
-                    _wait_http(f"{m.prometheus_url}/-/ready", deadline, m.log("prometheus"))
+                    _wait_http(f"{m.alertmanager_url}/-/ready", deadline, m.log("alertmanager"), self.web.auth())
+                    _wait_http(f"{m.prometheus_url}/-/ready", deadline, m.log("prometheus"), self.web.auth())
         except BaseException:
             self.stop()
             raise
@@ -222,10 +227,11 @@ class Fleet:
         self.stop()
 
 
-def _wait_http(url: str, deadline: float, log: Path, ok: Callable[[httpx.Response], bool] | None = None) -> None:
+def _wait_http(url: str, deadline: float, log: Path, auth: httpx.Auth | None = None,
+               ok: Callable[[httpx.Response], bool] | None = None) -> None:
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(url, timeout=2)
+            r = httpx.get(url, timeout=2, auth=auth)
             if r.status_code == 200 and (ok is None or ok(r)):
                 return
         except httpx.HTTPError:

@@ -18,6 +18,7 @@ import yaml
 from tts_sentinel.harness.drill import StackEndpoints
 from tts_sentinel.harness.netns import FleetNetwork, Node
 from tts_sentinel.harness.stack import SERVICE, Ports, Stack, Timing
+from tts_sentinel.harness.webauth import WebAuth
 
 # Every node has its own address, so every node uses the products' usual ports.
 NODE_PORTS = Ports(web=7860, api=8000, exporter=9464, receiver=9465, prometheus=9090, alertmanager=9093,
@@ -57,9 +58,10 @@ class FleetHost(Stack):
     run in its namespace; the receiver acts only on alerts whose `instance` is this host."""
 
     def __init__(self, workdir: Path, node: Node, network: FleetNetwork, alertmanager_urls: list[str],
-                 timing: Timing, python: str, receiver_overrides: dict[str, Any] | None = None) -> None:
+                 timing: Timing, python: str, receiver_overrides: dict[str, Any] | None = None,
+                 web_auth: WebAuth | None = None) -> None:
         super().__init__(workdir, ports=replace(NODE_PORTS), timing=timing, python=python,
-                         receiver_overrides=receiver_overrides)
+                         receiver_overrides=receiver_overrides, web_auth=web_auth)
         self.node = node
         self.network = network
         self.alertmanager_urls = alertmanager_urls
@@ -132,14 +134,15 @@ class FleetHost(Stack):
         """This host's endpoints for the drill functions (inject, journal, ...)."""
         return StackEndpoints(web=self.url("web"), api=self.url("api"), exporter=self.url("exporter"),
                               receiver=self.url("receiver"), prometheus=prometheus, alertmanager=alertmanager,
-                              token=self.token)
+                              token=self.token, auth=self.web.auth())
 
 
 class MonitoringNode:
     """One monitoring host: Prometheus replica `replica` and one Alertmanager peer."""
 
-    def __init__(self, replica: str, node: Node, workdir: Path, network: FleetNetwork) -> None:
+    def __init__(self, replica: str, node: Node, workdir: Path, network: FleetNetwork, web: WebAuth) -> None:
         self.replica = replica
+        self.web = web  # the fleet's one user for every Prometheus and Alertmanager
         self.node = node
         self.dir = workdir
         self.network = network
@@ -180,6 +183,7 @@ class MonitoringNode:
             *[f"--cluster.peer={p}" for p in peers if p != self.cluster_address],
             f"--cluster.peer-timeout={timing.peer_timeout}",
             "--log.level=debug",  # "Notify success" lines say which peer delivered to which receiver
+            f"--web.config.file={self.web.config_file}",
         ])
 
     def launch_prometheus(self, prometheus: str) -> None:
@@ -188,6 +192,7 @@ class MonitoringNode:
             prometheus, f"--config.file={self.dir / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
             f"--web.listen-address={self.node.address}:{NODE_PORTS.prometheus}",
+            f"--web.config.file={self.web.config_file}",
         ])
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

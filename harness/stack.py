@@ -29,6 +29,7 @@ import httpx
 import yaml
 
 from tts_sentinel.harness.oncall_sink import OncallSink
+from tts_sentinel.harness.webauth import WebAuth
 from tts_sentinel.runbook_urls import with_runbook_urls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ class Stack:
 
     def __init__(self, workdir: Path, ports: Ports | None = None, timing: Timing | None = None,
                  python: str = sys.executable, receiver_overrides: dict[str, Any] | None = None,
-                 protocol: str = "seed") -> None:
+                 protocol: str = "seed", web_auth: WebAuth | None = None) -> None:
         self.dir = workdir.resolve()
         self.protocol = protocol  # "openai": the simulator plays vLLM-Omni (see vllm_omni_mode)
         self.receiver_overrides = receiver_overrides or {}
@@ -123,6 +124,8 @@ class Stack:
         self.python = python
         self.log_dir = self.dir / "logs"
         self.token = secrets.token_urlsafe(32)
+        # Prometheus and Alertmanager answer only with this user and its per-run password (0600 file)
+        self.web = web_auth or WebAuth(self.dir)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self.oncall: OncallSink | None = None
 
@@ -181,6 +184,7 @@ class Stack:
                 "journal_path": str(d / "state" / "journal.sqlite3"),
                 "exporter_url": self.url("exporter"),
                 "alertmanager_url": self.url("alertmanager"),
+                **self.web.receiver_config(),
                 "verification": {"timeout_seconds": 30.0, "interval_seconds": 0.5},
                 **self.receiver_overrides,
                 "targets": [
@@ -225,7 +229,8 @@ class Stack:
             "global": {"scrape_interval": f"{t.scrape_seconds:g}s", "evaluation_interval": f"{t.scrape_seconds:g}s"},
             "rule_files": [str(self.dir / "rules" / "*.rules.yml")],
             "alerting": {
-                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.ports.alertmanager}"]}]}]
+                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.ports.alertmanager}"]}],
+                                   **self.web.client_config()}]
             },
             "scrape_configs": [
                 {"job_name": "tts-sentinel-exporter",
@@ -261,6 +266,7 @@ class Stack:
         token = self.dir / "receiver.token"
         token.write_text(self.token + "\n")
         token.chmod(0o600)
+        self.web.write()
         self.config_path.write_text(yaml.safe_dump(self.sentinel_config(), sort_keys=False))
         (self.dir / "supervisord.conf").write_text(self.supervisord_conf())
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
@@ -269,7 +275,8 @@ class Stack:
             rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale)
             rules = with_runbook_urls(rules, self.url("receiver", "/runbooks"))  # this stack's receiver serves them
             (self.dir / "rules" / rules_file.name).write_text(yaml.safe_dump(rules, sort_keys=False))
-        (self.dir / "stack.json").write_text(json.dumps({"ports": asdict(self.ports), "dir": str(self.dir)}))
+        (self.dir / "stack.json").write_text(json.dumps({"ports": asdict(self.ports), "dir": str(self.dir),
+                                                         "web_auth": self.web.describe()}))
 
     # -- processes --------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:
@@ -281,7 +288,7 @@ class Stack:
 
     def _exporter_scraped(self) -> bool:
         """Prometheus has a sample of the exporter's log counters (its first scrape succeeded)."""
-        answer = httpx.get(self.url("prometheus", "/api/v1/query"), timeout=5,
+        answer = httpx.get(self.url("prometheus", "/api/v1/query"), timeout=5, auth=self.web.auth(),
                            params={"query": "count(tts_log_lines_total)"}).json()
         return bool(answer.get("data", {}).get("result"))
 
@@ -300,8 +307,8 @@ class Stack:
         raise StackError(f"{name} not ready after {timeout:.0f}s; see {self.dir / 'run' / (name + '.log')}")
 
     @staticmethod
-    def _http_ok(url: str) -> bool:
-        return httpx.get(url, timeout=2).status_code == 200
+    def _http_ok(url: str, auth: httpx.Auth | None = None) -> bool:
+        return httpx.get(url, timeout=2, auth=auth).status_code == 200
 
     def supervisor(self) -> Any:
         """An XML-RPC proxy to this stack's supervisord."""
@@ -336,16 +343,18 @@ class Stack:
                 alertmanager, f"--config.file={self.dir / 'alertmanager.yml'}",
                 f"--storage.path={self.dir / 'alertmanager-data'}",
                 f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}", "--cluster.listen-address=",
+                f"--web.config.file={self.web.config_file}",
             ])
             self._spawn("prometheus", [
                 prometheus, f"--config.file={self.dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+                f"--web.config.file={self.web.config_file}",
             ])
             self._wait("exporter", lambda: self._http_ok(self.url("exporter", "/healthz")))
             self._wait("receiver", lambda: self._http_ok(self.url("receiver", "/healthz")))
-            self._wait("alertmanager", lambda: self._http_ok(self.url("alertmanager", "/-/ready")))
-            self._wait("prometheus", lambda: self._http_ok(self.url("prometheus", "/-/ready")))
+            self._wait("alertmanager", lambda: self._http_ok(self.url("alertmanager", "/-/ready"), self.web.auth()))
+            self._wait("prometheus", lambda: self._http_ok(self.url("prometheus", "/-/ready"), self.web.auth()))
             # Ready means watched: a fault injected before Prometheus' first scrape of the exporter
             # would start its counters at 1, and `increase(...) > 0` never fires for it.
             self._wait("prometheus", self._exporter_scraped)

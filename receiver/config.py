@@ -252,6 +252,9 @@ class ReceiverConfig(BaseModel):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=9465, ge=1, le=65535)
     token_file: Path | None = None
+    # HTTPS: where Alertmanager reaches the receiver over a network (its http_config.tls_config trusts the cert)
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate (chain); serves HTTPS when set")
+    tls_key_file: Path | None = Field(default=None, description="its PEM private key, mode 0600")
     journal_path: Path = Path("/var/lib/tts-sentinel/journal.sqlite3")
     retention_days: float = Field(default=90.0, gt=0, description="jobs, incidents and their alerts kept this long")
     # The allowlist: no default. An alert no target matches is counted and journaled in aggregate.
@@ -324,6 +327,12 @@ class ReceiverConfig(BaseModel):
         """Every Alertmanager a page may go to, in the order they are tried."""
         peers = [self.alertmanager_url] if self.alertmanager_url else []
         return peers + [url for url in self.alertmanager_urls if url not in peers]
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ReceiverConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both `tls_cert_file` and `tls_key_file` (HTTPS), or neither (plain HTTP)")
+        return self
 
     @model_validator(mode="after")
     def _alertmanager_credentials(self) -> ReceiverConfig:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import xmlrpc.client
 from pathlib import Path
 
@@ -122,8 +123,37 @@ class _Transport(xmlrpc.client.Transport):
         return host, headers, x509
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        """Connect to the unix socket instead of a TCP port."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixTransport(_Transport):
+    """XML-RPC over supervisord's unix socket ([unix_http_server]): only the socket's group is needed."""
+
+    def __init__(self, path: str, timeout: float, authorization: str | None = None) -> None:
+        super().__init__(timeout, authorization)
+        self._path = path
+
+    def make_connection(self, host: str) -> http.client.HTTPConnection:  # type: ignore[override]
+        return _UnixConnection(self._path, self._timeout)
+
+
 def supervisord_proxy(config: SupervisordConfig, timeout: float | None = None) -> xmlrpc.client.ServerProxy:
-    """An XML-RPC proxy to supervisord with the config's timeout (or `timeout`) and credentials.
+    """An XML-RPC proxy to supervisord with the config's timeout (or `timeout`) and credentials;
+    `url: unix:///run/supervisor.sock` speaks over the unix socket.
 
     Raises ValueError with a sentence when the password file is unusable (see `read_secret`).
     """
@@ -132,5 +162,8 @@ def supervisord_proxy(config: SupervisordConfig, timeout: float | None = None) -
         password = read_secret(config.password_file, "supervisord password")
         pair = f"{config.username}:{password}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode("ascii")
-    transport = _Transport(config.timeout_seconds if timeout is None else timeout, authorization)
-    return xmlrpc.client.ServerProxy(config.url, transport=transport, allow_none=True)
+    seconds = config.timeout_seconds if timeout is None else timeout
+    if config.url.startswith("unix://"):
+        unix = _UnixTransport(config.url.removeprefix("unix://"), seconds, authorization)
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=unix, allow_none=True)
+    return xmlrpc.client.ServerProxy(config.url, transport=_Transport(seconds, authorization), allow_none=True)

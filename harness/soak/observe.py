@@ -100,9 +100,9 @@ class Observer:
 
     def _poll_alerts(self, now: float) -> None:
         try:
-            firing = firing_alerts(self.endpoints.prometheus)
+            firing = firing_alerts(self.endpoints.prometheus, self.endpoints.auth)
             if not self.for_seconds:
-                self.for_seconds = rule_durations(self.endpoints.prometheus)
+                self.for_seconds = rule_durations(self.endpoints.prometheus, self.endpoints.auth)
         except (httpx.HTTPError, ValueError, KeyError):
             return
         for a in firing:

@@ -2,6 +2,9 @@
 
 A password-protected [inet_http_server] gets HTTP basic auth from `username` and `password_file`
 in a header, never in the URL (xmlrpc.client would quote a URL's userinfo in its errors).
+`url: unix:///run/supervisor.sock` talks to its [unix_http_server] instead, as supervisorctl does:
+whoever may open that socket (its `chmod`/`chown`, e.g. 0770 root:supervisor) may act, so the
+receiver needs only that group, not root.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def process_metric(stack, name: str, component: str) -> float | None:
 
 
 def firing(stack, alertname: str, component: str) -> dict | None:
-    return next((a for a in firing_alerts(stack.url("prometheus"))
+    return next((a for a in firing_alerts(stack.url("prometheus"), stack.web.auth())
                  if a["labels"]["alertname"] == alertname and a["labels"].get("component") == component), None)
 
 
@@ -72,7 +72,7 @@ def test_the_exporter_sees_both_programs_running_without_restarts(stack):
 
 def scraped_at_zero(stack, component: str) -> bool:
     """Prometheus holds the component's restart counter at 0: `increase()` needs a sample before the crash."""
-    result = httpx.get(stack.url("prometheus", "/api/v1/query"), timeout=5,
+    result = httpx.get(stack.url("prometheus", "/api/v1/query"), timeout=5, auth=stack.web.auth(),
                        params={"query": f'tts_process_restarts_total{{component="{component}"}}'}).json()
     return [r["value"][1] for r in result["data"]["result"]] == ["0"]
 

@@ -44,9 +44,9 @@ def opens(url: str, within: float = 30.0) -> bool:
         time.sleep(0.5)
 
 
-def engine_scraped(prometheus: str) -> bool:
+def engine_scraped(prometheus: str, login: tuple[str, str]) -> bool:
     """The demo's Prometheus scrapes the engine's own /metrics and has its vLLM-Omni audio families."""
-    answer = httpx.get(prometheus + "/api/v1/query", timeout=10, params={
+    answer = httpx.get(prometheus + "/api/v1/query", timeout=10, auth=login, params={
         "query": 'count by (__name__) ({job="vllm-omni", __name__=~"vllm_omni:audio_rtf_count|vllm:kv_cache_usage_perc"})'
     }).json()
     return len(answer["data"]["result"]) == 2
@@ -77,11 +77,19 @@ def test_demo_prints_urls_and_ctrl_c_stops_everything(tmp_path, mode):
         pages = "\n".join(line for line in output.splitlines() if "POST" not in line)
         for url in re.findall(r"http://127\.0\.0\.1:\d+\S*", pages):
             assert opens(url), url
+        # Prometheus and Alertmanager ask for the login the banner names, from a 0600 file
+        user, password_file = re.search(r"user (\S+), password in (\S+)\)", output).groups()
+        assert Path(password_file).stat().st_mode & 0o777 == 0o600
+        login = (user, Path(password_file).read_text().strip())
+        for part in ("Prometheus", "Alertmanager"):
+            url = re.search(rf"{part}\s+(http://\S+)", output).group(1)
+            assert httpx.get(url, timeout=10).status_code == 401, url
+            assert httpx.get(url, timeout=10, auth=login, follow_redirects=True).status_code == 200, url
         if mode == "vllm-omni":  # the engine's API and its own /metrics, scraped for the dashboard's vLLM-Omni row
             assert "POST http://127.0.0.1:" in output and "/v1/audio/speech" in output and "engine metrics" in output
             prometheus = re.search(r"Prometheus\s+(http://127\.0\.0\.1:\d+)", output).group(1)
             deadline = time.monotonic() + 60
-            while not engine_scraped(prometheus):
+            while not engine_scraped(prometheus, login):
                 assert time.monotonic() < deadline, "the demo's Prometheus never scraped the engine"
                 time.sleep(1)
         else:

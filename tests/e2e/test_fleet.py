@@ -62,16 +62,16 @@ def fleet(tmp_path):
     assert not [n for n in our_namespaces() if n.startswith(f.network.prefix + "-")], "namespaces left behind"
 
 
-def get(url: str, token: str | None = None):
+def get(url: str, token: str | None = None, auth=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = httpx.get(url, headers=headers, timeout=5)
+    r = httpx.get(url, headers=headers, timeout=5, auth=auth)
     r.raise_for_status()
     return r.json()
 
 
-def firing_in(prometheus: str) -> dict[str, float]:
+def firing_in(prometheus: str, auth) -> dict[str, float]:
     """instance -> activeAt (epoch seconds) of the firing ALERT in one replica."""
-    alerts = get(f"{prometheus}/api/v1/alerts")["data"]["alerts"]
+    alerts = get(f"{prometheus}/api/v1/alerts", auth=auth)["data"]["alerts"]
     return {a["labels"]["instance"]: datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp()
             for a in alerts if a["labels"].get("alertname") == ALERT and a["state"] == "firing"}
 
@@ -160,13 +160,14 @@ def test_fleet_configs_send_each_host_to_its_own_receiver_and_page_per_host(tmp_
 def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_dies(fleet):
     figures: dict[str, object] = {"hosts": len(fleet.hosts), "started_seconds": round(fleet.started_seconds, 1)}
     a, b = fleet.monitors["a"], fleet.monitors["b"]
+    login = fleet.web.auth()  # every Prometheus and Alertmanager of the fleet asks for it
     with fleet.client():
         def everything_up():
             for m in (a, b):
-                targets = get(f"{m.prometheus_url}/api/v1/targets")["data"]["activeTargets"]
+                targets = get(f"{m.prometheus_url}/api/v1/targets", auth=login)["data"]["activeTargets"]
                 if len(targets) != 2 * len(fleet.hosts) or any(t["health"] != "up" for t in targets):
                     return False
-                cluster = get(f"{m.alertmanager_url}/api/v2/status")["cluster"]
+                cluster = get(f"{m.alertmanager_url}/api/v2/status", auth=login)["cluster"]
                 if cluster["status"] != "ready" or len(cluster["peers"]) != 2:
                     return False
             return True
@@ -174,7 +175,7 @@ def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_di
         wait_for(everything_up, 60, "both replicas scraping every host, both peers in one cluster")
 
         def quiet():
-            return not [x for m in (a, b) for x in get(f"{m.prometheus_url}/api/v1/alerts")["data"]["alerts"]
+            return not [x for m in (a, b) for x in get(f"{m.prometheus_url}/api/v1/alerts", auth=login)["data"]["alerts"]
                         if x["labels"].get("tier") in ACTING]
 
         wait_for(quiet, 30, "no alert that acts, pending or firing, before the faults")
@@ -188,7 +189,7 @@ def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_di
             inject(ends[name], fault, "web")
 
         def both_replicas_fire():
-            seen = {m.replica: firing_in(m.prometheus_url) for m in (a, b)}
+            seen = {m.replica: firing_in(m.prometheus_url, login) for m in (a, b)}
             return seen if all(set(FAULTS) <= set(s) for s in seen.values()) else None
 
         seen = wait_for(both_replicas_fire, 60, f"{ALERT} firing for h1 and h2 in both replicas")
@@ -198,7 +199,7 @@ def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_di
         assert "h3" not in seen["a"] and "h3" not in seen["b"]
 
         # The replicas' copies are one alert to Alertmanager: `replica` is dropped before sending.
-        in_b = [x for x in get(f"{b.alertmanager_url}/api/v2/alerts") if x["labels"].get("alertname") == ALERT]
+        in_b = [x for x in get(f"{b.alertmanager_url}/api/v2/alerts", auth=login) if x["labels"].get("alertname") == ALERT]
         assert sorted(x["labels"]["instance"] for x in in_b) == sorted(FAULTS)
         assert not any("replica" in x["labels"] for x in in_b)
 
@@ -214,7 +215,7 @@ def test_two_hosts_fail_at_once_each_healed_once_on_its_own_host_while_a_peer_di
 
         before_kill = wait_for(both_peers_delivered, 30, "both peers delivering to the receivers of h1 and h2")
         a.kill("alertmanager")  # SIGKILL, mid-incident:
-        assert set(FAULTS) <= set(firing_in(b.prometheus_url)), "the alerts resolved before the peer died"
+        assert set(FAULTS) <= set(firing_in(b.prometheus_url, login)), "the alerts resolved before the peer died"
         figures["peer_a_killed_seconds"] = round(time.monotonic() - t0, 1)
 
         def healed_and_closed():

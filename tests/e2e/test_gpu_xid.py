@@ -62,7 +62,7 @@ def stack(tmp_path_factory):
 
 
 def query(stack, expr: str) -> list[dict]:
-    return httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, timeout=5).json()["data"]["result"]
+    return httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, timeout=5, auth=stack.web.auth()).json()["data"]["result"]
 
 
 def test_an_xid_79_kernel_line_pages_and_restarts_nothing(stack):
@@ -104,7 +104,7 @@ def test_an_xid_48_nvml_event_pages_and_restarts_nothing(stack):
 
 
 def fatal(endpoints: StackEndpoints, xid: str) -> list[dict]:
-    return [a for a in firing_alerts(endpoints.prometheus)
+    return [a for a in firing_alerts(endpoints.prometheus, endpoints.auth)
             if a["labels"]["alertname"] == "TtsGpuXidFatal" and a["labels"]["xid"] == xid]
 
 

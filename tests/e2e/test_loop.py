@@ -61,7 +61,7 @@ def receiver_pages(stack) -> list[dict]:
 
 def test_stack_starts_healthy_with_every_target_up(stack):
     def targets_up():
-        targets = httpx.get(stack.url("prometheus", "/api/v1/targets")).json()["data"]["activeTargets"]
+        targets = httpx.get(stack.url("prometheus", "/api/v1/targets"), auth=stack.web.auth()).json()["data"]["activeTargets"]
         return targets if len(targets) == 2 and all(t["health"] == "up" for t in targets) else None
 
     targets = wait_for(targets_up, 30, "both scrape targets up")
@@ -91,7 +91,7 @@ def test_hung_web_front_is_healed_by_exactly_one_light_restart(stack):
 
     # Let the alert resolve; Alertmanager keeps re-sending while it fires: still one action.
     wait_for(lambda: not any(a["labels"]["alertname"] == "TtsHealthProbeFailing"
-                             for a in firing_alerts(endpoints.prometheus)), 90, "the alert to resolve")
+                             for a in firing_alerts(endpoints.prometheus, endpoints.auth)), 90, "the alert to resolve")
     time.sleep(3)  # one more group_interval for a late duplicate to arrive
     done = actions(journal(endpoints.receiver, endpoints.token))
     assert len(done) == 1, json.dumps(done, indent=1)
@@ -219,5 +219,5 @@ def test_every_dashboard_query_is_valid_promql(stack):
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert exprs
     for expr in exprs:
-        r = httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr})
+        r = httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, auth=stack.web.auth())
         assert r.status_code == 200 and r.json()["status"] == "success", (expr, r.text)

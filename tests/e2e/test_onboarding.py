@@ -51,7 +51,7 @@ def stack(tmp_path_factory):
     s.start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # doctor asks Prometheus about targets: let it scrape once
-        targets = httpx.get(s.url("prometheus", "/api/v1/targets")).json()["data"]["activeTargets"]
+        targets = httpx.get(s.url("prometheus", "/api/v1/targets"), auth=s.web.auth()).json()["data"]["activeTargets"]
         if len(targets) == 2 and all(t["health"] == "up" for t in targets):
             break
         time.sleep(0.5)
@@ -69,19 +69,22 @@ def test_init_then_check_config_then_doctor_all_green_then_doctor_names_what_bro
         "--token-file", str(stack.dir / "receiver.token"),
         "--exporter-port", str(stack.ports.exporter), "--receiver-port", str(stack.ports.receiver),
         "--alertmanager-url", stack.url("alertmanager"),
+        "--alertmanager-username", stack.web.username, "--alertmanager-password-file", str(stack.web.password_file),
     )
     assert rc == 0, err
     assert "detected openai" in out
     assert cli("check-config", str(config))[0] == 0
 
-    doctor = ("doctor", "--config", str(config), "--prometheus", stack.url("prometheus"))
+    doctor = ("doctor", "--config", str(config), "--prometheus", stack.url("prometheus"),
+              "--prometheus-username", stack.web.username, "--prometheus-password-file", str(stack.web.password_file))
     rc, table, _ = cli(*doctor)
     print(table)  # the report quotes it
     assert rc == 0, table
     assert "✗" not in table
     for line in ("✔ log file inference", "✔ probe health", "✔ probe synthesis", "✔ receiver",
                  f"✔ target qwen3-tts: supervisord {INFERENCE_PROGRAM}", "✔ Prometheus rules",
-                 "✔ Prometheus scrapes the exporter", "✔ Alertmanager routes tiers"):
+                 "✔ Prometheus scrapes the exporter", "✔ Alertmanager routes tiers",
+                 "✔ Prometheus asks for a login", "✔ Alertmanager asks for a login"):
         assert line in table
 
     (stack.log_dir / "webui.log").unlink()

@@ -36,7 +36,7 @@ def firing_pages(stack: Stack, since: int = 0) -> list[dict[str, Any]]:
 
 
 def alert_firing(endpoints: StackEndpoints, name: str) -> bool:
-    return any(a["labels"]["alertname"] == name for a in firing_alerts(endpoints.prometheus))
+    return any(a["labels"]["alertname"] == name for a in firing_alerts(endpoints.prometheus, endpoints.auth))
 
 
 def test_a_fault_the_receiver_heals_pages_no_one(stack):
@@ -72,7 +72,7 @@ def test_with_the_receiver_stopped_alertmanager_alone_pages_once(stack):
 
         def not_healed_in_alertmanager() -> dict[str, Any] | None:
             found = httpx.get(stack.url("alertmanager", "/api/v2/alerts"),
-                              params={"filter": 'alertname="TtsNotHealed"'}, timeout=5).json()
+                              params={"filter": 'alertname="TtsNotHealed"'}, timeout=5, auth=stack.web.auth()).json()
             return found[0] if found else None
 
         not_healed = wait_for(not_healed_in_alertmanager, 30, "TtsNotHealed to reach Alertmanager")

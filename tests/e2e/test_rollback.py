@@ -107,7 +107,7 @@ def test_degradation_after_a_switch_rolls_back_to_the_previous_version_and_verif
 
     def degraded_firing() -> bool:
         return any(a["labels"]["alertname"] == "TtsQualityDegraded"
-                   for a in firing_alerts(stack.url("prometheus")))
+                   for a in firing_alerts(stack.url("prometheus"), stack.web.auth()))
 
     wait_for(degraded_firing, 120, "TtsQualityDegraded firing")
     print(f"TtsQualityDegraded firing {time.monotonic() - switched:.0f}s after the switch (for: {DRILL_FOR})")

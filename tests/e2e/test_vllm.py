@@ -57,15 +57,15 @@ def stack(tmp_path_factory):
 
 
 def query(stack, expr: str) -> list[dict]:
-    return httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, timeout=5).json()["data"]["result"]
+    return httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": expr}, timeout=5, auth=stack.web.auth()).json()["data"]["result"]
 
 
 def firing(stack, *names: str) -> set[str]:
-    return {a["labels"]["alertname"] for a in firing_alerts(stack.url("prometheus"))} & set(names)
+    return {a["labels"]["alertname"] for a in firing_alerts(stack.url("prometheus"), stack.web.auth())} & set(names)
 
 
 def in_alertmanager(stack, *names: str) -> set[str]:
-    alerts = httpx.get(stack.url("alertmanager", "/api/v2/alerts"), timeout=5).json()
+    alerts = httpx.get(stack.url("alertmanager", "/api/v2/alerts"), timeout=5, auth=stack.web.auth()).json()
     return {a["labels"]["alertname"] for a in alerts} & set(names)
 
 
@@ -104,7 +104,7 @@ def assert_inference_restart_journaled(stack, alertname: str) -> None:
 
 def test_the_engine_is_scraped_as_a_second_job_and_streams_pass(stack):
     def targets_up():
-        targets = httpx.get(stack.url("prometheus", "/api/v1/targets"), timeout=5).json()["data"]["activeTargets"]
+        targets = httpx.get(stack.url("prometheus", "/api/v1/targets"), timeout=5, auth=stack.web.auth()).json()["data"]["activeTargets"]
         return targets if len(targets) == 3 and all(t["health"] == "up" for t in targets) else None
 
     targets = wait_for(targets_up, 60, "three scrape targets up")
@@ -134,7 +134,7 @@ def test_every_dashboard_panel_shows_data_from_the_vllm_omni_stack(stack):
 
     def series(expr: str) -> list[dict]:
         now = time.time()
-        answer = httpx.get(stack.url("prometheus", "/api/v1/query_range"), timeout=10,
+        answer = httpx.get(stack.url("prometheus", "/api/v1/query_range"), timeout=10, auth=stack.web.auth(),
                            params={"query": expr, "start": now - 300, "end": now, "step": 5}).json()
         assert answer["status"] == "success", (expr, answer)
         return answer["data"]["result"]
@@ -171,7 +171,7 @@ def test_hung_engine_raises_its_alerts_while_health_stays_green(stack):
         # /health answers 200 throughout: only the engine's metrics and the probes see the hang
         assert httpx.get(stack.url("api", "/health"), timeout=2).status_code == 200
         wait_for(lambda: in_alertmanager(stack, *names) == set(names), 30, f"{names} in Alertmanager")
-        alert = next(a for a in firing_alerts(stack.url("prometheus")) if a["labels"]["alertname"] == names[0])
+        alert = next(a for a in firing_alerts(stack.url("prometheus"), stack.web.auth()) if a["labels"]["alertname"] == names[0])
         assert alert["labels"]["tier"] == "medium" and alert["labels"]["family"] == "inference_hang"
         # the inference restart tier is what the receiver would run
         assert_inference_restart_journaled(stack, names[0])
@@ -203,7 +203,7 @@ def test_underrunning_stream_raises_its_alert_and_maps_to_an_inference_restart(s
         wait_for(lambda: firing(stack, name), 120, f"{name} firing")
         failures = query(stack, 'sum by (transport) (increase(tts_probe_failures_total{probe="stream",reason="underrun"}[5m]))')
         assert failures and any(float(f["value"][1]) > 0 for f in failures), failures
-        alert = next(a for a in firing_alerts(stack.url("prometheus")) if a["labels"]["alertname"] == name)
+        alert = next(a for a in firing_alerts(stack.url("prometheus"), stack.web.auth()) if a["labels"]["alertname"] == name)
         assert (alert["labels"]["tier"], alert["labels"]["family"]) == ("medium", "streaming")
         # /health still answers 200: only a stream shows it
         assert httpx.get(stack.url("api", "/health"), timeout=2).status_code == 200
@@ -224,7 +224,7 @@ def test_fatal_engine_core_log_line_raises_its_alert_and_maps_to_an_inference_re
         matched = query(stack, 'sum by (pattern) (tts_log_pattern_matches_total{log="inference",'
                                'pattern=~"engine_core_fatal|engine_core_died"}) > 0')
         assert {m["metric"]["pattern"] for m in matched} == {"engine_core_fatal", "engine_core_died"}, matched
-        alert = next(a for a in firing_alerts(stack.url("prometheus")) if a["labels"]["alertname"] == name)
+        alert = next(a for a in firing_alerts(stack.url("prometheus"), stack.web.auth()) if a["labels"]["alertname"] == name)
         assert (alert["labels"]["tier"], alert["labels"]["family"], alert["labels"]["log"]) == (
             "medium", "inference_engine", "inference")
         # the dashboard's alerts table shows it

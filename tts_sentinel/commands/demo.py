@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     inference API  POST {stack.url('api', speech_path)}{engine_metrics}
   exporter         {stack.url('exporter', '/metrics')}   probe: {stack.url('exporter', '/probe?module=health')}
   receiver         {stack.url('receiver', '/actions')}   (bearer token in {directory / 'receiver.token'})
-  Prometheus       {prometheus_alerts_url(stack.url('prometheus'))}
+  Prometheus       {prometheus_alerts_url(stack.url('prometheus'), stack.web.auth())}
   Alertmanager     {stack.url('alertmanager')}
+                   (both ask for a login: user {stack.web.username}, password in {stack.web.password_file})
   supervisord      {stack.url('supervisord')}
   on-call pages    {directory / 'run' / 'oncall.jsonl'}
 

@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exporter-port", type=int, default=9464)
     parser.add_argument("--receiver-port", type=int, default=9465)
     parser.add_argument("--alertmanager-url", default="http://127.0.0.1:9093")
+    parser.add_argument("--alertmanager-username", help="Alertmanager's basic auth user (its --web.config.file)")
+    parser.add_argument("--alertmanager-password-file", type=Path, help="that user's password, in a 0600 file")
     parser.add_argument("--force", action="store_true", help="overwrite files that exist")
 
 
@@ -94,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
                     state_dir=args.state_dir.absolute(), token_file=args.token_file.absolute(),
                     api_key_file=args.api_key_file.absolute() if args.api_key_file else None,
                     exporter_port=args.exporter_port, receiver_port=args.receiver_port,
-                    alertmanager_url=args.alertmanager_url, gpu=gpu, gpu_why=gpu_why, config_path=out)
+                    alertmanager_url=args.alertmanager_url, alertmanager_username=args.alertmanager_username,
+                    alertmanager_password_file=(args.alertmanager_password_file.absolute()
+                                                if args.alertmanager_password_file else None),
+                    gpu=gpu, gpu_why=gpu_why, config_path=out)
     if service.needs_api_key and not args.api_key_file:
         plan.notes.append("the service wants an API key: rerun with --api-key-file, or L2 fails with 401.")
     try:

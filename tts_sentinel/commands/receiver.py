@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import socket
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -16,7 +17,7 @@ from tts_sentinel import __version__
 from tts_sentinel.config import ConfigError, config_source, load_config
 from tts_sentinel.logsetup import add_logging_arguments, configure_from, fields
 from tts_sentinel.receiver.app import create_app
-from tts_sentinel.receiver.auth import read_token
+from tts_sentinel.receiver.auth import read_secret, read_token
 from tts_sentinel.receiver.service import ReceiverService
 
 log = logging.getLogger("tts_sentinel.receiver")
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="listen port (overrides receiver.listen_port)")
     parser.add_argument("--dry-run", action="store_true", help="journal what would run, run nothing")
     add_logging_arguments(parser)
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS (overrides receiver.tls_cert_file)")
+    parser.add_argument("--tls-key", type=Path, help="its PEM private key, mode 0600 (overrides receiver.tls_key_file)")
 
 
 def is_loopback(host: str) -> bool:
@@ -63,6 +66,22 @@ def warn_insecure(where: str, stop: threading.Event, every: float = INSECURE_WAR
             return
 
 
+def check_tls(cert: Path | None, key: Path | None) -> str | None:
+    """Why the HTTPS pair cannot be served (one sentence), or None when it can or none is set."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        return "give both --tls-cert and --tls-key (or receiver.tls_cert_file and tls_key_file), or neither"
+    try:
+        read_secret(key, "TLS private key")  # a key others can read is refused with the chmod to run
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ValueError as exc:
+        return str(exc)
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot serve HTTPS with certificate {cert} and key {key}: {exc}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the config, check the token, start workers and serve until interrupted."""
     try:
@@ -79,8 +98,14 @@ def run(args: argparse.Namespace) -> int:
         updates["listen_port"] = args.port
     if args.dry_run:
         updates["dry_run"] = True
+    if args.tls_cert or args.tls_key:
+        updates.update(tls_cert_file=args.tls_cert, tls_key_file=args.tls_key)
     if updates:
         rc = rc.model_copy(update=updates)
+    tls_problem = check_tls(rc.tls_cert_file, rc.tls_key_file)
+    if tls_problem:
+        print(f"receiver: {tls_problem}", file=sys.stderr)
+        return 2
     try:
         token = read_token(args.token_file or rc.token_file)
     except ValueError as exc:
@@ -140,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
             log_level="warning",
             log_config=None,  # uvicorn's own lines go through the escaping handler above
             access_log=False,
+            ssl_certfile=str(rc.tls_cert_file) if rc.tls_cert_file else None,
+            ssl_keyfile=str(rc.tls_key_file) if rc.tls_key_file else None,
         )
     finally:
         stop_warning.set()

@@ -12,7 +12,7 @@ import httpx
 import yaml
 
 from tts_sentinel.exporter.config import ExporterConfig
-from tts_sentinel.onboarding.report import Check, fail, ok
+from tts_sentinel.onboarding.report import Check, fail, ok, skip
 from tts_sentinel.receiver.auth import read_token
 from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.receiver.tiers import RESTART_LADDER, Tier
@@ -85,12 +85,25 @@ def _scrape_target(targets: list[dict[str, Any]], host: str, port: int) -> dict[
     return next((t for t in targets if _same_endpoint(t.get("scrapeUrl", ""), host, port)), None)
 
 
+def check_closed(what: str, url: str, client: httpx.Client) -> Check:
+    """`url` (an API path of Prometheus or Alertmanager) refuses a request without credentials."""
+    try:
+        status = client.get(url).status_code
+    except httpx.HTTPError as exc:
+        return skip(f"{what} asks for a login", f"not reachable at {url} ({exc.__class__.__name__})")
+    if status == 401:
+        return ok(f"{what} asks for a login", f"{url} -> 401 without credentials")
+    return fail(f"{what} asks for a login",
+                f"{url} -> {status} without credentials: any local process can read it or post alerts",
+                "start it with --web.config.file (basic_auth_users, bcrypt hash); see SECURITY.md")
+
+
 def check_prometheus(url: str, exporter: ExporterConfig, receiver: ReceiverConfig,
-                     client: httpx.Client) -> list[Check]:
+                     client: httpx.Client, auth: httpx.Auth | None = None) -> list[Check]:
     """Prometheus has loaded our rule groups and scrapes the exporter and the receiver with the right labels."""
     try:
-        rules = client.get(url.rstrip("/") + "/api/v1/rules").json()["data"]["groups"]
-        active = client.get(url.rstrip("/") + "/api/v1/targets").json()["data"]["activeTargets"]
+        rules = _api(client, url.rstrip("/") + "/api/v1/rules", auth)["data"]["groups"]
+        active = _api(client, url.rstrip("/") + "/api/v1/targets", auth)["data"]["activeTargets"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return [fail("Prometheus", f"no Prometheus API at {url} ({exc.__class__.__name__}: {exc})",
                      "pass --prometheus URL, or start Prometheus")]
@@ -182,11 +195,18 @@ def _hook_problem(hook: dict[str, Any], receiver: ReceiverConfig, token: str | N
     return None
 
 
-def check_alertmanager(url: str, receiver: ReceiverConfig, client: httpx.Client) -> Check:
+def _api(client: httpx.Client, url: str, auth: httpx.Auth | None) -> Any:
+    resp = client.get(url, auth=auth) if auth is not None else client.get(url)
+    resp.raise_for_status()  # a 401 says "credentials" in the check's line, not a KeyError
+    return resp.json()
+
+
+def check_alertmanager(url: str, receiver: ReceiverConfig, client: httpx.Client,
+                       auth: httpx.Auth | None = None) -> Check:
     """Alertmanager's running config routes every tier to a webhook at this receiver, with the token."""
     what = "Alertmanager routes tiers"
     try:
-        original = client.get(url.rstrip("/") + "/api/v2/status").json()["config"]["original"]
+        original = _api(client, url.rstrip("/") + "/api/v2/status", auth)["config"]["original"]
         config = yaml.safe_load(original)
     except (httpx.HTTPError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
         return fail(what, f"no Alertmanager API at {url} ({exc.__class__.__name__}: {exc})",

@@ -39,6 +39,8 @@ class InitPlan:
     exporter_port: int = 9464
     receiver_port: int = 9465
     alertmanager_url: str = "http://127.0.0.1:9093"
+    alertmanager_username: str | None = None  # Alertmanager's --web.config.file basic auth
+    alertmanager_password_file: Path | None = None
     gpu: bool = True
     gpu_why: str = ""
     config_path: Path = Path("tts-sentinel.yml")
@@ -164,8 +166,16 @@ def render_config(plan: InitPlan, now: datetime | None = None) -> str:
                 f"  journal_path: {j(str(plan.state_dir / 'journal.sqlite3'))}",
                 f"  exporter_url: {j(exporter_url)}   # actions are verified through its /probe",
                 f"  alertmanager_url: {j(plan.alertmanager_url)}   # refusals and exhausted budgets are paged there",
-                *_target_lines(plan)]
+                *_alertmanager_login(plan), *_target_lines(plan)]
     return "\n".join(head + exporter + receiver) + "\n"
+
+
+def _alertmanager_login(plan: InitPlan) -> list[str]:
+    if plan.alertmanager_username is None or plan.alertmanager_password_file is None:
+        return ["  # alertmanager_username: sentinel        # when Alertmanager asks for a login (SECURITY.md)",
+                "  # alertmanager_password_file: /etc/tts-sentinel/alertmanager.password   # mode 0600"]
+    return [f"  alertmanager_username: {j(plan.alertmanager_username)}",
+            f"  alertmanager_password_file: {j(str(plan.alertmanager_password_file))}   # mode 0600"]
 
 
 def checked_config(plan: InitPlan, source: str) -> tuple[str, SentinelConfig]:

@@ -22,20 +22,10 @@ import yaml
 from support import free_port
 
 from tests.security.conftest import AUTH, TOKEN, alert, payload, receiver_section, wait_for
+from tts_sentinel.managers import SupervisordConfig, supervisord_proxy
 
 NOBODY = 65534
 SOCKET_GROUP = 64917  # a group no one on the host has: only the receiver gets it, below
-
-
-class _UnixTransport(xmlrpc.client.Transport):
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def make_connection(self, host: str):
-        from tts_sentinel.receiver.actuators.supervisord import _UnixConnection
-
-        return _UnixConnection(self.path, 10)
 
 
 @pytest.fixture
@@ -61,7 +51,7 @@ def world(tmp_path):
     )
     supervisord = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    proxy = xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_UnixTransport(str(sock))).supervisor
+    proxy = supervisord_proxy(SupervisordConfig(url=f"unix://{sock}", timeout_seconds=10)).supervisor
 
     def running() -> bool:
         try:

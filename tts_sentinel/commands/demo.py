@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if directory.exists():
         shutil.rmtree(directory)
-    stack = Stack(directory, ports=pick_ports())
+    stack = Stack(directory, ports=pick_ports(), audio_evidence=True)
     stopping = False
 
     def stop(*_: object) -> None:

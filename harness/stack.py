@@ -206,7 +206,7 @@ class Stack:
             probes["quality"] = {"enabled": True, "interval_seconds": 15.0, "request": dict(request)}
             # A log line fires the alert before a scheduled probe hears the fault: probe once before restarting.
             config["receiver"].setdefault("tiers", {}).setdefault("medium", [
-                {"action": "capture", "seconds": 15}, {"action": "stop", "component": "inference"},
+                {"action": "capture", "seconds": 30}, {"action": "stop", "component": "inference"},
                 {"action": "release_gpu"}, {"action": "start", "component": "inference"},
                 {"action": "wait", "seconds": 10}, {"action": "verify", "module": "synthesis"}])
         return vllm_omni_mode(config, p) if self.protocol == "openai" else config

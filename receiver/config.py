@@ -218,7 +218,7 @@ class Step(BaseModel):
     seconds: float = Field(default=10.0, ge=0)
     module: str = "health"
     # capture: the probes run once before the restart, so their failing clips are kept as evidence
-    modules: list[str] = Field(default_factory=lambda: ["synthesis", "semantic", "quality"], max_length=8)
+    modules: list[str] = Field(default_factory=lambda: ["synthesis", "quality", "semantic"], max_length=8)
 
 
 def _default_tiers() -> dict[Tier, list[Step]]:

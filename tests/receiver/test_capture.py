@@ -25,7 +25,8 @@ def test_capture_probes_before_the_restart_and_the_job_goes_on(supervisor, l1_gr
     assert capture["ok"] and capture["step"].startswith("capture evidence: health, synthesis")
     assert capture["output"] == "health green; synthesis red: the exporter keeps the failing clips"
     assert capture["capture"] == {"health": "green", "synthesis": "red"}
-    assert l1_green_l2_red.calls[:3] == ["health", "synthesis", "health"], "captured first, verified after"
+    calls = l1_green_l2_red.calls
+    assert sorted(calls[:2]) == ["health", "synthesis"] and calls[2:] == ["health"], "captured first, verified after"
 
 
 def ctx(exporter_url: str) -> SimpleNamespace:
@@ -38,7 +39,7 @@ def test_an_unreachable_exporter_is_said_and_fails_nothing():
     assert outcome.output.startswith("synthesis not run (ConnectError)") and "no probe failed" in outcome.output
 
 
-def test_capture_waits_at_most_its_seconds():
+def test_capture_waits_at_most_its_seconds_for_a_hung_exporter():
     release = threading.Event()
 
     class Slow(BaseHTTPRequestHandler):
@@ -57,6 +58,5 @@ def test_capture_waits_at_most_its_seconds():
         release.set()
         server.shutdown()
         server.server_close()
-    # the hung probe is given the step's seconds, not its own timeout; what is left is skipped, not waited for
-    assert outcome.extra["capture"] == {"synthesis": "not run (ReadTimeout)", "semantic": "skipped (time bound)",
-                                        "quality": "skipped (time bound)"}
+    # every probe is given the step's seconds, not its own timeout, and they run side by side
+    assert outcome.extra["capture"] == dict.fromkeys(["synthesis", "semantic", "quality"], "not run (ReadTimeout)")

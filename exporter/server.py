@@ -1,6 +1,6 @@
 """`tts-sentinel exporter`: the HTTP face of the exporter.
 
-GET /metrics (logs, probes, GPU, process manager, self), GET /probe?module=NAME (one probe now, with
+GET /metrics (logs, probes, GPU, process manager, self), GET /probe?module=NAME[&fresh=1] (one probe now, with
 a fresh registry, as blackbox_exporter does), GET /healthz, GET /evidence (failed probes'
 clips, checks and plots: exporter/evidence_http.py).
 
@@ -185,7 +185,8 @@ class Exporter:
                 if url.path == "/metrics":
                     self._send(200, generate_latest(exporter.registry), CONTENT_TYPE_LATEST)
                 elif url.path == "/probe":
-                    self._probe(parse_qs(url.query).get("module", [""])[0])
+                    args = parse_qs(url.query)
+                    self._probe(args.get("module", [""])[0], args.get("fresh", [""])[0] in ("1", "true"))
                 elif url.path == "/healthz":
                     self._send(200, b"ok\n")
                 elif url.path == "/evidence" or url.path.startswith("/evidence/"):
@@ -195,7 +196,7 @@ class Exporter:
                 else:
                     self._send(404, b"not found: try /metrics, /probe?module=NAME, /healthz or /evidence\n")
 
-            def _probe(self, module: str) -> None:
+            def _probe(self, module: str, fresh: bool = False) -> None:
                 names = exporter.probes.module_names()
                 if module not in names:
                     msg = f"unknown probe module {module!r}; configured modules: {', '.join(names)}\n"
@@ -209,7 +210,7 @@ class Exporter:
                     )
                     return
                 try:
-                    _, body = exporter.probes.probe_now(module)
+                    _, body = exporter.probes.probe_now(module, fresh)
                 except Exception as exc:  # a probe bug must not kill the exporter
                     log.exception("probe %s failed unexpectedly", module)
                     self._send(500, f"probe {module} failed unexpectedly: {exc}\n".encode())

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import httpx
 
 from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, journal
+from tts_sentinel.harness.incidents import receiver_incidents
 from tts_sentinel.harness.stack import Ports
 
 # The seed's and Prometheus' usual ports, used when free so the URLs look familiar.
@@ -72,8 +73,10 @@ def narrate(endpoints: StackEndpoints, duration: float, stopping: Callable[[], b
                     seen[row.get("id")] = row.get("status")
                     print(f"{time.strftime('%H:%M:%S')}  ACTION    {_describe(row)}", flush=True)
                     if row.get("incident_id") and row.get("status") not in ("queued", "running"):
-                        print(f"{'':10}incident page: {endpoints.receiver}/incidents/{row['incident_id']}"
-                              "  (bearer token: receiver.token in the demo's folder)", flush=True)
+                        links = {i.get("id"): i.get("page_url") for i in
+                                 receiver_incidents(endpoints.receiver, endpoints.token) or []}
+                        link = links.get(row["incident_id"]) or f"{endpoints.receiver}/incidents/{row['incident_id']}"
+                        print(f"{'':10}incident page: {link}", flush=True)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             print(f"{time.strftime('%H:%M:%S')}  (a part of the stack does not answer: {exc})", flush=True)
         time.sleep(1)

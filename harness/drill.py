@@ -99,8 +99,14 @@ class DrillResult:
                "no action": "no action by the receiver"}.get(self.outcome, self.outcome)
         if self.outcome == "healed" and self.green_seconds is None:
             end = "healed by the receiver, but the health probe never came back"
+        pages = "".join(f"\nincident page: {i['page_url']}" for i in self.incidents if i.get("page_url"))
         return (f"{self.fault} on {self.component}: alert {self.alert or '-'} after {fmt(self.alert_seconds)}, "
-                f"action after {fmt(self.action_seconds)}, tiers {ladder}: {end}")
+                f"action after {fmt(self.action_seconds)}, tiers {ladder}: {end}{pages}")
+
+    @property
+    def page_urls(self) -> list[str]:
+        """The signed links to the pages of this fault's incidents (they open in a browser)."""
+        return [i["page_url"] for i in self.incidents if i.get("page_url")]
 
 
 def firing_alerts(prometheus: str, auth: httpx.Auth | None = None) -> list[dict[str, Any]]:

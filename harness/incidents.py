@@ -98,6 +98,7 @@ class Incident:
     tiers: list[str] = field(default_factory=list)
     source: str = "inferred"  # "receiver" when GET /incidents said so
     acted_on: list[str] = field(default_factory=list)  # the receiver's own list, when it keeps one
+    page_url: str = ""  # the receiver's signed link to the incident page (opens in a browser)
 
     @property
     def components(self) -> list[str]:
@@ -134,7 +135,7 @@ class Incident:
             "id": self.id, "target": self.target, "source": self.source, "family": self.family,
             "family_reason": self.family_reason, "opened": self.opened, "closed": self.closed,
             "status": self.status, "tiers": self.tiers, "components": self.components,
-            "escalations": self.escalations(),
+            "escalations": self.escalations(), "page_url": self.page_url,
             "jobs": [{k: r.get(k) for k in ("id", "tier", "status", "reason", "note", "created_at", "started_at",
                                             "finished_at", "escalated_from")} for r in self.rows],
         }
@@ -233,6 +234,7 @@ def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]], own_verdict:
         family=data.get("family", ""), family_reason=data.get("family_reason", ""),
         closed=_epoch(data.get("closed_at", data.get("closed"))), tiers=[r["tier"] for r in rows] or listed,
         source="receiver", acted_on=list(data.get("components") or []) if own_verdict else [],
+        page_url=str(data.get("page_url") or ""),
     )
 
 

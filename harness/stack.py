@@ -115,8 +115,11 @@ class Stack:
 
     def __init__(self, workdir: Path, ports: Ports | None = None, timing: Timing | None = None,
                  python: str = sys.executable, receiver_overrides: dict[str, Any] | None = None,
-                 protocol: str = "seed", web_auth: WebAuth | None = None) -> None:
+                 protocol: str = "seed", web_auth: WebAuth | None = None, audio_evidence: bool = False) -> None:
         self.dir = workdir.resolve()
+        # L3 and quality probes too, with a baseline recorded at start: failed probes keep their clip
+        # beside the baseline clip, as the incident page shows them (the demo runs this way).
+        self.audio_evidence = audio_evidence
         self.protocol = protocol  # "openai": the simulator plays vLLM-Omni (see vllm_omni_mode)
         self.receiver_overrides = receiver_overrides or {}
         self.ports = ports or Ports()
@@ -200,6 +203,16 @@ class Stack:
                 ],
             },
         }
+        if self.audio_evidence:
+            probes = config["exporter"]["probes"]
+            request = probes["synthesis"]["request"]
+            probes["semantic"].update(enabled=True, interval_seconds=15.0, request=dict(request))
+            probes["quality"] = {"enabled": True, "interval_seconds": 15.0, "request": dict(request)}
+            # A log line fires the alert before a scheduled probe hears the fault: probe once before restarting.
+            config["receiver"].setdefault("tiers", {}).setdefault("medium", [
+                {"action": "capture", "seconds": 30}, {"action": "stop", "component": "inference"},
+                {"action": "release_gpu"}, {"action": "start", "component": "inference"},
+                {"action": "wait", "seconds": 10}, {"action": "verify", "module": "synthesis"}])
         return vllm_omni_mode(config, p) if self.protocol == "openai" else config
 
     def supervisord_conf(self) -> str:
@@ -337,6 +350,11 @@ class Stack:
             self._wait(WEB_PROGRAM, lambda: self._http_ok(self.url("web", "/health")))
             self._wait(INFERENCE_PROGRAM, lambda: self._http_ok(self.url("api", "/health")))
             cli = [self.python, "-m", "tts_sentinel.cli"]
+            if self.audio_evidence:  # as a user would, from the healthy service, before anything watches it
+                done = subprocess.run([*cli, "baseline", "--config", str(self.config_path)], timeout=120,
+                                      capture_output=True, text=True, start_new_session=True)
+                if done.returncode:
+                    raise StackError(f"`tts-sentinel baseline` failed: {(done.stdout + done.stderr)[-600:]}")
             self._spawn("exporter", [*cli, "exporter", "--config", str(self.config_path)])
             self._spawn("receiver", [*cli, "receiver", "--config", str(self.config_path)])
             self._spawn("alertmanager", [

@@ -8,16 +8,16 @@ import html
 import json
 import logging
 import sqlite3
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi import Path as PathParam
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tts_sentinel.receiver.evidence_client import fetch_evidence
+from tts_sentinel.receiver.incident_links import READ_METHODS
 from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
 from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
 from tts_sentinel.receiver.ratelimit import AlertsRateLimit
@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 # every alert links to). Everything else, the schema included, needs it.
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 OPEN_PREFIXES = ("/runbooks/",)
+# SQLite's INTEGER range: a larger id is a 422, never an OverflowError in the journal.
+IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# The signed link in the address bar must not travel on to Grafana or Prometheus, nor sit in a cache.
+PAGE_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff"}
 
 
 def token_matches(header: str, expected: bytes) -> bool:
@@ -56,6 +61,7 @@ class BearerAuth:
     def __init__(self, app: ASGIApp, service: ReceiverService) -> None:
         self.app = app
         self.expected = service.token.encode() if service.token else None
+        self.links = service.links
         self.webhook_requests = service.metrics.webhook_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,21 +72,29 @@ class BearerAuth:
         if token_matches(header.decode("latin-1"), self.expected):
             await self.app(scope, receive, send)
             return
+        # A browser has no bearer header: a signed link opens its one incident page, read-only.
+        verdict = self.links.check(scope.get("path", ""), scope.get("query_string", b"").decode("latin-1"))
+        if verdict == "ok" and scope.get("method") in READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if verdict != "absent":
+            why = {"expired": "this incident link has expired", "ok": "an incident link only reads its page"}.get(
+                verdict, "this incident link is not valid for this page")
+            await _refuse(send, 403, f"{why}; get a fresh one from GET /incidents (page_url) or the latest "
+                                     "drill or page", b"")
+            return
         if scope.get("path") == "/alerts":
             self.webhook_requests.labels(code="401").inc()
-        body = b'{"detail":"missing or wrong bearer token"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 401, "missing or wrong bearer token", b"Bearer")
+
+
+async def _refuse(send: Send, status: int, detail: str, challenge: bytes) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if challenge:
+        headers.append((b"www-authenticate", challenge))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
@@ -248,7 +262,8 @@ def create_app(service: ReceiverService) -> FastAPI:
     ) -> JournalResponse:
         """Incidents, newest first: target, family and why, tiers in order, status, page."""
         rows = service.journal.incidents(limit=limit, target=target, open_only=open_only)
-        return JournalResponse([incident.as_dict() for incident in rows])
+        return JournalResponse([{**incident.as_dict(), "page_url": service.links.url(incident.id)}
+                                for incident in rows])
 
     @app.get(
         "/unmatched",
@@ -260,20 +275,30 @@ def create_app(service: ReceiverService) -> FastAPI:
         """Alerts no target matched, one row per alertname and hour, newest first, with a count."""
         return JournalResponse(service.unmatched.rows(limit=limit))
 
-    @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token)], response_class=HTMLResponse,
-             responses={401: {"description": "token"}, 404: {"description": "no such incident"}})
-    def incident_page(incident_id: int = PathParam(ge=0, le=2**63 - 1)) -> HTMLResponse:  # SQLite's INTEGER
-        """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence."""
+    def require_token_or_link(request: Request, incident_id: IncidentId) -> None:
+        # The middleware let a signed link through; check it here too, against this very page.
+        if service.links.check(request.url.path, request.url.query) == "ok" and request.method in READ_METHODS:
+            return
+        require_token(request)
+
+    @app.get("/incidents/{incident_id}", dependencies=[Depends(require_token_or_link)], response_class=HTMLResponse,
+             responses={401: {"description": "token"}, 403: {"description": "invalid or expired link"},
+                        404: {"description": "no such incident"}})
+    def incident_page(incident_id: IncidentId) -> HTMLResponse:
+        """One incident as a self-contained page: timeline, root cause, preventive action, audio evidence.
+
+        Opens with the bearer token or a signed link (`page_url` in GET /incidents)."""
         incident = service.journal.incident(incident_id)
         if incident is None:
-            return HTMLResponse(f"no incident {incident_id}; see GET /incidents", status_code=404)
+            return HTMLResponse(f"no incident {incident_id}; see GET /incidents", status_code=404,
+                                headers=PAGE_HEADERS)
         jobs = [j.as_dict() for j in service.journal.jobs(limit=500, target=incident.target)
                 if j.incident_id == incident_id]
         data = incident.as_dict()
         since, until = incident_window(data, jobs)
         evidence = fetch_evidence(service.config.exporter_url, since, until, service.config.evidence)
         page = render_incident_page(data, jobs, (), evidence, runbooks_md, service.config.incident_page)
-        return HTMLResponse(strip_userinfo(page))
+        return HTMLResponse(strip_userinfo(page), headers=PAGE_HEADERS)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -141,6 +141,7 @@ StepAction = Literal[
     "clear_cache",
     "derate",
     "switch_version",
+    "capture",
 ]
 
 
@@ -154,6 +155,8 @@ class Step(BaseModel):
     signal: str = "SIGUSR1"
     seconds: float = Field(default=10.0, ge=0)
     module: str = "health"
+    # capture: the probes run once before the restart, so their failing clips are kept as evidence
+    modules: list[str] = Field(default_factory=lambda: ["synthesis", "quality", "semantic"], max_length=8)
 
 
 def _default_tiers() -> dict[Tier, list[Step]]:

@@ -16,10 +16,11 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tts_sentinel.receiver.runbooks import markdown_to_html, runbook_sections
 
@@ -56,8 +57,14 @@ class IncidentPageConfig(BaseModel):
     runbooks_path: str = "/runbooks"
     # Seconds shown before the first and after the last event in the links.
     link_margin_seconds: float = 900.0
+    # Signed page links (receiver/incident_links.py): the base URL people open (default
+    # http://listen_host:listen_port), how long a link opens its page, and an optional key file
+    # (default: a key derived from the receiver's token).
+    public_url: str | None = None
+    link_ttl_seconds: float = Field(default=7 * 86400.0, gt=0)
+    link_key_file: Path | None = None
 
-    @field_validator("grafana_url", "prometheus_url")
+    @field_validator("grafana_url", "prometheus_url", "public_url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s\"'<>]+$", value):
@@ -393,6 +400,7 @@ def render_incident_page(incident: Mapping[str, Any], jobs: Sequence[Mapping[str
     ])
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+            '<meta name="referrer" content="no-referrer">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>Incident {esc(incident.get('id', '?'))} · TTS Sentinel</title><style>{_STYLE}</style></head>\n"
             f"<body><main>\n{body}\n</main></body></html>\n")

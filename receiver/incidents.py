@@ -15,6 +15,7 @@ from typing import Any
 
 from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.receiver.families import FamilyDecision, start_rung
+from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.pager import OnCallPager, incident_evidence
 from tts_sentinel.receiver.records import Incident, Job
@@ -38,11 +39,13 @@ class FreshAlert:
 class IncidentBook:
     """Every decision about incidents; the state it decides on is in the journal."""
 
-    def __init__(self, config: ReceiverConfig, journal: Journal, pager: OnCallPager) -> None:
+    def __init__(self, config: ReceiverConfig, journal: Journal, pager: OnCallPager,
+                 links: IncidentLinks | None = None) -> None:
         self.config = config
         self.settings = config.incidents
         self.journal = journal
         self.pager = pager
+        self.links = links  # on-call's page links to the incident page with a signed link
 
     # -- admission ----------------------------------------------------------------------------
     @staticmethod
@@ -212,6 +215,8 @@ class IncidentBook:
             for j in self.journal.incident_jobs(incident.id)
         ]
         evidence = incident_evidence(current, jobs, why)
+        if self.links is not None:
+            evidence["incident_page"] = self.links.url(incident.id)
         labels = {"incident": str(incident.id), "family": incident.family}
         note = self.pager.page(alertname, incident.target, reason, why, job.id, labels=labels, annotations=evidence)
         self.journal.update_incident(incident.id, page={**claim, "note": note})

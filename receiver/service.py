@@ -13,6 +13,7 @@ from tts_sentinel.receiver.admission import Admission, AlertAdmission
 from tts_sentinel.receiver.auth import read_secret
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
+from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.incidents import IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import ReceiverMetrics
@@ -52,10 +53,11 @@ class ReceiverService:
             token_file=config.alertmanager_token_file,
         )
         check_secret_files(config, self.pager)
+        self.links = receiver_links(config, token)
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
-        self.incidents = IncidentBook(config, self.journal, self.pager)
+        self.incidents = IncidentBook(config, self.journal, self.pager, self.links)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)
         extra = {"sleep": sleep} if sleep is not None else {}
         self.runner = JobRunner(
@@ -105,3 +107,11 @@ def check_secret_files(config: ReceiverConfig, pager: OnCallPager) -> None:
     for target in config.targets:
         if target.supervisord.password_file is not None and target.actuator == "supervisord":
             read_secret(target.supervisord.password_file, f"supervisord password of target {target.name}")
+
+
+def receiver_links(config: ReceiverConfig, token: str | None) -> IncidentLinks:
+    """The signed incident-page links this receiver prints and accepts (ValueError: unusable key file)."""
+    page = config.incident_page
+    host = config.listen_host
+    base = page.public_url or f"http://{'[' + host + ']' if ':' in host else host}:{config.listen_port}"
+    return IncidentLinks.for_receiver(token, base, page.link_ttl_seconds, page.link_key_file)

@@ -17,8 +17,9 @@ def align(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, np.n
     size = 1 << (n - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(degraded, size)), size)
     # corr[k] peaks where degraded[t] best matches reference[t + k] (negative k wraps around).
-    k = int(np.argmax(np.concatenate((corr[-(len(degraded) - 1):], corr[: len(reference)]))))
-    lag = k - (len(degraded) - 1)
+    lags = np.concatenate((corr[-(len(degraded) - 1):], corr[: len(reference)]))
+    # No correlation at all (a silent clip): no lag, rather than the first index's 1-sample overlap.
+    lag = int(np.argmax(lags)) - (len(degraded) - 1) if np.any(lags) else 0
     if lag >= 0:
         ref, deg = reference[lag:], degraded
     else:
@@ -32,6 +33,8 @@ def stoi_score(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) ->
     from pystoi import stoi
 
     ref, deg, _ = align(reference, degraded)
+    if not np.any(deg):
+        return 0.0  # silence carries no intelligibility (pystoi itself cannot score it)
     return float(stoi(ref, deg, sample_rate, extended=False))
 
 

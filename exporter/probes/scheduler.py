@@ -29,6 +29,7 @@ class _Flight:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.outcome: tuple[ProbeResult, float] | None = None
+        self.started = time.monotonic()
 
 
 class ProbeScheduler:
@@ -77,13 +78,21 @@ class ProbeScheduler:
             result = ProbeResult.failed("error", f"prober raised {exc.__class__.__name__}: {exc}")
         return result, time.monotonic() - started
 
-    def run_shared(self, module: str) -> tuple[ProbeResult, float]:
-        """Run `module` once, or join the run of it already in progress (single flight)."""
-        with self._flights_lock:
-            flight = self._flights.get(module)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[module] = _Flight()
+    def run_shared(self, module: str, fresh: bool = False) -> tuple[ProbeResult, float]:
+        """Run `module` once, or join the run of it already in progress (single flight).
+
+        `fresh`: a run that started before this call is waited out, not joined (its audio may predate
+        what the caller wants heard: the evidence captured before a restart)."""
+        asked = time.monotonic()
+        while True:
+            with self._flights_lock:
+                flight = self._flights.get(module)
+                leader = flight is None
+                if flight is None:
+                    flight = self._flights[module] = _Flight()
+            if leader or not fresh or flight.started >= asked:
+                break
+            flight.done.wait()
         if not leader:
             flight.done.wait()
         else:
@@ -97,14 +106,15 @@ class ProbeScheduler:
             return ProbeResult.failed("error", "the shared probe run was interrupted"), 0.0
         return flight.outcome
 
-    def probe_now(self, module: str) -> tuple[bool, bytes]:
+    def probe_now(self, module: str, fresh: bool = False) -> tuple[bool, bytes]:
         """Run `module` once with a fresh registry: (success, Prometheus text). KeyError if unknown.
 
-        Requests that arrive while the module runs share that run's result instead of starting another.
+        Requests that arrive while the module runs share that run's result instead of starting another
+        (with `fresh`, only a run that started after the request).
         """
         if module not in self._modules:
             raise KeyError(module)
-        result, seconds = self.run_shared(module)
+        result, seconds = self.run_shared(module, fresh)
         return result.success, single_run_exposition(module, self._modules[module][0].reasons, result, seconds)
 
     def _loop(self, module: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tts_sentinel.receiver.steps.base import Action, StepContext, StepFailed, StepOutcome
 from tts_sentinel.receiver.steps.cache import ClearCacheStep
-from tts_sentinel.receiver.steps.checks import VerifyStep, WaitStep
+from tts_sentinel.receiver.steps.checks import CaptureStep, VerifyStep, WaitStep
 from tts_sentinel.receiver.steps.gpu import DerateStep, ReleaseGpuStep
 from tts_sentinel.receiver.steps.process import ReloadStep, RestartStep, SignalStep, StartStep, StopStep
 from tts_sentinel.receiver.steps.version import SwitchVersionStep
@@ -21,6 +21,7 @@ STEP_ACTIONS: dict[str, Action] = {
     "clear_cache": ClearCacheStep(),
     "derate": DerateStep(),
     "switch_version": SwitchVersionStep(),
+    "capture": CaptureStep(),
 }
 
 

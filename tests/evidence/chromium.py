@@ -43,7 +43,7 @@ class Chromium:
         self.events: list[dict[str, Any]] = []
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", session=True)
         self.send("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
@@ -89,11 +89,23 @@ class Chromium:
         raw, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(raw)
 
-    def open(self, url: str) -> None:
-        """Navigate and wait for the load event."""
+    def open(self, url: str) -> int | None:
+        """Navigate, wait for the load event; the HTTP status of the document (None for file: and data:)."""
         self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
-        self.send("Page.navigate", {"url": url}, session=True)
+        loader = self.send("Page.navigate", {"url": url}, session=True).get("loaderId")
         self.wait_event("Page.loadEventFired")
+        for event in self.responses():
+            if event.get("loaderId") == loader and event.get("type") == "Document":
+                return event["response"].get("status")
+        return None
+
+    def responses(self) -> list[dict[str, Any]]:
+        """Network.responseReceived parameters seen so far (url, status, type, headers under "response")."""
+        return [e["params"] for e in self.events if e.get("method") == "Network.responseReceived"]
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page asked for (document, media, images), data: URLs included."""
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of `expression` in the page (promises awaited). DevTools is not bound by the CSP."""
@@ -117,14 +129,15 @@ class Chromium:
                 errors.append("log: " + params["entry"].get("text", ""))
         return errors
 
-    def screenshot(self, path: Path) -> Path:
-        """A PNG of the whole page (the viewport stretched to the content height)."""
+    def screenshot(self, path: Path, max_height: int = 16000) -> Path:
+        """A PNG of the page from its top (the viewport stretched to the content height, at most `max_height`)."""
         size = self.send("Page.getLayoutMetrics", session=True)["cssContentSize"]
+        width, height = int(size["width"]), min(int(size["height"]) + 1, max_height)
         self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": int(size["width"]), "height": min(int(size["height"]) + 1, 16000),
-                   "deviceScaleFactor": 1, "mobile": False}, session=True)
-        data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                         session=True)["data"]
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                    "clip": {"x": 0, "y": 0, "width": width, "height": height,
+                                                             "scale": 1}}, session=True)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

@@ -75,3 +75,65 @@ def test_probe_now_uses_a_fresh_registry(sim):
     assert ("tts_probe_success", (("probe", "health"),)) not in samples(generate_latest(registry))
     with pytest.raises(KeyError):
         scheduler.probe_now("nope")
+
+
+def test_a_fresh_probe_waits_out_a_run_that_started_before_it(tmp_path):
+    """The capture before a restart must hear the fault, not a scheduled run begun while all was well."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    first_arrived, release = threading.Event(), threading.Event()
+    answered: list[int] = []
+
+    class Health(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            first = not answered
+            answered.append(200 if first else 500)
+            if first:  # the run that started while healthy, slow to finish
+                first_arrived.set()
+                release.wait(10)
+            body = b'{"status":"ok"}' if first else b"broken"
+            self.send_response(answered[-1] if not first else 200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = ProbesConfig(health=HealthProbeConfig(url=f"http://127.0.0.1:{server.server_address[1]}/health",
+                                                   interval_seconds=3600, timeout_seconds=15))
+    scheduler = ProbeScheduler(config, CollectorRegistry())
+    verdicts: dict[str, bool] = {}
+
+    def probe(name: str, fresh: bool) -> None:
+        verdicts[name] = scheduler.probe_now("health", fresh)[0]
+
+    try:
+        runs = [threading.Thread(target=probe, args=("before", False))]
+        runs[0].start()
+        assert first_arrived.wait(10)
+        waiting = []
+
+        class Watched(threading.Event):  # tells when both later callers wait on the run in progress
+            def wait(self, timeout=None):
+                waiting.append(threading.current_thread().name)
+                return super().wait(timeout)
+
+        scheduler._flights["health"].done = Watched()
+        runs += [threading.Thread(target=probe, args=(name, fresh), name=name) for name, fresh in
+                 (("joined", False), ("fresh", True))]
+        for run in runs[1:]:
+            run.start()
+        wait_until(lambda: sorted(waiting) == ["fresh", "joined"], "both callers waiting on the first run")
+        release.set()
+        for run in runs:
+            run.join(20)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    assert verdicts == {"before": True, "joined": True, "fresh": False}
+    assert answered == [200, 500], "one shared run, then one fresh run"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from tts_sentinel.exporter.audio.quality import align, stoi_score
 from tts_sentinel.exporter.baseline import BaselineStore, record_baseline
 from tts_sentinel.exporter.probes.config import ProbesConfig, SpeechRequestConfig
 from tts_sentinel.exporter.probes.quality import probe_quality
@@ -126,3 +128,23 @@ def test_quality_with_pesq_enabled(sim, recorded):
     assert ("tts_quality_pesq_mos" in values) == installed
     if installed:
         assert values["tts_quality_pesq_mos"] > 4.0
+
+
+def test_quality_on_all_zero_audio_fails_as_silent_with_a_clear_verdict(sim, recorded):
+    sim.inference.set_fault("silent")
+    for pesq_on in (False, True):
+        result = probe_quality(recorded.quality.model_copy(update={"pesq": pesq_on}), recorded)
+        assert not result.success and result.reasons == ["silent"], result.detail
+        assert "all-zero audio" in result.detail and "STOI/PESQ not scored" in result.detail
+        checks = {m.labels["check"]: m.value for m in result.gauges if m.name == "tts_quality_check_passed"}
+        assert checks == {"envelope": 0.0}
+    sim.inference.set_fault("none")
+    assert probe_quality(recorded.quality, recorded).success
+
+
+def test_stoi_of_silence_against_speech_is_zero_not_an_error():
+    rng = np.random.default_rng(0)
+    speech = rng.standard_normal(48_000) * 0.1
+    assert stoi_score(speech, np.zeros(48_000), 24_000) == 0.0
+    assert align(speech, np.zeros(48_000))[2] == 0, "no correlation: no lag"
+    assert stoi_score(speech, speech, 24_000) > 0.99

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -215,6 +216,11 @@ def test_an_exhausted_incident_pages_once_with_its_evidence(
     assert "failed" in notes["actions"] and "verify" in notes["actions"]
     assert notes["verification"].startswith("synthesis: RED")
     assert "root_cause" in notes and notes["summary"].startswith(f"incident {incident['id']}")
+    # on-call's page links to the incident page with a signed link that opens without the token
+    link = urlsplit(notes["incident_page"])
+    assert link.path == f"/incidents/{incident['id']}" and TOKEN not in notes["incident_page"]
+    opened = receiver.client.get(f"{link.path}?{link.query}")
+    assert opened.status_code == 200 and "heavy_failed" in opened.text
 
 
 def test_an_incident_not_healed_within_the_bound_pages_once(supervisor, probe, make_receiver, alertmanager):

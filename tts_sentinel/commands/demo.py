@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_stack(args: argparse.Namespace) -> Stack:
     """The stack the demo runs: seed mode, or vLLM-Omni mode with `--vllm-omni`."""
-    return Stack(Path(args.dir), ports=pick_ports(), protocol="openai" if args.vllm_omni else "seed")
+    return Stack(Path(args.dir), ports=pick_ports(), protocol="openai" if args.vllm_omni else "seed",
+                 audio_evidence=True)
 
 
 def run(args: argparse.Namespace) -> int:

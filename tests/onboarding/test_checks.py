@@ -168,13 +168,22 @@ def _client():
     return httpx.Client(timeout=3)
 
 
+def test_a_warning_shows_its_fix_and_does_not_fail_the_run():
+    checks = [Check("ok", "receiver", "up"),
+              Check("warn", "Alertmanager asks for a login", "-> 200 without credentials", "start it with auth")]
+    table = format_table(checks)
+    assert "⚠ Alertmanager asks for a login" in table and "fix: start it with auth" in table
+    assert table.endswith("1 ok, 1 warnings, 0 failed, 0 not applicable")
+    assert json.loads(format_json(checks))["ok"] is True
+
+
 def test_the_table_shows_every_check_with_a_fix_under_each_failure_and_json_says_the_same():
     checks = [Check("ok", "receiver", "up"), Check("fail", "log file webui", "no such file", "fix the path"),
               Check("skip", "GPU (NVML)", "disabled")]
     table = format_table(checks)
     assert table.splitlines()[:4] == ["✔ receiver        up", "✗ log file webui  no such file",
                                       "                  fix: fix the path", "– GPU (NVML)      disabled"]
-    assert table.endswith("1 ok, 1 failed, 1 not applicable")
+    assert table.endswith("1 ok, 0 warnings, 1 failed, 1 not applicable")
     doc = json.loads(format_json(checks))
     assert doc["ok"] is False and doc["checks"][1] == {"status": "fail", "what": "log file webui",
                                                        "why": "no such file", "fix": "fix the path"}

@@ -12,7 +12,7 @@ import httpx
 import yaml
 
 from tts_sentinel.exporter.config import ExporterConfig
-from tts_sentinel.onboarding.report import Check, fail, ok, skip
+from tts_sentinel.onboarding.report import Check, fail, ok, skip, warn
 from tts_sentinel.receiver.auth import read_token
 from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.receiver.tiers import RESTART_LADDER, Tier
@@ -93,7 +93,10 @@ def check_closed(what: str, url: str, client: httpx.Client) -> Check:
         return skip(f"{what} asks for a login", f"not reachable at {url} ({exc.__class__.__name__})")
     if status == 401:
         return ok(f"{what} asks for a login", f"{url} -> 401 without credentials")
-    return fail(f"{what} asks for a login",
+    # A warning, not a failure: most Prometheus installs start open, and the receiver still checks
+    # every alert against its allowlist, budget and guards. But an open Alertmanager lets any local
+    # process post an alert the receiver will act on (SECURITY.md, attack 12).
+    return warn(f"{what} asks for a login",
                 f"{url} -> {status} without credentials: any local process can read it or post alerts",
                 "start it with --web.config.file (basic_auth_users, bcrypt hash); see SECURITY.md")
 

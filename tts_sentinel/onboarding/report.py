@@ -6,13 +6,14 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-Status = Literal["ok", "fail", "skip"]
-MARKS: dict[str, str] = {"ok": "✔", "fail": "✗", "skip": "–"}
+Status = Literal["ok", "warn", "fail", "skip"]
+MARKS: dict[str, str] = {"ok": "✔", "warn": "⚠", "fail": "✗", "skip": "–"}
 
 
 @dataclass(frozen=True)
 class Check:
-    """The verdict of one live check. `fix` is empty unless it failed."""
+    """The verdict of one live check. `fix` is empty unless it failed or warns. A warning works
+    today but is a risk the user should close; it does not make `doctor` exit non-zero."""
 
     status: Status
     what: str
@@ -34,6 +35,11 @@ def fail(what: str, why: str, fix: str) -> Check:
     return Check("fail", what, why, fix)
 
 
+def warn(what: str, why: str, fix: str) -> Check:
+    """A check that passes with a risk worth fixing (not a failure: the exit code stays 0)."""
+    return Check("warn", what, why, fix)
+
+
 def skip(what: str, why: str) -> Check:
     """A check that does not apply to this config (not a failure)."""
     return Check("skip", what, why)
@@ -49,8 +55,10 @@ def format_table(checks: list[Check]) -> str:
             lines.append(f"  {'':<{width}}  fix: {c.fix}")
     failed = sum(c.failed for c in checks)
     passed = sum(c.status == "ok" for c in checks)
+    warned = sum(c.status == "warn" for c in checks)
     lines.append("")
-    lines.append(f"{passed} ok, {failed} failed, {len(checks) - passed - failed} not applicable")
+    lines.append(f"{passed} ok, {warned} warnings, {failed} failed, "
+                 f"{len(checks) - passed - warned - failed} not applicable")
     return "\n".join(lines)
 
 

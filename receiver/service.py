@@ -15,7 +15,7 @@ from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
 from tts_sentinel.receiver.incidents import IncidentBook
 from tts_sentinel.receiver.journal import Journal
-from tts_sentinel.receiver.metrics import ReceiverMetrics
+from tts_sentinel.receiver.metrics import HealedAlertsFiring, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.retention import JournalRetention
@@ -54,6 +54,7 @@ class ReceiverService:
         check_secret_files(config, self.pager)
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
+        self.metrics.registry.register(HealedAlertsFiring(self.journal))
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)

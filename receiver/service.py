@@ -54,7 +54,7 @@ class ReceiverService:
         check_secret_files(config, self.pager)
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
-        self.metrics.registry.register(HealedAlertsFiring(self.journal))
+        self.metrics.registry.register(HealedAlertsFiring(self.journal, config.incidents.lookback_seconds))
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)

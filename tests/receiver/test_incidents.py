@@ -170,6 +170,18 @@ def test_the_receiver_lists_the_alerts_that_still_fire_in_incidents_it_healed(
     assert listed() == [], "resolved: the healed incident holds no firing alert any more"
 
 
+def test_a_healed_alert_firing_past_the_longest_look_back_is_no_longer_listed(supervisor, probe, make_receiver):
+    """Still firing long after the heal: the fault is back (its alert never resolved), the backstop counts it."""
+    cfg = receiver_config(supervisor, probe, incidents={"lookback_seconds": 3.0})
+    receiver = make_receiver(cfg)
+    supervisor.inject("web", "hang")
+    assert receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0])["status"] == "succeeded"
+    metric = 'tts_receiver_healed_alert_firing{alertname="TtsHealthProbeFailing",target="qwen3-tts"} 1.0'
+    assert metric in receiver.client.get("/metrics").text
+    wait_for(lambda: metric not in receiver.client.get("/metrics").text, timeout=10, what="the look-back to pass")
+    assert receiver.incidents()[0]["status"] == "healed" and receiver.incidents()[0]["firing_alerts"] == 1
+
+
 def test_an_exhausted_incident_pages_once_with_its_evidence(
     supervisor, l1_green_l2_red, make_receiver, alertmanager
 ):

@@ -40,8 +40,9 @@ MONITOR_OCTET = {"a": 101, "b": 102}
 def per_host_not_healed(rule: dict[str, Any]) -> None:
     """Make the shipped TtsNotHealed (one per service) one per host: counted by service and instance,
     `target` = the receiver's target name on that host, the description listing that host's alerts."""
-    rule["expr"] = ('label_join(count by (service, instance) (ALERTS{alertstate="firing", severity="critical", '
-                    'tier=~"light|medium|heavy|derate|rollback"}), "target", ".", "service", "instance")')
+    rule["expr"] = ('count by (service, instance, target) (label_join(ALERTS{alertstate="firing", '
+                    'severity="critical", tier=~"light|medium|heavy|derate|rollback"}, "target", ".", "service", "instance") '
+                    'unless on (target, alertname) tts_receiver_healed_alert_firing)')
     one_service = 'service=\\"%s\\"}" $labels.service'
     description = rule["annotations"]["description"]
     if one_service not in description:

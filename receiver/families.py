@@ -138,6 +138,10 @@ class IncidentsConfig(BaseModel):
     recheck_seconds: float = Field(
         default=300.0, ge=0, description="after an action on the target, act only when a probe is red now"
     )
+    lookback_seconds: float = Field(
+        default=600.0, ge=0, description="the longest look-back of a healing alert: an alert still firing this "
+        "long after its incident healed is counted again by the paging backstop (TtsNotHealed)"
+    )
     triage_lead_seconds: float = Field(
         default=120.0, ge=0, description="the incident's triage window starts this long before it opened"
     )

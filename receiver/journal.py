@@ -252,9 +252,9 @@ class Journal:
         return None if row is None else self._decode(row)
 
     def count_actions(self, target: str, since: float, tier: str | None = None) -> int:
-        """Actions really run on `target` (started, not dry runs) since `since`."""
+        """Actions really run on `target` (started, not dry runs, not tier none's journal-only lines) since `since`."""
         sql = (
-            "SELECT COUNT(*) FROM jobs WHERE target=? AND started_at >= ? AND dry_run=0"
+            "SELECT COUNT(*) FROM jobs WHERE target=? AND started_at >= ? AND dry_run=0 AND tier != 'none'"
             " AND status IN ('running','succeeded','failed','interrupted')"
         )
         sql, params = _where(sql, [target, since], tier=tier)

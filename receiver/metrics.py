@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import time
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.tiers import Tier
+
+# Alerts still firing in an incident this receiver healed: a log-pattern or probe alert keeps
+# firing for its look-back window (2-10 min) after the fault is gone.
+_HEALED_FIRING = (
+    "SELECT DISTINCT i.target, a.alertname FROM incidents i"
+    " JOIN incident_firing f ON f.incident_id = i.id"
+    " JOIN jobs j ON j.incident_id = i.id"
+    " JOIN job_alerts a ON a.job_id = j.id AND a.fingerprint = f.fingerprint"
+    " WHERE i.closed_at IS NULL AND i.status = 'healed' AND i.healed_at >= ? AND a.alertname != ''"
+    " ORDER BY i.target, a.alertname"
+)
 
 
 class ReceiverMetrics:
@@ -55,3 +72,28 @@ class ReceiverMetrics:
             self.duration.labels(tier=tier)
         for code in ("202", "401", "413", "422", "429"):
             self.webhook_requests.labels(code=code)
+
+
+class HealedAlertsFiring(Collector):
+    """`tts_receiver_healed_alert_firing{target, alertname}` = 1 for each alert that still fires in an
+    open incident this receiver healed less than `incidents.lookback_seconds` ago (read from the journal
+    at each scrape).
+
+    The paging backstop (TtsNotHealed) leaves these out: a healed fault's alert that lingers for its
+    look-back window is not a fault nobody heals. An alert the receiver never received, or holds in an
+    incident it has not healed, is never listed; with the receiver down the series vanish, and the
+    backstop counts every alert again."""
+
+    def __init__(self, journal: Journal, lookback_seconds: float) -> None:
+        self.journal = journal
+        self.lookback = lookback_seconds  # past this, a healed alert still firing is a fault again
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "tts_receiver_healed_alert_firing",
+            "1 for each alert still firing in an open incident the receiver healed, by target and alertname.",
+            labels=["target", "alertname"],
+        )
+        for target, alertname in self.journal.execute(_HEALED_FIRING, (time.time() - self.lookback,)).fetchall():
+            family.add_metric([target, alertname], 1.0)
+        yield family

@@ -16,7 +16,7 @@ from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
 from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.incidents import IncidentBook
 from tts_sentinel.receiver.journal import Journal
-from tts_sentinel.receiver.metrics import ReceiverMetrics
+from tts_sentinel.receiver.metrics import HealedAlertsFiring, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.retention import JournalRetention
@@ -56,6 +56,7 @@ class ReceiverService:
         self.links = receiver_links(config, token)
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
+        self.metrics.registry.register(HealedAlertsFiring(self.journal, config.incidents.lookback_seconds))
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager, self.links)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)

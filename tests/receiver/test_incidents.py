@@ -187,6 +187,45 @@ def test_a_healed_incident_pages_nobody_and_closes_after_the_quiet_period(
     assert alertmanager.alerts() == [], "nobody was paged"
 
 
+def test_the_receiver_lists_the_alerts_that_still_fire_in_incidents_it_healed(
+    supervisor, l1_green_l2_red, make_receiver
+):
+    """What lets the paging backstop (TtsNotHealed) leave out a healed fault's lingering alert."""
+
+    def listed():
+        text = receiver.client.get("/metrics").text
+        return sorted(line.split(" ")[0] for line in text.splitlines()
+                      if line.startswith("tts_receiver_healed_alert_firing{"))
+
+    cfg = receiver_config(supervisor, l1_green_l2_red, verification={"timeout_seconds": 0.6, "interval_seconds": 0.2})
+    receiver = make_receiver(cfg, now=lambda: SATURDAY_NIGHT)
+    supervisor.inject("web", "hang")
+    job = receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0])
+    assert job["status"] == "succeeded"
+    assert listed() == ['tts_receiver_healed_alert_firing{alertname="TtsHealthProbeFailing",target="qwen3-tts"}']
+    # The L2 probe stays red: that incident fails its ladder. Its alert is never listed, so the
+    # backstop still counts it (as it counts every alert while the receiver is down).
+    receiver.post(payload(alert("TtsSynthesisSilent", tier="medium", verify="synthesis")))
+    wait_for(lambda: len(receiver.actions()) >= 3 and receiver.idle(), timeout=60, what="the ladder to end")
+    silent = next(i for i in receiver.incidents() if i["family"] == "inference_engine")
+    assert silent["status"] == "paged" and silent["firing_alerts"] == 1
+    assert listed() == ['tts_receiver_healed_alert_firing{alertname="TtsHealthProbeFailing",target="qwen3-tts"}']
+    receiver.post(payload(alert(status="resolved"), status="resolved"))
+    assert listed() == [], "resolved: the healed incident holds no firing alert any more"
+
+
+def test_a_healed_alert_firing_past_the_longest_look_back_is_no_longer_listed(supervisor, probe, make_receiver):
+    """Still firing long after the heal: the fault is back (its alert never resolved), the backstop counts it."""
+    cfg = receiver_config(supervisor, probe, incidents={"lookback_seconds": 3.0})
+    receiver = make_receiver(cfg)
+    supervisor.inject("web", "hang")
+    assert receiver.wait_job(receiver.post(payload(alert())).json()["new_jobs"][0])["status"] == "succeeded"
+    metric = 'tts_receiver_healed_alert_firing{alertname="TtsHealthProbeFailing",target="qwen3-tts"} 1.0'
+    assert metric in receiver.client.get("/metrics").text
+    wait_for(lambda: metric not in receiver.client.get("/metrics").text, timeout=10, what="the look-back to pass")
+    assert receiver.incidents()[0]["status"] == "healed" and receiver.incidents()[0]["firing_alerts"] == 1
+
+
 def test_an_exhausted_incident_pages_once_with_its_evidence(
     supervisor, l1_green_l2_red, make_receiver, alertmanager
 ):

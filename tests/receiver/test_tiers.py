@@ -160,6 +160,22 @@ def test_cooldown_and_budget_refuse(supervisor, probe, make_receiver, alertmanag
     assert 'tts_remediation_refused_total{reason="budget_exhausted"} 1.0' in metrics
 
 
+def test_journal_only_alerts_do_not_spend_the_action_budget(supervisor, probe, make_receiver):
+    """A crash the process manager already restarted (tier none) is journaled, not an action: the
+    budget counts restarts only (a soak spent it on two TtsProcessCrashed lines)."""
+    cfg = receiver_config(supervisor, probe, guards={"budget_actions": 1})
+    receiver = make_receiver(cfg)
+    for name in ("TtsProcessCrashed", "TtsInvalidUnicodeInput"):
+        noted = receiver.wait_job(receiver.post(payload(alert(name, tier="none"))).json()["new_jobs"][0])
+        assert noted["status"] == "succeeded" and noted["tier"] == "none", noted
+    supervisor.inject("web", "hang")
+    acted = receiver.wait_job(receiver.post(payload(alert(tier="light"))).json()["new_jobs"][0])
+    assert acted["status"] == "succeeded", acted
+    supervisor.inject("inference", "oom")
+    over = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium"))).json()["new_jobs"][0])
+    assert over["status"] == "refused" and "1 actions" in over["note"], over
+
+
 def test_heavy_refused_in_business_hours_and_on_call_paged(supervisor, probe, make_receiver, alertmanager):
     cfg = receiver_config(supervisor, probe, alertmanager_url=alertmanager.url)
     receiver = make_receiver(cfg, now=lambda: MONDAY_MORNING)

@@ -41,7 +41,8 @@ def per_host_not_healed(rule: dict[str, Any]) -> None:
     """Make the shipped TtsNotHealed (one per service) one per host: counted by service and instance,
     `target` = the receiver's target name on that host, the description listing that host's alerts."""
     rule["expr"] = ('count by (service, instance, target) (label_join(ALERTS{alertstate="firing", '
-                    'severity="critical", tier=~"light|medium|heavy|derate|rollback"}, "target", ".", "service", "instance") '
+                    'severity="critical", tier=~"light|medium|heavy|derate|rollback"}, '
+                    '"target", ".", "service", "instance") '
                     'unless on (target, alertname) tts_receiver_healed_alert_firing)')
     one_service = 'service=\\"%s\\"}" $labels.service'
     description = rule["annotations"]["description"]

@@ -437,7 +437,9 @@ def vllm_omni_mode(config: dict[str, Any], ports: Ports) -> dict[str, Any]:
     config["simulator"]["protocol"] = "openai"
     probes = config["exporter"]["probes"]
     probes["health"].update(url=f"{api}/health", expect_json=None, expect_empty_body=True)
-    probes["synthesis"]["request"] = speech
+    for module in ("synthesis", "semantic", "quality"):  # L3 and quality too, when the stack keeps audio evidence
+        if module in probes and "request" in probes[module]:
+            probes[module]["request"] = dict(speech)
     probes["modules"] = {"stream": {
         "prober": "streaming", "enabled": True, "interval_seconds": 15.0, "transports": ["sse", "websocket"],
         "request": {**speech, "timeout_seconds": 20.0}, "stall_timeout_seconds": 5.0,

@@ -240,7 +240,10 @@ def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]], own_verdict:
 
 def incidents_by_window(receiver: str, token: str, starts: list[float]) -> list[list[Incident]]:
     """For each injection (start times, ascending), the incidents it opened or joined."""
-    return group_incidents(journal(receiver, token), receiver_incidents(receiver, token), starts)
+    # Incidents first, then the journal: every job an incident's status speaks of (a refusal, a
+    # success) is then in the rows. The other order showed a refused incident without its job.
+    listed = receiver_incidents(receiver, token)
+    return group_incidents(journal(receiver, token), listed, starts)
 
 
 def group_incidents(rows: list[dict[str, Any]], listed: list[dict[str, Any]] | None,

@@ -130,6 +130,7 @@ def incident_evidence(incident: Incident, jobs: list[Job], why: str) -> dict[str
     """The annotations of an incident's page: what was done, what verification saw, what the logs say."""
     actions = []
     verification: dict[str, Any] | None = None
+    precheck: dict[str, Any] | None = None
     triage: dict[str, Any] | None = incident.triage
     for job in jobs:
         steps = ", ".join(f"{s.get('step')}: {'ok' if s.get('ok') else 'FAILED'}" for s in job.steps if "ok" in s)
@@ -137,17 +138,18 @@ def incident_evidence(incident: Incident, jobs: list[Job], why: str) -> dict[str
         actions.append(
             f"job {job.id} {job.tier} {job.status}" + (f" [{steps}]" if steps else "") + (f" - {note}" if note else "")
         )
-        verification = job.verification or verification
+        if job.verification and any("ok" in st for st in job.steps):
+            verification = job.verification  # checked after this job's steps ran
+        elif job.verification:
+            precheck = job.verification  # a late alert's probe run before deciding to act
         if job.triage and (job.triage.get("root_cause") or not triage):
             triage = job.triage
     if verification:
-        checked = (
-            f"{verification.get('module')}: {'green' if verification.get('success') else 'RED'} "
-            f"after {verification.get('attempts')} attempt(s) in {verification.get('duration_seconds')}s "
-            f"({verification.get('detail')})"
-        )
+        checked = _probe_run(verification)
     else:
         checked = "no verification ran"
+        if precheck:
+            checked += f" (before acting, a late alert's probe was run: {_probe_run(precheck)})"
     lines = root_cause_lines(triage) or ["no root cause: " + str((triage or {}).get("note", "no matching log line"))]
     return {
         "summary": f"incident {incident.id} on {incident.target} ({incident.family}): {why}"[:300],
@@ -160,6 +162,11 @@ def incident_evidence(incident: Incident, jobs: list[Job], why: str) -> dict[str
         "verification": checked,
         "root_cause": "\n".join(lines),
     }
+
+
+def _probe_run(v: dict[str, Any]) -> str:
+    return (f"{v.get('module')}: {'green' if v.get('success') else 'RED'} after {v.get('attempts')} attempt(s) "
+            f"in {v.get('duration_seconds')}s ({v.get('detail')})")
 
 
 def _cut(text: str) -> str:

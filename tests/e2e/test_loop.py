@@ -206,7 +206,8 @@ def test_an_unhealable_fault_pages_on_call_once_with_the_evidence(stack):
     assert len(pages) == 1, json.dumps(pages, indent=1)
     notes = pages[0]["annotations"]
     assert "heavy refused" in notes["actions"] and "business hours" in notes["actions"], notes
-    assert notes["verification"] == "no verification ran"
+    # nothing ran, so nothing was verified (a late probe alert that joined may have had its probe run first)
+    assert notes["verification"].startswith("no verification ran"), notes["verification"]
     assert pages[0]["labels"]["family"] == "weights_config"
     assert notes["root_cause"], notes
     # the root cause is the incident's own segfault line, even when supervisord's restart was

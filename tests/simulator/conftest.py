@@ -31,7 +31,8 @@ class Simulator:
             [sys.executable, "-m", "tts_sentinel.cli", "simulate", component, "--config", str(self.config)],
         )
         url = (self.web if component == "web" else self.api) + "/admin/fault"
-        wait_for(lambda: _answers(url), f"{component} to listen")
+        # 60 s: a loaded CI machine (three test workers on two cores) starts Python slowly
+        wait_for(lambda: _answers(url), f"{component} to listen", 60.0)
 
     def fault(self, name: str, component: str = "inference", port: str = "web") -> httpx.Response:
         """Inject a fault through the admin API on the given port."""
@@ -74,8 +75,12 @@ def start_simulator(tmp_path: Path, **overrides) -> Simulator:
     config = tmp_path / "sim.yml"
     config.write_text(yaml.safe_dump({"simulator": section}))
     sim = Simulator(f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{api_port}", tmp_path / "logs", config, {})
-    sim.start("web")
-    sim.start("inference")
+    try:
+        sim.start("web")
+        sim.start("inference")
+    except BaseException:
+        stop_simulator(sim)  # a start that timed out leaves no process behind
+        raise
     return sim
 
 

@@ -34,6 +34,7 @@ __all__ = ["DrillResult", "StackEndpoints", "actions", "firing_alerts", "inject"
            "wait_until"]
 
 ACTING_TIERS = {"light", "medium", "heavy", "derate", "rollback"}
+RESTARTED = "restarted"
 # Which alert each simulator fault is expected to raise first.
 EXPECTED_ALERT = {
     "hang": "TtsHealthProbeFailing",
@@ -79,7 +80,9 @@ class DrillResult:
     alert_seconds: float | None = None
     action_seconds: float | None = None
     green_seconds: float | None = None
-    # healed | paged | refused (the incident's end), open (still acting at the timeout), no action
+    # healed | paged | refused (the incident's end), open (still acting at the timeout), no action;
+    # restarted: the process manager restarted a crashed process, the receiver journaled the crash and
+    # had nothing to do (supervisord's autorestart), and the service is green again
     outcome: str = "no action"
     tiers: list[str] = field(default_factory=list)
     incidents: list[dict[str, Any]] = field(default_factory=list)  # usually one; a fault may open several
@@ -88,7 +91,7 @@ class DrillResult:
     @property
     def healed(self) -> bool:
         """The incident ended healed and the health probe is green."""
-        return self.outcome == "healed" and self.green_seconds is not None
+        return self.outcome in ("healed", RESTARTED) and self.green_seconds is not None
 
     def summary(self) -> str:
         """One line for people."""
@@ -96,7 +99,9 @@ class DrillResult:
             return "never" if v is None else f"{v:.1f}s"
         ladder = " -> ".join(self.tiers) or "-"
         end = {"healed": f"healed, green after {fmt(self.green_seconds)}", "open": "still open at the timeout",
-               "no action": "no action by the receiver"}.get(self.outcome, self.outcome)
+               "no action": "no action by the receiver",
+               RESTARTED: f"restarted by its process manager, crash journaled by the receiver, green after "
+                          f"{fmt(self.green_seconds)}"}.get(self.outcome, self.outcome)
         if self.outcome == "healed" and self.green_seconds is None:
             end = "healed by the receiver, but the health probe never came back"
         pages = "".join(f"\nincident page: {i['page_url']}" for i in self.incidents if i.get("page_url"))
@@ -188,6 +193,24 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
 
     follower = _IncidentFollower(endpoints, injected_at, on_event)
 
+    def _restarted_by_manager() -> bool:
+        """A crash the process manager restarted: its alert (tier none) journaled, nothing to act on,
+        the service green. A crash loop opens an incident instead (TtsProcessRestartLoop), followed above."""
+        if expected != "TtsProcessCrashed":
+            return False
+        seen = [row for row in journal(endpoints.receiver, endpoints.token)
+                if row.get("tier") == "none" and (row.get("created_at") or 0) >= injected_at
+                and any(a.get("alertname") == expected for a in row.get("alerts") or [])]
+        if not seen or not health_probe_green(endpoints.exporter):
+            return False
+        result.alert = result.alert or expected
+        if result.alert_seconds is None:
+            result.alert_seconds = max(0.0, float(seen[0]["created_at"]) - injected_at)
+        result.outcome, result.tiers = RESTARTED, ["none"]
+        result.green_seconds = time.monotonic() - t0
+        on_event(f"{expected} journaled; the process manager restarted it; green after {result.green_seconds:.1f}s")
+        return True
+
     def done() -> bool:
         if not result.alert:
             found = acting_alert()
@@ -198,7 +221,7 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
                 on_event(f"alert {result.alert} firing after {result.alert_seconds:.1f}s")
         incidents = follower.poll()
         if not incidents:
-            return False
+            return _restarted_by_manager()
         if result.action_seconds is None:
             first = min((i.first_action_at for i in incidents if i.first_action_at), default=None)
             result.action_seconds = max(0.0, first - injected_at) if first else time.monotonic() - t0
@@ -215,7 +238,7 @@ def run_drill(endpoints: StackEndpoints, fault: str, component: str = "web", tim
         return True
 
     wait_until(done, t0 + timeout, every=0.5)
-    if follower.latest:
+    if follower.latest and result.outcome != RESTARTED:
         result.outcome = combined_status(follower.latest)
         result.tiers = [t for i in follower.latest for t in i.tiers]
         result.incidents = [i.as_dict() for i in follower.latest]

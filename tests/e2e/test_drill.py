@@ -1,7 +1,8 @@
 """`tts-sentinel drill` on the real stack: it follows the incident to its end and its exit code says how it ended.
 
 Heavy restarts are refused all week here (business hours), so a segfault's incident ends refused;
-a hung engine is healed only by the escalation after the first tier, and must still exit 0.
+a hung engine is healed only by the escalation after the first tier, and must still exit 0; a crash
+that supervisord restarts is reported as such (exit 0), not as an incident that never came.
 """
 
 from __future__ import annotations
@@ -54,4 +55,14 @@ def test_an_incident_healed_by_an_escalation_exits_0(stack, capsys):
     assert result["outcome"] == "healed", result
     assert result["tiers"][-1] == "medium"
     assert result["action_seconds"] <= result["green_seconds"]
+    assert code == 0
+
+
+def test_a_crash_restarted_by_supervisord_is_seen_journaled_and_exits_0(stack, capsys):
+    # supervisord's autorestart heals a single crash: the drill reports the crash alert, the receiver's
+    # journal-only record of it and green again, instead of waiting out its timeout for an incident.
+    code, result = drill(stack, capsys, "crash", "--component", "web")
+    assert result["outcome"] == "restarted", result
+    assert result["alert"] == "TtsProcessCrashed" and result["alert_seconds"] is not None
+    assert result["tiers"] == ["none"] and result["green_seconds"] is not None
     assert code == 0

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="seconds to follow the incident, escalations included (default 180)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.epilog = ("exit status: 0 the incident healed and the health probe is green; 1 it did not "
+    parser.epilog = ("exit status: 0 the incident healed (or, for a crash, the process manager restarted it) and "
+                     "the health probe is green; 1 it did not "
                      "(paged, refused, still open at the timeout, or no action); 2 usage error or no running demo")
 
 

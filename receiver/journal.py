@@ -424,14 +424,20 @@ class Journal:
             params.append(only_if_status)
         return self.execute(sql, params).rowcount == 1
 
-    def last_job_end(self, target: str) -> float | None:
+    def last_job_end(self, target: str, other_than: int | None = None, before: float | None = None) -> float | None:
         """When the newest job of an incident on this target (acted, dry-ran or refused) finished. A
-        journal-only record (tier none, no incident) owns no log lines and bounds nothing."""
-        row = self.execute(
-            "SELECT MAX(finished_at) FROM jobs WHERE target=? AND kind='remediate' AND incident_id IS NOT NULL"
-            " AND status IN ('succeeded','failed','dry_run','refused','interrupted')",
-            (target,),
-        ).fetchone()
+        journal-only record (tier none, no incident) owns no log lines and bounds nothing. With
+        `other_than`, only other incidents' jobs count; with `before`, only jobs finished before it."""
+        sql = ("SELECT MAX(finished_at) FROM jobs WHERE target=? AND kind='remediate' AND incident_id IS NOT NULL"
+               " AND status IN ('succeeded','failed','dry_run','refused','interrupted')")
+        params: list[Any] = [target]
+        if other_than is not None:
+            sql += " AND incident_id != ?"
+            params.append(other_than)
+        if before is not None:
+            sql += " AND finished_at < ?"
+            params.append(before)
+        row = self.execute(sql, params).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
 

@@ -173,7 +173,10 @@ class JobRunner:
         if incident is None:
             triage = triage_verdict(self.logs_config, self.config.triage_since_seconds)
         else:
-            triage = window_verdict(self.logs_config, incident.window_start)
+            # A later job of an old incident (a recurrence after it healed) must not take the lines of
+            # another incident that ended in between: its window starts after that incident's last job.
+            others = self.journal.last_job_end(job.target, other_than=incident.id, before=job.created_at)
+            triage = window_verdict(self.logs_config, max(incident.window_start, others or 0.0))
             if triage.get("root_cause") and not (incident.triage or {}).get("root_cause"):
                 self.journal.update_incident(incident.id, triage=triage)
         self.journal.update_job(job.id, triage=triage)

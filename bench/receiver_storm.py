@@ -20,7 +20,7 @@ Run: .venv/bin/python bench/receiver_storm.py [incidents] [sends_per_incident] [
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import platform
 import random
@@ -37,6 +37,9 @@ import httpx
 import yaml
 
 from tts_sentinel.harness.stack import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loadgen  # noqa: E402  (bench/loadgen.py, next to this file)
 
 TOKEN = "bench-token-0123456789abcdef"
 
@@ -153,55 +156,44 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 
-async def storm(url: str, incidents: int, sends: int, concurrency: int, scrape: bool = True) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"first": [], "duplicate": [], "metrics": [], "all": []}
-    codes: Counter[int] = Counter()
-    # Each "send" of an incident is a pair posted at once by two HA peers.
+def storm(port: int, incidents: int, sends: int, concurrency: int, processes: int, rate: float | None = None,
+          scrape: bool = True) -> dict[str, list[float]]:
+    """Post the storm with the load generator; latencies by kind, the wall time and the answer codes."""
+    host = f"127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    posts = [loadgen.encode("POST", "/alerts", host, headers, json.dumps(make_payload(i)).encode())
+             for i in range(incidents)]
+    metrics = loadgen.encode("GET", "/metrics", host, {})
+    # Each "send" of an incident is a pair posted at once by two HA peers; the first pair of an
+    # incident comes with a Prometheus scrape (a request that touches no journal).
     rounds = [(i, r) for i in range(incidents) for r in range(sends // 2)]
     random.Random(7).shuffle(rounds)
     seen: set[int] = set()
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, timeout=60, limits=limits, headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as client:
-
-        async def post(incident: int) -> None:
-            body = make_payload(incident)
-            async with gate:
-                t0 = time.perf_counter()
-                for attempt in range(3):
-                    try:
-                        resp = await client.post("/alerts", json=body)
-                        break
-                    except httpx.TransportError:
-                        # a keep-alive connection the server closed as it was reused; Alertmanager retries too
-                        codes[0] += 1
-                        if attempt == 2:
-                            raise
-                dt = time.perf_counter() - t0
-            codes[resp.status_code] += 1
-            times["all"].append(dt)
-            if scrape:
-                new = resp.status_code == 202 and resp.json()["new_jobs"]
-                times["first" if new else "duplicate"].append(dt)
-
-        async def get_metrics() -> None:
-            async with gate:
-                t0 = time.perf_counter()
-                await client.get("/metrics")
-                times["metrics"].append(time.perf_counter() - t0)
-
-        tasks = []
-        for incident, _ in rounds:
-            tasks.append(post(incident))
-            tasks.append(post(incident))  # the HA peer's copy
-            if scrape and incident not in seen:
-                seen.add(incident)
-                tasks.append(get_metrics())
-        t0 = time.perf_counter()
-        await asyncio.gather(*tasks)
-        times["wall"] = [time.perf_counter() - t0]
+    groups: list[list[bytes]] = []
+    for incident, _ in rounds:
+        group = [posts[incident], posts[incident]]
+        if scrape and incident not in seen:
+            seen.add(incident)
+            group.append(metrics)
+        groups.append(group)
+    is_metrics = [request is metrics for group in groups for request in group]
+    answers, wall = loadgen.blast("127.0.0.1", port, groups, connections=concurrency, processes=processes,
+                                  rate=rate)
+    times: dict[str, list[float]] = {"first": [], "duplicate": [], "metrics": [], "all": []}
+    codes: Counter[int] = Counter()
+    for index, status, seconds, body in answers:
+        if status == 0:  # a keep-alive connection the server closed as it was reused: resent
+            codes[0] += 1
+            continue
+        if is_metrics[index]:
+            times["metrics"].append(seconds)
+            continue
+        codes[status] += 1
+        times["all"].append(seconds)
+        if scrape:
+            new = status == 202 and json.loads(body)["new_jobs"]
+            times["first" if new else "duplicate"].append(seconds)
+    times["wall"] = [wall]
     times["codes"] = [float(c) for c in sorted(codes.elements())]
     return times
 
@@ -219,14 +211,14 @@ def wait_up(url: str, proc: subprocess.Popen, path: str) -> bool:
         time.sleep(0.2)
 
 
-def run_peer(incidents: int, sends: int, concurrency: int) -> dict[str, list[float]] | None:
+def run_peer(incidents: int, sends: int, concurrency: int, processes: int) -> dict[str, list[float]] | None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", PEER, str(port), TOKEN])
     try:
         if not wait_up(f"http://127.0.0.1:{port}", proc, "/"):
             return None
         cpu0 = process_cpu_seconds(proc.pid)
-        result = asyncio.run(storm(f"http://127.0.0.1:{port}", incidents, sends, concurrency, scrape=False))
+        result = storm(port, incidents, sends, concurrency, processes, scrape=False)
         result["cpu"] = [process_cpu_seconds(proc.pid) - cpu0]
         return result
     finally:
@@ -250,6 +242,7 @@ def main() -> int:
     incidents = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     sends = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    processes = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     workdir = Path(tempfile.mkdtemp(prefix="receiver-storm-"))
     actions_file = workdir / "actions.log"
     port = free_port()
@@ -258,7 +251,7 @@ def main() -> int:
     token = workdir / "token"
     token.write_text(TOKEN)
     token.chmod(0o600)
-    peer = run_peer(incidents, sends, concurrency)
+    peer = run_peer(incidents, sends, concurrency, processes)
     log = (workdir / "receiver.log").open("w")
     argv = [sys.executable, "-m", "tts_sentinel.cli", "receiver", "--config", str(config), "--token-file", str(token)]
     profile = os.environ.get("RECEIVER_STORM_PYSPY")  # a file: py-spy samples the receiver (raw flamegraph)
@@ -273,7 +266,7 @@ def main() -> int:
             return 1
         server = receiver_pid(proc.pid) if profile else proc.pid
         cpu0 = process_cpu_seconds(server)
-        result = asyncio.run(storm(url, incidents, sends, concurrency))
+        result = storm(port, incidents, sends, concurrency, processes)
         result["cpu"] = [process_cpu_seconds(server) - cpu0]
         rss = rss_mib(server)
         # Wait for the workers to finish every job.

@@ -257,7 +257,7 @@ def main() -> int:
     profile = os.environ.get("RECEIVER_STORM_PYSPY")  # a file: py-spy samples the receiver (raw flamegraph)
     if profile:
         spy = str(Path(sys.executable).parent / "py-spy")
-        argv = [spy, "record", "-r", "50", "-f", "raw", "-o", profile, "--", *argv]
+        argv = [spy, "record", "--gil", "-r", "100", "-f", "raw", "-o", profile, "--", *argv]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:

@@ -58,10 +58,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def process_cpu_seconds(pid: int) -> float:
+def loop_thread_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process's main thread (the receiver's event loop), 0 elsewhere."""
+    return process_cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
+
+
+def process_cpu_seconds(pid: int, stat: str = "") -> float:
     """user + system CPU seconds of a process (Linux /proc), 0 elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -304,9 +309,10 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
             print("receiver did not start; see", workdir / "receiver.log")
             return None
         server = receiver_pid(proc.pid) if profile else proc.pid
-        cpu0 = process_cpu_seconds(server)
+        cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)
         result = storm(port, incidents, sends, concurrency, processes, rate)
         result["cpu"] = [process_cpu_seconds(server) - cpu0]
+        result["loop_cpu"] = [loop_thread_cpu_seconds(server) - loop0]
         rss = rss_mib(server)
         # Wait for the workers to finish every job.
         deadline = time.monotonic() + 300
@@ -338,6 +344,9 @@ def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float,
     expected = incidents + (incidents + 3) // 4  # one service in four has a second fault family
     statuses = Counter(j["status"] for j in jobs)
     once = len(ran) == expected == len(jobs) == len(opened) and set(ran.values()) == {1}
+    posts = len(result["all"])
+    print(f"    CPU per post: {result['loop_cpu'][0] / posts * ms:.2f} ms in the HTTP loop thread, "
+          f"{(result['cpu'][0] - result['loop_cpu'][0]) / posts * ms:.2f} ms in the others (intake, workers)")
     print(f"    journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
           f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB")
     print(f"    actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "

@@ -7,20 +7,28 @@ two incidents, two actions. Each action runs the command actuator, which appends
 service and alert to a file (a /bin/sh one-liner): the bench proves exactly one real action per incident from that file,
 from the journal (jobs == incidents) and from GET /incidents.
 
-Peers in the same run: a minimal stdlib webhook handler (prometheus-am-executor style: parse the
-JSON, answer 200, persist nothing) under the same storm; and, inside the receiver, first sends (a
-job persisted, fsync'd) vs duplicates (a key lookup) vs GET /metrics (no journal). Prints
-posts/s, p50/p99 and ratios; the exit code says whether exactly-once held.
+The posts come from bench/loadgen.py (several processes, keep-alive HTTP/1.1, bodies encoded
+before the clock starts), in two runs, each against a fresh receiver:
+- closed loop, 64 connections: the throughput ceiling (posts/s);
+- open loop at 800 posts/s (the goal's rate): each post is due at its time whether or not earlier
+  ones were answered, and its latency counts from then (no coordinated omission): the p99.
+
+Peers in the same run: a server answering a canned 200 without parsing (the load generator's own
+ceiling on this machine), a minimal stdlib webhook handler (prometheus-am-executor style: parse the
+JSON, answer 200, persist nothing) under the same storms; and, inside the receiver, first sends (a
+job persisted, fsync'd) vs duplicates (a key lookup) vs GET /metrics (no journal; one incident in
+ten brings a scrape). Prints posts/s, p50/p99 and ratios; the exit code says whether exactly-once
+held in both runs.
 
 The receiver's own limits are set explicitly for the bench (token required as always; the per-client
 rate limit raised above the storm's rate, the body and alert limits left at their defaults).
 
-Run: .venv/bin/python bench/receiver_storm.py [incidents] [sends_per_incident] [concurrency]
+Run: .venv/bin/python bench/receiver_storm.py [incidents] [sends_per_incident] [concurrency] [processes] [rate]
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import platform
 import random
@@ -38,7 +46,11 @@ import yaml
 
 from tts_sentinel.harness.stack import free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loadgen  # noqa: E402  (bench/loadgen.py, next to this file)
+
 TOKEN = "bench-token-0123456789abcdef"
+SCRAPE_EVERY = 10  # a GET /metrics with the first pair of one incident in ten (a comparison without journal)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -46,10 +58,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def process_cpu_seconds(pid: int) -> float:
+def loop_thread_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process's main thread (the receiver's event loop), 0 elsewhere."""
+    return process_cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
+
+
+def process_cpu_seconds(pid: int, stat: str = "") -> float:
     """user + system CPU seconds of a process (Linux /proc), 0 elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -153,55 +170,44 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 
-async def storm(url: str, incidents: int, sends: int, concurrency: int, scrape: bool = True) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"first": [], "duplicate": [], "metrics": [], "all": []}
-    codes: Counter[int] = Counter()
-    # Each "send" of an incident is a pair posted at once by two HA peers.
+def storm(port: int, incidents: int, sends: int, concurrency: int, processes: int, rate: float | None = None,
+          scrape: bool = True) -> dict[str, list[float]]:
+    """Post the storm with the load generator; latencies by kind, the wall time and the answer codes."""
+    host = f"127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    posts = [loadgen.encode("POST", "/alerts", host, headers, json.dumps(make_payload(i)).encode())
+             for i in range(incidents)]
+    metrics = loadgen.encode("GET", "/metrics", host, {})
+    # Each "send" of an incident is a pair posted at once by two HA peers; the first pair of an
+    # incident in SCRAPE_EVERY comes with a Prometheus scrape (a request that touches no journal).
     rounds = [(i, r) for i in range(incidents) for r in range(sends // 2)]
     random.Random(7).shuffle(rounds)
     seen: set[int] = set()
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, timeout=60, limits=limits, headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as client:
-
-        async def post(incident: int) -> None:
-            body = make_payload(incident)
-            async with gate:
-                t0 = time.perf_counter()
-                for attempt in range(3):
-                    try:
-                        resp = await client.post("/alerts", json=body)
-                        break
-                    except httpx.TransportError:
-                        # a keep-alive connection the server closed as it was reused; Alertmanager retries too
-                        codes[0] += 1
-                        if attempt == 2:
-                            raise
-                dt = time.perf_counter() - t0
-            codes[resp.status_code] += 1
-            times["all"].append(dt)
-            if scrape:
-                new = resp.status_code == 202 and resp.json()["new_jobs"]
-                times["first" if new else "duplicate"].append(dt)
-
-        async def get_metrics() -> None:
-            async with gate:
-                t0 = time.perf_counter()
-                await client.get("/metrics")
-                times["metrics"].append(time.perf_counter() - t0)
-
-        tasks = []
-        for incident, _ in rounds:
-            tasks.append(post(incident))
-            tasks.append(post(incident))  # the HA peer's copy
-            if scrape and incident not in seen:
-                seen.add(incident)
-                tasks.append(get_metrics())
-        t0 = time.perf_counter()
-        await asyncio.gather(*tasks)
-        times["wall"] = [time.perf_counter() - t0]
+    groups: list[list[bytes]] = []
+    for incident, _ in rounds:
+        group = [posts[incident], posts[incident]]
+        if scrape and incident % SCRAPE_EVERY == 0 and incident not in seen:
+            seen.add(incident)
+            group.append(metrics)
+        groups.append(group)
+    is_metrics = [request is metrics for group in groups for request in group]
+    answers, wall = loadgen.blast("127.0.0.1", port, groups, connections=concurrency, processes=processes,
+                                  rate=rate)
+    times: dict[str, list[float]] = {"first": [], "duplicate": [], "metrics": [], "all": []}
+    codes: Counter[int] = Counter()
+    for index, status, seconds, body in answers:
+        if status == 0:  # a keep-alive connection the server closed as it was reused: resent
+            codes[0] += 1
+            continue
+        if is_metrics[index]:
+            times["metrics"].append(seconds)
+            continue
+        codes[status] += 1
+        times["all"].append(seconds)
+        if scrape:
+            new = status == 202 and json.loads(body)["new_jobs"]
+            times["first" if new else "duplicate"].append(seconds)
+    times["wall"] = [wall]
     times["codes"] = [float(c) for c in sorted(codes.elements())]
     return times
 
@@ -219,14 +225,47 @@ def wait_up(url: str, proc: subprocess.Popen, path: str) -> bool:
         time.sleep(0.2)
 
 
-def run_peer(incidents: int, sends: int, concurrency: int) -> dict[str, list[float]] | None:
+NULL = r"""
+import asyncio, sys
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"accepted\":true}"
+class Null(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, b""
+    def data_received(self, data):
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            length = 0
+            for line in self.buf[:end].split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if len(self.buf) < end + 4 + length:
+                return
+            self.buf = self.buf[end + 4 + length:]
+            self.transport.write(OK)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Null, "127.0.0.1", int(sys.argv[1]), backlog=1024)
+    await server.serve_forever()
+try:
+    import uvloop
+    uvloop.run(main())
+except ImportError:
+    asyncio.run(main())
+"""
+
+
+def run_server(script: str, incidents: int, sends: int, concurrency: int, processes: int,
+               rate: float | None) -> dict[str, list[float]] | None:
+    """The storm against a comparison server (a Python script taking port and token)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", PEER, str(port), TOKEN])
+    proc = subprocess.Popen([sys.executable, "-c", script, str(port), TOKEN])
     try:
         if not wait_up(f"http://127.0.0.1:{port}", proc, "/"):
             return None
         cpu0 = process_cpu_seconds(proc.pid)
-        result = asyncio.run(storm(f"http://127.0.0.1:{port}", incidents, sends, concurrency, scrape=False))
+        result = storm(port, incidents, sends, concurrency, processes, rate, scrape=False)
         result["cpu"] = [process_cpu_seconds(proc.pid) - cpu0]
         return result
     finally:
@@ -241,15 +280,14 @@ def line(name: str, result: dict[str, list[float]]) -> tuple[float, float]:
     print(
         f"  {name:30s} {rate:6.0f} posts/s  p50 {statistics.median(result['all']) * 1000:7.2f} ms  "
         f"p99 {p99 * 1000:7.2f} ms  CPU {result['cpu'][0] / posts * 1000:.2f} ms/post  "
-        f"answers {dict(Counter(int(c) for c in result['codes']))} (0: resent after a dropped connection)"
+        f"answers {dict(Counter(int(c) for c in result['codes']))}"
     )
     return rate, p99
 
 
-def main() -> int:
-    incidents = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    sends = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, rate: float | None) -> dict | None:
+    """A fresh receiver (its own journal) under the storm; the answers, then what the journal and the
+    actions file say once every job ended."""
     workdir = Path(tempfile.mkdtemp(prefix="receiver-storm-"))
     actions_file = workdir / "actions.log"
     port = free_port()
@@ -258,23 +296,23 @@ def main() -> int:
     token = workdir / "token"
     token.write_text(TOKEN)
     token.chmod(0o600)
-    peer = run_peer(incidents, sends, concurrency)
     log = (workdir / "receiver.log").open("w")
     argv = [sys.executable, "-m", "tts_sentinel.cli", "receiver", "--config", str(config), "--token-file", str(token)]
-    profile = os.environ.get("RECEIVER_STORM_PYSPY")  # a file: py-spy samples the receiver (raw flamegraph)
+    profile = os.environ.get("RECEIVER_STORM_PYSPY") if rate is None else None  # py-spy samples the receiver
     if profile:
         spy = str(Path(sys.executable).parent / "py-spy")
-        argv = [spy, "record", "-r", "50", "-f", "raw", "-o", profile, "--", *argv]
+        argv = [spy, "record", "--gil", "--nonblocking", "-r", "100", "-f", "raw", "-o", profile, "--", *argv]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         if not wait_up(url, proc, "/healthz"):
             print("receiver did not start; see", workdir / "receiver.log")
-            return 1
+            return None
         server = receiver_pid(proc.pid) if profile else proc.pid
-        cpu0 = process_cpu_seconds(server)
-        result = asyncio.run(storm(url, incidents, sends, concurrency))
+        cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)
+        result = storm(port, incidents, sends, concurrency, processes, rate)
         result["cpu"] = [process_cpu_seconds(server) - cpu0]
+        result["loop_cpu"] = [loop_thread_cpu_seconds(server) - loop0]
         rss = rss_mib(server)
         # Wait for the workers to finish every job.
         deadline = time.monotonic() + 300
@@ -289,43 +327,74 @@ def main() -> int:
         proc.send_signal(signal.SIGINT if profile else signal.SIGTERM)  # py-spy writes its file on SIGINT
         proc.wait(60)
         log.close()
-
-    expected = incidents + (incidents + 3) // 4  # one service in four has a second fault family
     ran = Counter(actions_file.read_text().split()) if actions_file.exists() else Counter()
-    statuses = Counter(j["status"] for j in jobs)
-    once = len(ran) == expected == len(jobs) == len(opened) and set(ran.values()) == {1}
-    posts = len(result["all"])
+    return {"result": result, "jobs": jobs, "opened": opened, "ran": ran, "rss": rss}
+
+
+def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float, bool]:
+    """Print the receiver's lines; (posts/s, p99, exactly once)."""
+    result, jobs, opened, ran = run["result"], run["jobs"], run["opened"], run["ran"]
+    rate, p99 = line(name, result)
     ms = 1000.0
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"storm: {incidents} services x {sends} sends (HA pairs) = {posts} posts, concurrency {concurrency}")
-    rate, p99 = line("tts-sentinel receiver", result)
-    if peer is not None:
-        peer_rate, peer_p99 = line("peer: stdlib JSON handler", peer)
-        print(f"  ratio receiver/peer: throughput {rate / peer_rate:.2f}x, p99 {p99 / peer_p99:.2f}x "
-              "(the peer persists nothing)")
     for kind in ("first", "duplicate", "metrics"):
         v = result[kind]
         if v:
-            print(f"  receiver {kind:9s} n={len(v):5d}  p50 {statistics.median(v) * ms:7.2f} ms  "
+            print(f"    {kind:9s} n={len(v):5d}  p50 {statistics.median(v) * ms:7.2f} ms  "
                   f"p99 {pct(v, 0.99) * ms:7.2f} ms")
-    base = statistics.median(result["metrics"])
-    print(
-        f"  ratio p50 first/metrics {statistics.median(result['first']) / base:.2f}, "
-        f"duplicate/metrics {statistics.median(result['duplicate']) / base:.2f}; receiver RSS {rss:.0f} MiB"
-    )
-    print(
-        f"journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
-        f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}"
-    )
-    print(
-        f"actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "
-        f"exactly one per incident: {'YES' if once else 'NO'}"
-    )
-    target = rate >= 800 and p99 < 0.1
-    print(f"goal >= 800 posts/s and p99 < 100 ms: {'met' if target else 'NOT met'} on this run")
-    return 0 if once else 1
+    expected = incidents + (incidents + 3) // 4  # one service in four has a second fault family
+    statuses = Counter(j["status"] for j in jobs)
+    once = len(ran) == expected == len(jobs) == len(opened) and set(ran.values()) == {1}
+    posts = len(result["all"])
+    print(f"    CPU per post: {result['loop_cpu'][0] / posts * ms:.2f} ms in the HTTP loop thread, "
+          f"{(result['cpu'][0] - result['loop_cpu'][0]) / posts * ms:.2f} ms in the others (intake, workers)")
+    print(f"    journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
+          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB")
+    print(f"    actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "
+          f"exactly one per incident: {'YES' if once else 'NO'}")
+    return rate, p99, once
+
+
+def main() -> int:
+    incidents = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    sends = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    processes = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    target_rate = float(sys.argv[5]) if len(sys.argv) > 5 else 800.0
+    posts = incidents * (sends // 2) * 2
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the start")
+    print(f"storm: {incidents} services x {sends} sends (HA pairs) = {posts} posts; load generator: "
+          f"{processes} processes, keep-alive HTTP/1.1, pre-encoded bodies (bench/loadgen.py)")
+    once_all = True
+    print(f"closed loop, {concurrency} connections (throughput ceiling):")
+    ceiling = run_server(NULL, incidents, sends, concurrency, processes, None)
+    if ceiling is not None:
+        line("load generator ceiling", ceiling)
+        print("    (a server that answers a canned 200 without parsing: what the generator itself can push)")
+    peer = run_server(PEER, incidents, sends, concurrency, processes, None)
+    closed = run_receiver(incidents, sends, concurrency, processes, None)
+    if closed is None:
+        return 1
+    rate, p99, once = report_receiver("tts-sentinel receiver", closed, incidents)
+    once_all &= once
+    if peer is not None:
+        peer_rate, peer_p99 = line("peer: stdlib JSON handler", peer)
+        print(f"    ratio receiver/peer: throughput {rate / peer_rate:.2f}x, p99 {p99 / peer_p99:.2f}x "
+              "(the peer persists nothing)")
+    print(f"open loop at {target_rate:.0f} posts/s (latency counted from each post's due time):")
+    peer_open = run_server(PEER, incidents, sends, concurrency, processes, target_rate)
+    opened = run_receiver(incidents, sends, concurrency, processes, target_rate)
+    if opened is None:
+        return 1
+    open_rate, open_p99, once = report_receiver("tts-sentinel receiver", opened, incidents)
+    once_all &= once
+    if peer_open is not None:
+        line("peer: stdlib JSON handler", peer_open)
+    met = rate >= target_rate and open_rate >= 0.95 * target_rate and open_p99 < 0.1
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"goal >= {target_rate:.0f} posts/s (closed loop) and p99 < 100 ms at {target_rate:.0f} posts/s "
+          f"(open loop): {'met' if met else 'NOT met'} on this run; exactly once: {'YES' if once_all else 'NO'}")
+    return 0 if once_all else 1
 
 
 def receiver_pid(parent: int) -> int:

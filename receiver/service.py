@@ -15,6 +15,7 @@ from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
 from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.incidents import IncidentBook
+from tts_sentinel.receiver.intake import Intake
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import HealedAlertsFiring, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
@@ -83,13 +84,15 @@ class ReceiverService:
             config.guards.max_job_attempts,
             housekeeping=self.retention.maybe_run,
         )
+        self.intake = Intake(self.admission, self.journal, self.workers.wake)
 
     def start(self) -> None:
         """Recover interrupted jobs and start the workers (the sweeper applies the retention)."""
         self.workers.start()
 
     def stop(self) -> None:
-        """Stop the workers and close the journal."""
+        """Answer the queued posts, stop the workers and close the journal."""
+        self.intake.stop()
         self.workers.stop()
         self.journal.close()
 

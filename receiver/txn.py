@@ -29,6 +29,27 @@ class GroupSync:
         self._synced = 0  # commits known to be on disk
         self._syncing = False
         self.fsyncs = 0  # how many fsyncs ran (the bench prints commits per fsync)
+        self._deferral = threading.local()  # per thread: the last commit a deferral still has to sync
+
+    def begin_deferral(self) -> None:
+        """From now on this thread's commits do not wait for their fsync (see `end_deferral`)."""
+        self._deferral.upto = 0
+
+    def deferring(self, seq: int) -> bool:
+        """True (and `seq` noted) when this thread defers its syncs; False: wait for `seq` now."""
+        upto = getattr(self._deferral, "upto", None)
+        if upto is None:
+            return False
+        self._deferral.upto = max(upto, seq)
+        return True
+
+    def end_deferral(self) -> None:
+        """Stop deferring; return once every commit this thread made since `begin_deferral` is on
+        disk (one fsync for all of them). Raises OSError when the fsync fails."""
+        upto = getattr(self._deferral, "upto", None)
+        self._deferral.upto = None
+        if upto:
+            self.wait(upto)
 
     def committed(self) -> int:
         """A commit just happened (call under the journal lock); returns its sequence number."""
@@ -73,7 +94,8 @@ class GroupSync:
 
 class Transaction:
     """`BEGIN IMMEDIATE` ... `COMMIT` under the journal lock; nested, a SAVEPOINT. The outermost
-    returns only once its commit is on disk (a group fsync, after the lock is released)."""
+    returns only once its commit is on disk (a group fsync, after the lock is released), unless the
+    thread defers its syncs (GroupSync.begin_deferral): then the deferral's end waits for it."""
 
     def __init__(self, journal: Any) -> None:  # the Journal (which imports this module)
         self.journal = journal
@@ -116,7 +138,7 @@ class Transaction:
                 _quiet(conn, "ROLLBACK")
         finally:
             journal.lock.release()
-        if self._seq:
+        if self._seq and not journal.durability.deferring(self._seq):
             try:
                 journal.durability.wait(self._seq)
             except OSError as err:

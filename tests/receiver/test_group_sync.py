@@ -65,3 +65,40 @@ def test_a_failed_fsync_fails_the_write_so_the_webhook_answers_503(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="fsync failed"):
         journal.insert_job(target="t", tier="light", status="queued", reason="r")
     journal.close()
+
+
+def test_a_deferral_pays_one_fsync_for_all_its_commits_when_it_ends(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+    sync = journal.durability
+    sync.begin_deferral()
+    ids = [journal.insert_job(target=f"t{n}", tier="light", status="queued", reason="r") for n in range(3)]
+    assert sync.fsyncs == 0 and sync._synced < sync._written == 3, "commits inside a deferral wait for nothing"
+    sync.end_deferral()
+    assert sync.fsyncs == 1 and sync._synced == 3
+    # Another thread never defers because this one did.
+    other = threading.Thread(target=journal.insert_job, kwargs={"target": "x", "tier": "light", "status": "queued", "reason": "r"})
+    sync.begin_deferral()
+    other.start()
+    other.join(10)
+    assert sync._synced == 4 and sync.fsyncs == 2
+    sync.end_deferral()
+    assert sync.fsyncs == 2, "nothing of this thread's left to sync"
+    assert len(ids) == 3
+    journal.close()
+
+
+def test_a_deferral_whose_fsync_fails_raises(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+
+    def broken(self):
+        raise OSError(5, "Input/output error")
+
+    journal.durability._fsync = broken.__get__(journal.durability)
+    journal.durability.begin_deferral()
+    journal.insert_job(target="t", tier="light", status="queued", reason="r")
+    with pytest.raises(OSError, match="Input/output"):
+        journal.durability.end_deferral()
+    # The deferral is over: the next write waits for (and fails on) its own fsync.
+    with pytest.raises(sqlite3.OperationalError, match="fsync failed"):
+        journal.insert_job(target="t2", tier="light", status="queued", reason="r")
+    journal.close()

@@ -31,6 +31,26 @@ def test_policy_rule_overrides_the_alert_tier():
     assert policy.tier_for({"alertname": "Other", "tier": "reboot"})[0] == "none"
 
 
+def test_remembered_decisions_follow_the_labels_and_stay_bounded():
+    targets = [
+        {"name": f"svc-{i}", "match": {"service": f"svc-{i}"}, "actuator": "command", "cache_dir": None,
+         "weights_dir": None, "service_config": None, "git_dir": None}
+        for i in range(3)
+    ]
+    cfg = receiver_config(None, None, targets=targets,
+                          policy=[{"match": {"alertname": "~Oom.*"}, "tier": "heavy"}])
+    policy = TierPolicy(cfg, cache_size=8)
+    for round_ in range(3):  # the same label sets again: the same answers as the first time
+        for n in range(30):
+            labels = {"service": f"svc-{n % 4}", "alertname": "OomKill" if n % 2 else "Probe", "tier": "light"}
+            target = policy.target_for(labels)
+            assert (target.name if target else None) == (f"svc-{n % 4}" if n % 4 < 3 else None), (round_, n)
+            assert policy.tier_for(labels)[0] == ("heavy" if n % 2 else "light")
+    # Label order does not change the answer; the cache never holds more than its size.
+    assert policy.target_for({"tier": "light", "service": "svc-2"}).name == "svc-2"
+    assert policy._target.cache_info().currsize <= 8 and policy._tier.cache_info().currsize <= 8
+
+
 def test_override_reaches_the_journal(make_receiver):
     cfg = receiver_config(None, None, dry_run=True, policy=[{"match": {"alertname": "TtsCudaOom"}, "tier": "heavy"}])
     receiver = make_receiver(cfg)

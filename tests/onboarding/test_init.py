@@ -87,9 +87,10 @@ def test_the_seed_api_is_recognised_with_its_synthesis_api(tmp_path, run_simulat
     assert probes.synthesis.request.url == sim.api_url + "/tts" and probes.synthesis.request.protocol == "seed"
 
 
-def test_a_seed_front_without_its_api_leaves_synthesis_off_and_says_why(tmp_path, run_simulator):
+def test_a_seed_front_without_its_api_leaves_synthesis_off_and_says_why(tmp_path, run_simulator, port):
     sim = run_simulator(protocol="seed")
-    assert init(tmp_path, sim.web_url)[0] == 0
+    # the API named where nothing listens: the default guess (port 8000) may be another test's simulator
+    assert init(tmp_path, sim.web_url, "--api-url", f"http://127.0.0.1:{port}")[0] == 0
     text = (tmp_path / "cfg" / "tts-sentinel.yml").read_text()
     assert not load_config(tmp_path / "cfg" / "tts-sentinel.yml").exporter.probes.synthesis.enabled
     assert "no POST /tts found" in text

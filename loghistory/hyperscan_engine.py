@@ -61,7 +61,7 @@ class HyperscanMatcher:
         """How many patterns Hyperscan prefilters (the rest use the literal scanner)."""
         return len(self._in_db)
 
-    def count(self, block: bytes) -> list[int]:
+    def count(self, block: bytes | bytearray) -> list[int]:
         """Matching lines per pattern in `block` (complete lines, each ending in \\n)."""
         counts = [0] * len(self.regexes)
         for i in self._fallback:

@@ -70,7 +70,7 @@ def required_literal(regex: str) -> bytes | None:
 NUMPY_COUNT_BYTES = 64 * 1024
 
 
-def count_lines(block: bytes) -> int:
+def count_lines(block: bytes | bytearray) -> int:
     """How many newlines `block` holds: numpy's vectorised compare, about 5x bytes.count on big blocks."""
     if len(block) < NUMPY_COUNT_BYTES:
         return block.count(b"\n")
@@ -95,7 +95,7 @@ def compile_pattern(name: str, regex: str) -> CompiledPattern:
     return CompiledPattern(name, re.compile(regex.encode("utf-8"), re.MULTILINE), required_literal(regex))
 
 
-def count_matching_lines(block: bytes, pattern: CompiledPattern) -> int:
+def count_matching_lines(block: bytes | bytearray, pattern: CompiledPattern) -> int:
     """How many lines of `block` (complete lines, each ending in \\n) match `pattern`."""
     rx = pattern.regex
     lit = pattern.literal
@@ -119,7 +119,7 @@ def count_matching_lines(block: bytes, pattern: CompiledPattern) -> int:
         pos = end + 1
 
 
-def invalid_utf8_lines(block: bytes) -> int:
+def invalid_utf8_lines(block: bytes | bytearray) -> int:
     """How many lines of `block` are not valid UTF-8 (almost free when the block is ASCII)."""
     if block.isascii():
         return 0
@@ -139,7 +139,7 @@ def invalid_utf8_lines(block: bytes) -> int:
         pos = end + 1
 
 
-def cut_long_lines(block: bytes, max_line: int) -> tuple[bytes, int]:
+def cut_long_lines(block: bytes | bytearray, max_line: int) -> tuple[bytes | bytearray, int]:
     """Cut every line of `block` longer than `max_line` bytes to its first `max_line` bytes.
 
     Returns the (possibly rebuilt) block and how many lines were cut. Checks one
@@ -194,7 +194,6 @@ class LineAssembler:
         `data` may be a read buffer the caller reuses: nothing returned or kept refers to it.
         """
         size = len(data) if size is None else size
-        cut = 0
         start = 0
         if self.discarding:
             nl = data.find(b"\n", 0, size)
@@ -215,6 +214,30 @@ class LineAssembler:
             block = b"".join((pending, view[start : last + 1]))
             rest = bytes(view[last + 1 : size])
         view.release()
+        return self._finish(block, rest)
+
+    def push_in_place(self, buf: bytearray) -> tuple[bytes | bytearray, int]:
+        """Like `push`, for a read buffer that already starts with `pending` (the caller put it there).
+
+        The block of complete lines is `buf` itself, trimmed in place to its last newline (a
+        bytearray shrinks at its end without copying): valid only until the caller reuses `buf`.
+        Only the partial last line is copied out, into `pending`.
+        """
+        if self.discarding:  # no pending then: skip the rest of the cut line, the slow way (rare)
+            self.pending = b""
+            return self.push(buf)
+        last = buf.rfind(b"\n")
+        with memoryview(buf) as view:
+            rest = bytes(view[last + 1 :])
+        if last < 0:
+            self.pending = b""
+            return self._finish(b"", rest)
+        del buf[last + 1 :]
+        return self._finish(buf, rest)
+
+    def _finish(self, block: bytes | bytearray, rest: bytes) -> tuple[bytes | bytearray, int]:
+        """Cut long lines in `block`, keep `rest` (the partial last line) as pending, cut it when too long."""
+        cut = 0
         if block:
             block, cut = cut_long_lines(block, self.max_line)
         if len(rest) > self.max_line:
@@ -262,7 +285,7 @@ class BlockScanner:
             [p.regex for p in self.patterns], lambda block, i: count_matching_lines(block, self.patterns[i])
         ) if use_hs else None
 
-    def scan(self, block: bytes) -> BlockCounts:
+    def scan(self, block: bytes | bytearray) -> BlockCounts:
         """Count one block (complete lines, each ending in \\n)."""
         return BlockCounts(
             lines=count_lines(block),

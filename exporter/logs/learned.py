@@ -109,7 +109,7 @@ class TemplateLearner:
 
     # -- the hook: one block of one log ------------------------------------------------------
 
-    def feed(self, log_name: str, block: bytes) -> None:
+    def feed(self, log_name: str, block: bytes | bytearray) -> None:
         """Mine the WARN/ERROR lines of one block of complete lines of `log_name`."""
         if not self.has_levels(block):
             return  # the fast path: most blocks hold no warning at all

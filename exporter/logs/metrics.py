@@ -75,7 +75,7 @@ class LogCounter:
         # Sources of one log may feed from more than one thread (a draining file, a command).
         self._lock = threading.Lock()
 
-    def feed(self, block: bytes, long_lines: int = 0) -> None:
+    def feed(self, block: bytes | bytearray, long_lines: int = 0) -> None:
         """Count one block of complete lines; `long_lines` of them were cut by the assembler."""
         if not block:
             return

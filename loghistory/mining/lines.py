@@ -45,7 +45,7 @@ class LevelPrefilter:
                              elements=len(LEVEL_TOKENS), flags=[hs.HS_FLAG_SINGLEMATCH] * len(LEVEL_TOKENS))
             self._local = threading.local()  # Hyperscan scratch space is per thread
 
-    def __call__(self, block: bytes) -> bool:
+    def __call__(self, block: bytes | bytearray) -> bool:
         """True when `block` contains WARN, ERROR, CRITICAL or FATAL anywhere."""
         if self._db is None:
             return any(block.find(token) >= 0 for token in LEVEL_TOKENS)
@@ -60,10 +60,11 @@ class LevelPrefilter:
         return False
 
 
-def warn_error_lines(block: bytes) -> list[bytes]:
+def warn_error_lines(block: bytes | bytearray) -> list[bytes]:
     """The lines of `block` (complete lines) that contain a warning or error level word, in order.
 
-    A candidate only: `split_line` decides from the line's first level word.
+    A candidate only: `split_line` decides from the line's first level word. The lines are bytes
+    of their own, never views of `block` (it may be a read buffer about to be reused).
     """
     spans: set[int] = set()
     find = block.find
@@ -80,7 +81,7 @@ def warn_error_lines(block: bytes) -> list[bytes]:
     out = []
     for start in sorted(spans):
         end = find(b"\n", start)
-        out.append(block[start : end if end >= 0 else len(block)])
+        out.append(bytes(block[start : end if end >= 0 else len(block)]))
     return out
 
 

@@ -1,8 +1,10 @@
-"""Differential test: the fast path (a reused read buffer, cache-sized blocks, numpy line count,
-Hyperscan over whole blocks) counts exactly what a plain per-line loop counts.
+"""Differential test: the fast path (a reused read buffer scanned in place, cache-sized blocks, numpy
+line count, Hyperscan over whole blocks) counts exactly what a plain per-line loop counts.
 
 The fast path here is the one the exporter runs: FollowedFile.read_new on a real file, into the
-thread's reused buffer, through the LineAssembler and the BlockScanner of a LogCounter. The plain
+thread's reused buffer (the leftover start of a line put in front of the next read, or, when it is
+longer than the room there, joined by copying), through the LineAssembler and the BlockScanner of a
+LogCounter. The plain
 path splits the whole input on newlines in Python. Inputs mix partial last lines, invalid UTF-8,
 CRLF, NUL, lines longer than the limit and lines of exactly the limit, with blocks small enough
 that lines straddle reads.
@@ -18,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from tts_sentinel.exporter.logs import followed_file
 from tts_sentinel.exporter.logs.followed_file import FollowedFile
 from tts_sentinel.exporter.logs.metrics import LogCounter, LogMetrics
 from tts_sentinel.loghistory import hyperscan_engine, scanner
@@ -93,16 +96,19 @@ def fast_counts(data: bytes, max_line: int, block: int, engine: str) -> dict[str
     max_line=st.sampled_from([64, 128, 4096]),
     block=st.sampled_from([4096, 4099, 262144]),
     engine=st.sampled_from(ENGINES),
+    leftover_room=st.sampled_from([0, 100, followed_file.LEFTOVER_ROOM]),  # 0: every leftover is copied
 )
 def test_fast_path_counts_what_a_plain_loop_counts(lines, repeat, numpy_from, crlf, terminated, max_line, block,
-                                                  engine):
+                                                  engine, leftover_room):
     sep = b"\r\n" if crlf else b"\n"
     data = sep.join(lines * repeat) + (sep if terminated and lines else b"")
     default, scanner.NUMPY_COUNT_BYTES = scanner.NUMPY_COUNT_BYTES, numpy_from
+    room, followed_file.LEFTOVER_ROOM = followed_file.LEFTOVER_ROOM, leftover_room
     try:
         assert fast_counts(data, max_line, block, engine) == plain_counts(data, max_line)
     finally:
         scanner.NUMPY_COUNT_BYTES = default
+        followed_file.LEFTOVER_ROOM = room
 
 
 @pytest.mark.parametrize("size", [0, 1, 100, 65535, 65536, 65537, 300_000])

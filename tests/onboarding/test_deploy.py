@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -43,9 +44,48 @@ def test_deploy_systemd_writes_both_units_and_the_user(tmp_path):
     rc, out, _ = cli("deploy", "systemd", "--out", str(tmp_path))
     assert rc == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "tts-sentinel-exporter.service", "tts-sentinel-receiver.service", "tts-sentinel.sysusers.conf"]
+        "60-tts-sentinel.rules", "tts-sentinel-exporter.service", "tts-sentinel-receiver.service",
+        "tts-sentinel.sysusers.conf"]
     assert "systemd-sysusers" in out
     assert cli("deploy", "systemd", "--out", str(tmp_path))[0] == 2  # no silent overwrite
+
+
+# polkit evaluates rules in its own JavaScript engine (duktape/mozjs); node runs the same rule with the
+# same API (polkit.addRule, action.id, action.lookup(key), subject.user, polkit.Result.YES).
+POLKIT_EVAL = """
+const fs = require("fs"); const rules = [];
+globalThis.polkit = {Result: {YES: "yes", NO: "no"}, addRule: (f) => rules.push(f)};
+eval(fs.readFileSync(process.argv[2], "utf8"));
+const cases = JSON.parse(process.argv[3]);
+console.log(JSON.stringify(cases.map((c) => rules.map((r) => r({id: c.id, lookup: (k) => c[k]}, {user: c.user}))
+  .find((x) => x !== undefined) || null)));
+"""
+
+
+def test_the_polkit_rule_allows_exactly_the_configured_units_verbs_and_user(tmp_path):
+    node = require_binary("node")
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"receiver": {"token_file": str(tmp_path / "t"), "targets": [{
+        "name": "tts", "match": {"service": "tts"}, "actuator": "systemd",
+        "systemd": {"web_unit": "my-web.service", "inference_unit": "my-engine.service"}}]}}))
+    assert cli("deploy", "systemd", "--out", str(tmp_path / "out"), "--config", str(config))[0] == 0
+    rule = tmp_path / "out" / "60-tts-sentinel.rules"
+    manage = "org.freedesktop.systemd1.manage-units"
+    cases = [
+        {"id": manage, "unit": "my-engine.service", "verb": "restart", "user": "tts-sentinel"},
+        {"id": manage, "unit": "my-web.service", "verb": "kill", "user": "tts-sentinel"},
+        {"id": manage, "unit": "sshd.service", "verb": "stop", "user": "tts-sentinel"},  # another unit
+        {"id": manage, "unit": "my-web.service", "verb": "restart", "user": "mallory"},  # another user
+        {"id": manage, "unit": "my-web.service", "verb": "enable", "user": "tts-sentinel"},  # another verb
+        {"id": "org.freedesktop.systemd1.manage-unit-files", "unit": "my-web.service", "verb": "restart",
+         "user": "tts-sentinel"},  # another action
+    ]
+    script = tmp_path / "eval.js"
+    script.write_text(POLKIT_EVAL)
+    done = subprocess.run([node, str(script), str(rule), json.dumps(cases)], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["yes", "yes", None, None, None, None]
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)

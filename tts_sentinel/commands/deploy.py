@@ -13,7 +13,9 @@ from pathlib import Path
 import yaml
 
 from tts_sentinel.config import ConfigError, parse_config
+from tts_sentinel.managers import SystemdConfig
 from tts_sentinel.onboarding.kubernetes import KubernetesPlan, dump, manifests
+from tts_sentinel.onboarding.polkit import polkit_rule
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, with_runbook_urls
 from tts_sentinel.shipped import rule_files, shipped_dir
 
@@ -22,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tts-sentinel deploy`."""
     sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     rules = sub.add_parser("rules", help="Prometheus rule files with runbook links under --runbook-base")
-    systemd = sub.add_parser("systemd", help="hardened units for the exporter and the receiver, and their user")
+    systemd = sub.add_parser("systemd", help="hardened units for the exporter and the receiver, their user, and "
+                                             "the polkit rule for the configured systemd units")
     kube = sub.add_parser("kubernetes", help="DaemonSet, Deployment, RBAC, Services, ConfigMap, PrometheusRule, "
                                              "PodMonitor/ServiceMonitor and a kustomization")
     for p in (rules, systemd, kube):
@@ -38,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kube.add_argument("--web-deployment", default="qwen3-tts-inference")
     kube.add_argument("--inference-deployment", default="qwen3-tts-inference")
     kube.add_argument("--config", type=Path, help="your config for the ConfigMap (default: a starting one)")
+    systemd.add_argument("--config", type=Path, help="your config: the polkit rule allows its systemd targets' units "
+                                                     "(default: the default unit names)")
+
+
+def _systemd_units(config: Path | None) -> list[str]:
+    """The units the receiver's systemd targets act on (the defaults without a config or such a target)."""
+    targets = parse_config(config.read_text(encoding="utf-8"), str(config)).receiver.targets if config else []
+    chosen = [t.systemd for t in targets if t.actuator == "systemd"] or [SystemdConfig()]
+    return [u for s in chosen for u in (s.web_unit, s.inference_unit)]
 
 
 def _write(out: Path, files: dict[str, str], force: bool) -> int:
@@ -64,12 +76,20 @@ def run(args: argparse.Namespace) -> int:
         return _write(args.out, files, args.force)
     if args.what == "systemd":
         source = shipped_dir("deploy") / "systemd"
-        rc = _write(args.out, {p.name: p.read_text(encoding="utf-8") for p in sorted(source.iterdir())
-                               if p.suffix in (".service", ".conf")}, args.force)
+        files = {p.name: p.read_text(encoding="utf-8") for p in sorted(source.iterdir())
+                 if p.suffix in (".service", ".conf")}
+        try:
+            units = _systemd_units(args.config)
+        except (OSError, ConfigError) as exc:
+            print(f"deploy: {exc}", file=sys.stderr)
+            return 2
+        files["60-tts-sentinel.rules"] = polkit_rule(units)
+        rc = _write(args.out, files, args.force)
         if rc == 0:
             print("next: install tts-sentinel.sysusers.conf as /etc/sysusers.d/tts-sentinel.conf, run "
                   "systemd-sysusers, then systemctl daemon-reload && systemctl enable --now "
-                  "tts-sentinel-exporter tts-sentinel-receiver")
+                  "tts-sentinel-exporter tts-sentinel-receiver; with the systemd actuator, install "
+                  "60-tts-sentinel.rules in /etc/polkit-1/rules.d/ (the receiver then needs no root)")
         return rc
     config_text = None
     if args.config:

@@ -28,12 +28,13 @@ from tts_sentinel.harness.incidents import (
     journal,
 )
 from tts_sentinel.harness.webauth import WebAuth
+from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.receiver.verification import probe_succeeded
 
 __all__ = ["DrillResult", "StackEndpoints", "actions", "firing_alerts", "inject", "journal", "run_drill",
            "wait_until"]
 
-ACTING_TIERS = {"light", "medium", "heavy", "derate", "rollback"}
+ACTING_TIERS = {t.value for t in Tier if t is not Tier.NONE}
 RESTARTED = "restarted"
 # Which alert each simulator fault is expected to raise first.
 EXPECTED_ALERT = {
@@ -104,7 +105,7 @@ class DrillResult:
                           f"{fmt(self.green_seconds)}"}.get(self.outcome, self.outcome)
         if self.outcome == "healed" and self.green_seconds is None:
             end = "healed by the receiver, but the health probe never came back"
-        pages = "".join(f"\nincident page: {i['page_url']}" for i in self.incidents if i.get("page_url"))
+        pages = "".join(f"\nincident page: {url}" for url in self.page_urls)
         return (f"{self.fault} on {self.component}: alert {self.alert or '-'} after {fmt(self.alert_seconds)}, "
                 f"action after {fmt(self.action_seconds)}, tiers {ladder}: {end}{pages}")
 

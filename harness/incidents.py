@@ -232,7 +232,8 @@ def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]], own_verdict:
         id=str(data.get("id")), target=data.get("target", ""),
         opened=_epoch(data.get("opened_at", data.get("opened"))) or 0.0, rows=rows, status=status,
         family=data.get("family", ""), family_reason=data.get("family_reason", ""),
-        closed=_epoch(data.get("closed_at", data.get("closed"))), tiers=[r["tier"] for r in rows] or listed,
+        closed=_epoch(data.get("closed_at", data.get("closed"))),
+        tiers=[r["tier"] for r in rows if r.get("status") != "ignored"] or listed,
         source="receiver", acted_on=list(data.get("components") or []) if own_verdict else [],
         page_url=str(data.get("page_url") or ""),
     )

@@ -8,10 +8,8 @@ and is stopped, with its children, by `Stack.stop()`.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -29,6 +27,13 @@ import httpx
 import yaml
 
 from tts_sentinel.harness.oncall_sink import OncallSink
+from tts_sentinel.harness.timing import (  # noqa: F401 - Timing and parse_duration are imported from here too
+    Timing,
+    deep_merge,
+    parse_duration,
+    receiver_timings,
+    scale_rule_durations,
+)
 from tts_sentinel.harness.webauth import WebAuth
 from tts_sentinel.runbook_urls import with_runbook_urls
 
@@ -74,40 +79,6 @@ class Ports:
     alertmanager: int = field(default_factory=free_port)
     supervisord: int = field(default_factory=free_port)
     oncall: int = field(default_factory=free_port)
-
-
-@dataclass
-class Timing:
-    """How fast the loop runs. `fast` is for tests and the demo; production keeps the rules' own values."""
-
-    scrape_seconds: float = 1.0
-    probe_interval_seconds: float = 0.5
-    for_scale: float = 0.1
-    group_wait: str = "1s"
-    group_interval: str = "2s"
-    repeat_interval: str = "1h"
-
-
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration such as `1h30m` or `15s`."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a Prometheus duration: {text!r}")
-    return sum(int(n) * _UNIT[u] for n, u in parts)
-
-
-def scale_rule_durations(rules: dict[str, Any], factor: float) -> dict[str, Any]:
-    """A copy of a rules document with every `for:` scaled by `factor` (at least 1s)."""
-    out = copy.deepcopy(rules)
-    for group in out.get("groups", []):
-        for rule in group.get("rules", []):
-            if "for" in rule:
-                rule["for"] = f"{max(1, round(parse_duration(rule['for']) * factor))}s"
-    return out
 
 
 class Stack:
@@ -189,7 +160,7 @@ class Stack:
                 "alertmanager_url": self.url("alertmanager"),
                 **self.web.receiver_config(),
                 "verification": {"timeout_seconds": 30.0, "interval_seconds": 0.5},
-                **self.receiver_overrides,
+                **receiver_timings(self.timing.for_scale),
                 "targets": [
                     {
                         "name": SERVICE,
@@ -203,6 +174,9 @@ class Stack:
                 ],
             },
         }
+        targets = config["receiver"]["targets"]
+        config["receiver"] = deep_merge(config["receiver"], self.receiver_overrides)
+        config["receiver"]["targets"] = targets  # the stack's own; overrides change their fields elsewhere
         if self.audio_evidence:
             probes = config["exporter"]["probes"]
             request = probes["synthesis"]["request"]

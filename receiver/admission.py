@@ -186,7 +186,9 @@ class AlertAdmission:
             for decision, group in families.values():
                 records = [_alert_record(a, t, w, decision.name) for a, t, w in group]
                 fresh_alerts = [
-                    FreshAlert(a.fingerprint, a.labels.get("alertname", a.fingerprint), t, w) for a, t, w in group
+                    FreshAlert(a.fingerprint, a.labels.get("alertname", a.fingerprint), t, w,
+                               starts_at=a.startsAt.timestamp(), probe=bool(a.labels.get("verify")))
+                    for a, t, w in group
                 ]
                 job_id, joined = self.book.place(j, target, decision, fresh_alerts, records, verdict, now)
                 self._count(target, job_id, joined, result)

@@ -138,6 +138,10 @@ class IncidentsConfig(BaseModel):
     recheck_seconds: float = Field(
         default=300.0, ge=0, description="after an action on the target, act only when a probe is red now"
     )
+    echo_grace_seconds: float = Field(
+        default=30.0, ge=0, description="a probe alert that starts during one of our restarts or a crash restart, "
+        "or this long after it, is checked before acting: green, it is that restart's echo (no action, no recurrence)"
+    )
     lookback_seconds: float = Field(
         default=600.0, ge=0, description="the longest look-back of a healing alert: an alert still firing this "
         "long after its incident healed is counted again by the paging backstop (TtsNotHealed)"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tts_sentinel.receiver.config import ReceiverConfig
+from tts_sentinel.receiver.echoes import restart_around
 from tts_sentinel.receiver.families import FamilyDecision, start_rung
 from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.journal import Journal
@@ -34,6 +35,23 @@ class FreshAlert:
     alertname: str
     tier: Tier
     why: str
+    starts_at: float = 0.0  # its `startsAt`, epoch seconds (0 when unknown)
+    probe: bool = False  # it names a probe to verify it (a `verify` label): it may be a restart's echo
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where new firings of an open incident's family go: the rung, why, and what kind of return it is.
+
+    `kind`: join (an action of it is queued or running, or it is not healed), escalate (a recurrence
+    after our action healed it), repeat (a recurrence at the top of the ladder or past the window),
+    start_over (it healed with no action of ours: a new episode from the base), echo (it started
+    during a restart: probed before acting, and it stays healed unless the probe is red)."""
+
+    rung: int
+    why: str
+    escalated_from: int | None = None
+    kind: str = "join"
 
 
 class IncidentBook:
@@ -87,6 +105,7 @@ class IncidentBook:
         why = f"{best.alertname}: {best.why}"
         incident = j.open_incident(target, decision.name)
         escalated_from = None
+        placed = Placement(0, "opens")
         if incident is None:
             rung = max(start_rung(decision.ladder, a.tier) for a in fresh)
             incident = j.insert_incident(
@@ -101,46 +120,63 @@ class IncidentBook:
             )
             why += f"; opens incident {incident.id}, family {decision.name} ({decision.reason})"
         else:
-            rung, joins, escalated_from = self._rung_for(j, incident, fresh, now)
-            why += f"; {joins}"
+            placed = self._rung_for(j, incident, fresh, now)
+            rung, escalated_from = placed.rung, placed.escalated_from
+            why += f"; {placed.why}"
         tier = incident.ladder[rung]
         job_id, joined = j.place_job(target, tier, why, records, escalated_from=escalated_from, incident=incident)
         fields: dict[str, Any] = {"rung": max(incident.rung, rung), "resolved_at": None}
         if incident.status in ("healed", "resolved") and not joined:
-            fields.update(status="open", unhealed_since=now)  # it is broken again
+            if placed.kind == "echo":
+                del fields["rung"]  # healed it stays, unless the runner's probe finds it red (reopen)
+            else:
+                if placed.kind == "start_over":
+                    fields["rung"] = rung
+                fields.update(status="open", unhealed_since=now)  # it is broken again
         j.update_incident(incident.id, **fields)
         j.add_firing(incident.id, (a.fingerprint for a in fresh))
         return job_id, joined
 
-    def _rung_for(
-        self, j: Journal, incident: Incident, fresh: list[FreshAlert], now: float
-    ) -> tuple[int, str, int | None]:
-        """(rung, why, escalated_from) for new firings of an open incident's family."""
+    def _rung_for(self, j: Journal, incident: Incident, fresh: list[FreshAlert], now: float) -> Placement:
+        """Where new firings of an open incident's family go."""
         asked = max(start_rung(tuple(incident.ladder), a.tier) for a in fresh)
         at = max(incident.rung, asked)
         label = f"incident {incident.id} ({incident.family})"
         for status in ("queued", "running"):
             active = j.active_job(incident.target, status, kind="remediate", incident_id=incident.id)
             if active is not None:
-                return at, f"joins {label} while its job {active.id} is {status}", None
-        if incident.status == "healed" and incident.healed_at is not None:
-            ago = now - incident.healed_at
-            healer = next((job for job in reversed(j.incident_jobs(incident.id)) if job.status == "succeeded"), None)
-            by = f"{healer.tier} job {healer.id}" if healer else f"{incident.tier}"
-            window = self.config.guards.escalation_window_seconds
-            up = incident.next_rung()
-            if window > 0 and ago <= window and up is not None:
-                rung = max(up, asked)
-                up_tier = incident.ladder[rung]
-                return (
-                    rung,
-                    f"fired again {ago:.0f}s after {by} succeeded: {label} recurs -> escalate to {up_tier}",
-                    healer.id if healer else None,
-                )
-            if window > 0 and ago <= window:
-                return at, f"fired again {ago:.0f}s after {by} succeeded at the top of {label}'s ladder", None
-            return at, f"fired again {ago:.0f}s after {by} succeeded (past the escalation window): {label}", None
-        return at, f"joins {label}, {incident.status}", None
+                return Placement(at, f"joins {label} while its job {active.id} is {status}")
+        if incident.status != "healed" or incident.healed_at is None:
+            return Placement(at, f"joins {label}, {incident.status}")
+        ago = now - incident.healed_at
+        echo = self._echo(j, incident.target, fresh)
+        if echo:
+            return Placement(asked, f"started during {echo}: probed before acting, an echo is no recurrence "
+                                    f"of {label}", kind="echo")
+        healer = next((job for job in reversed(j.incident_jobs(incident.id))
+                       if job.status == "succeeded" and job.tier is not Tier.NONE), None)
+        if healer is None:
+            return Placement(asked, f"fired again {ago:.0f}s after {label} healed with no action of ours: "
+                                    "starts over at its base", kind="start_over")
+        by = f"{healer.tier} job {healer.id}"
+        window = self.config.guards.escalation_window_seconds
+        up = incident.next_rung()
+        if window > 0 and ago <= window and up is not None:
+            rung = max(up, asked)
+            return Placement(rung, f"fired again {ago:.0f}s after {by} succeeded: {label} recurs -> escalate "
+                                   f"to {incident.ladder[rung]}", healer.id, kind="escalate")
+        if window > 0 and ago <= window:
+            return Placement(at, f"fired again {ago:.0f}s after {by} succeeded at the top of {label}'s ladder",
+                             kind="repeat")
+        return Placement(at, f"fired again {ago:.0f}s after {by} succeeded (past the escalation window): {label}",
+                         kind="repeat")
+
+    def _echo(self, j: Journal, target: str, fresh: list[FreshAlert]) -> str | None:
+        """The restart these firings started during, when every one of them is a probe's alert."""
+        starts = [a.starts_at for a in fresh if a.starts_at]
+        if not starts or not all(a.probe for a in fresh):
+            return None
+        return restart_around(j, target, min(starts), self.settings.echo_grace_seconds)
 
     def resolved(self, j: Journal, target: str, fingerprint: str, now: float) -> Incident | None:
         """An alert resolved: drop it from the open incidents that hold it; the last one to go
@@ -158,7 +194,10 @@ class IncidentBook:
             return
         current = self.journal.incident(incident.id) or incident
         merged = list(current.components) + [c for c in components if c not in current.components]
-        self.journal.update_incident(incident.id, tiers=[*current.tiers, job.tier.value], components=merged)
+        fields: dict[str, Any] = {"tiers": [*current.tiers, job.tier.value], "components": merged}
+        if current.status == "healed":  # placed as a possible echo, and it was not one
+            fields.update(status="open", unhealed_since=time.time())
+        self.journal.update_incident(incident.id, **fields)
 
     def healed(self, incident: Incident | None, note: str = "") -> None:
         """A verified action (or a probe found green) healed the incident."""
@@ -169,6 +208,25 @@ class IncidentBook:
         self.journal.update_incident(incident.id, status=status, healed_at=time.time())
         if note:
             log.info("incident %s healed: %s", incident.id, note)
+
+    def echo(self, incident: Incident | None, job: Job, note: str) -> None:
+        """The job's alert was a restart's echo (green when probed): an incident opened for it alone
+        closes as resolved; an incident it found healed stays as it was."""
+        if incident is None:
+            return
+        current = self.journal.incident(incident.id) or incident
+        if all(other.id == job.id for other in self.journal.incident_jobs(incident.id)) and current.status == "open":
+            self.journal.update_incident(incident.id, status="resolved", closed_at=time.time(), healed_at=time.time())
+        log.info("incident %s: job %s was an echo: %s", incident.id, job.id, note)
+
+    def reopen(self, incident: Incident | None, job: Job) -> None:
+        """A possible echo's probe was red: the incident (healed before) is broken again, from this job's rung."""
+        if incident is None:
+            return
+        current = self.journal.incident(incident.id) or incident
+        if current.status == "healed":
+            rung = current.ladder.index(job.tier) if job.tier in current.ladder else current.rung
+            self.journal.update_incident(incident.id, status="open", unhealed_since=time.time(), rung=rung)
 
     def escalation(self, incident: Incident | None, job: Job) -> Tier | None:
         """The tier after the failed job's rung on the incident's ladder; None when exhausted."""

@@ -11,6 +11,7 @@ from typing import Any
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, ActuatorError, build_actuator
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
+from tts_sentinel.receiver.echoes import alert_start, restart_around
 from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, running_as_root
 from tts_sentinel.receiver.guards import JobGuards, Refusal
 from tts_sentinel.receiver.heavy import PreflightRefusal, preflight
@@ -100,6 +101,11 @@ class JobRunner:
         incident = self.journal.incident(job.incident_id)
         self._triage(job, incident)
         steps = build_plan(self.config, job, incident) if tier is not Tier.NONE else []
+        echo = None if dry else self._echo(job, target, incident)
+        if echo:
+            self._finish(job, "ignored", "ignored", note=echo)
+            self.book.echo(incident, job, echo)
+            return None
         green = None if dry else self._already_green(job, target)
         if green:
             self._finish(job, "ignored", "ignored", note=green)
@@ -180,6 +186,25 @@ class JobRunner:
             if triage.get("root_cause") and not (incident.triage or {}).get("root_cause"):
                 self.journal.update_incident(incident.id, triage=triage)
         self.journal.update_job(job.id, triage=triage)
+
+    def _echo(self, job: Job, target: TargetConfig, incident: Incident | None) -> str | None:
+        """A probe alert that started during a restart (ours, or a crash's) is probed, up to the
+        verification timeout, before anything acts: green, it was that restart's echo (the journal
+        note); red, it is a fault, and a healed incident it joined is open again."""
+        modules = sorted(set(job.verify_labels))
+        start = alert_start(job.alerts)
+        if start is None or not modules or not all(is_module_name(m) for m in modules):
+            return None
+        during = restart_around(self.journal, target.name, start, self.config.incidents.echo_grace_seconds,
+                                exclude_job=job.id)
+        if during is None:
+            return None
+        checks = [self.verifier.verify(module) for module in modules]
+        self.journal.update_job(job.id, verification=checks[-1])
+        if not all(c.get("success") for c in checks):
+            self.book.reopen(incident, job)
+            return None
+        return f"no action: the alert started during {during}, and {', '.join(modules)} is green: its echo, not a fault"
 
     def _already_green(self, job: Job, target: TargetConfig) -> str | None:
         """After a recent successful action on the target, a job raised by probe alerts acts only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -17,6 +18,13 @@ class LogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.pattern_matches = Counter(
             "tts_log_pattern_matches", "Log lines that matched a configured pattern.",
+            ["log", "pattern"], registry=registry,
+        )
+        # When the last match was read: alert rules compare it with the process's start time, so a
+        # count alert ends when the process that logged it is replaced, and a repeat fires anew.
+        self.pattern_last_match = Gauge(
+            "tts_log_pattern_last_match_timestamp_seconds",
+            "When a line matching the pattern was last read, seconds since the epoch (absent before the first).",
             ["log", "pattern"], registry=registry,
         )
         self.lines = Counter("tts_log_lines", "Complete log lines read.", ["log"], registry=registry)
@@ -63,6 +71,8 @@ class LogCounter:
         self.learner = learner
         self.scanner = BlockScanner(patterns, engine)
         self._matches = [metrics.pattern_matches.labels(log=log, pattern=p.name) for p in patterns]
+        self._metrics = metrics
+        self._names = [p.name for p in patterns]
         self._lines = metrics.lines.labels(log=log)
         self._bytes = metrics.bytes.labels(log=log)
         self._invalid = metrics.invalid_utf8.labels(log=log)
@@ -87,8 +97,11 @@ class LogCounter:
                 self._invalid.inc(counts.invalid_utf8)
             if long_lines:
                 self._long.inc(long_lines)
-            for child, n in zip(self._matches, counts.matches, strict=True):
+            now = 0.0
+            for child, name, n in zip(self._matches, self._names, counts.matches, strict=True):
                 if n:
                     child.inc(n)
+                    now = now or time.time()
+                    self._metrics.pattern_last_match.labels(log=self.log, pattern=name).set(now)
         if self.learner is not None:  # its own lock; a block without WARN/ERROR costs a few bytes.find
             self.learner.feed(self.log, block)

@@ -55,7 +55,9 @@ def headline(summary: dict[str, Any]) -> list[str]:
         f"unhealable faults paged exactly once: {summary['unhealable_paged_once']}/{summary['unhealable']}",
         f"sequence: {summary['within_one_escalation_window']} faults within one escalation window of the previous, "
         f"{summary['injected_during_remediation']} during a remediation, {summary['recurrences']} recurrences",
-        f"median time to green: {_s(summary['median_green_seconds'])} s (run took {summary['seconds']:.0f} s)",
+        f"median time to green: {_s(summary['median_green_seconds'])} s (run took {summary['seconds']:.0f} s"
+        + (f", of which {summary['paced_seconds']:.0f} s waiting for room in the restart budget"
+           if summary.get("paced_seconds") else "") + ")",
     ]
     base = summary.get("baseline")
     if base:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import yaml
 
 from tts_sentinel.harness.baseline_watchdog import LivenessWatchdog
 from tts_sentinel.harness.drill import StackEndpoints, inject
@@ -27,10 +28,12 @@ from tts_sentinel.harness.incidents import Incident, combined_status, incidents_
 from tts_sentinel.harness.soak.observe import Observer, component_green
 from tts_sentinel.harness.soak.plan import WEIGHTS, Injection
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack
+from tts_sentinel.receiver.config import ReceiverConfig
 
 SENTINEL, BASELINE = "sentinel", "baseline"
 QUIET = 20.0  # a fault healed without any incident counts as ended after this long
 SETTLE = 10.0  # after the last incident: Alertmanager's group_wait and interval, so late pages arrive
+BUDGET_ROOM = 2  # a fault may need two actions (its base tier and one escalation)
 WEIGHTS_BYTES = bytes(range(256)) * 256  # 64 KiB of stand-in model weights
 
 
@@ -113,6 +116,7 @@ class RunRecord:
     watchdog_restarts: list[tuple[float, str]] = field(default_factory=list)
     finished_at: float = 0.0
     stopped_early: str = ""
+    budget_waits: dict[int, float] = field(default_factory=dict)  # injection index -> seconds paced
 
 
 class SequenceRunner:
@@ -132,6 +136,9 @@ class SequenceRunner:
         self.record = RunRecord(mode, time.time(), observer=self.observer)
         self.incidents: list[list[Incident]] = []
         self.watchdog: LivenessWatchdog | None = None
+        guards = ReceiverConfig.model_validate(
+            yaml.safe_load(stack.config_path.read_text()).get("receiver") or {}).guards
+        self.budget: tuple[int, float] | None = (guards.budget_actions, guards.budget_window_seconds)
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -156,6 +163,7 @@ class SequenceRunner:
                 elif i > 0:
                     self._tick(until=lambda: all(r.ended_at for r in self.record.records), bound=2 * self.timeout)
                     self._tick(until=lambda: False, bound=self.gap)
+                    self._pace(i)
                 self._inject(i, injection)
             self._tick(until=lambda: all(r.ended_at for r in self.record.records), bound=2 * self.timeout)
             self._tick(until=lambda: False, bound=SETTLE)
@@ -169,6 +177,35 @@ class SequenceRunner:
         self.record.incidents = self.incidents
         self.record.watchdog_restarts = list(self.watchdog.restarts) if self.watchdog else []
         return self.record
+
+    def _pace(self, index: int) -> None:
+        """Wait until the receiver's restart budget has room for this fault and one escalation.
+
+        The budget (`guards.budget_actions` per `budget_window_seconds`, scaled with the drill
+        timings) stops a restart storm: faults coming faster than it allows are refused and paged, as
+        they should be. A soak injects as fast as its gaps allow, so it keeps to the budget's pace
+        instead, and records how long it waited."""
+        if self.mode != SENTINEL or self.budget is None:
+            return
+        actions, window = self.budget
+        t0 = time.monotonic()
+        self._tick(until=lambda: self._actions_in(window) <= actions - BUDGET_ROOM, bound=window)
+        waited = time.monotonic() - t0
+        if waited >= 1:
+            self.record.budget_waits[index] = round(waited, 1)
+            self.say(f"[{self.mode}] waited {waited:.0f}s for room in the restart budget "
+                     f"({actions} actions per {window:.0f}s)")
+
+    def _actions_in(self, window: float) -> int:
+        """Actions the receiver ran in the last `window` seconds (what its budget counts)."""
+        try:
+            rows = journal(self.endpoints.receiver, self.endpoints.token, limit=200)
+        except (httpx.HTTPError, ValueError):
+            return 0
+        since = time.time() - window
+        return sum(1 for r in rows if r.get("tier") != "none" and not r.get("dry_run")
+                   and r.get("status") in ("running", "succeeded", "failed", "interrupted")
+                   and (r.get("started_at") or 0) >= since)
 
     def _tick(self, until: Callable[[], bool], bound: float) -> None:
         """Poll and update every open injection until `until()` or `bound` seconds pass."""

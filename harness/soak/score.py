@@ -197,6 +197,7 @@ def summarize(scores: list[IncidentScore], plan: list[Injection], run: RunRecord
         "median_green_seconds": _median([s.green_seconds for s in scores if s.green_seconds is not None]),
         "seconds": round(run.finished_at - run.started_at, 1),
         "stopped_early": run.stopped_early,
+        "paced_seconds": round(sum(run.budget_waits.values()), 1),
     }
     if baseline is not None:
         greens = [s.baseline_green_seconds for s in scores]

@@ -41,6 +41,29 @@ def test_counts_appended_lines_and_matches(make_config, new_pipeline, value, log
     assert value(registry, "tts_log_pattern_matches_total", log="inference", pattern="audio_silent") == 0
 
 
+def test_last_match_time_is_set_only_by_a_match(make_config, new_pipeline, logdir):
+    # Alert rules compare it with the process's start time: a count alert ends when the process
+    # that logged the line is replaced. No match yet: no series (not a 0 that reads as 1970).
+    pipeline, registry = new_pipeline(make_config())
+    name = "tts_log_pattern_last_match_timestamp_seconds"
+    append(logdir / "inference.log", INFO)
+    pipeline.poll_once()
+    assert registry.get_sample_value(name, {"log": "inference", "pattern": "cuda_oom"}) is None
+    before = time.time()
+    append(logdir / "inference.log", INFO + OOM)
+    pipeline.poll_once()
+    first = registry.get_sample_value(name, {"log": "inference", "pattern": "cuda_oom"})
+    assert first is not None and before <= first <= time.time()
+    assert registry.get_sample_value(name, {"log": "inference", "pattern": "audio_silent"}) is None
+    time.sleep(0.01)
+    append(logdir / "inference.log", INFO * 2)
+    pipeline.poll_once()
+    assert registry.get_sample_value(name, {"log": "inference", "pattern": "cuda_oom"}) == first
+    append(logdir / "inference.log", OOM)
+    pipeline.poll_once()
+    assert registry.get_sample_value(name, {"log": "inference", "pattern": "cuda_oom"}) > first
+
+
 def test_partial_line_waits_for_its_newline(make_config, new_pipeline, value, logdir):
     pipeline, registry = new_pipeline(make_config())
     append(logdir / "health.log", SILENT[:30])

@@ -145,6 +145,54 @@ def test_an_alert_arriving_late_after_a_success_is_checked_not_acted_on(supervis
     assert next(i for i in receiver.incidents() if i["id"] == late["incident_id"])["status"] == "healed"
 
 
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+
+
+def test_a_probe_alert_that_started_during_our_restart_is_its_echo_not_a_fault(supervisor, probe, make_receiver):
+    # A medium restart: while inference restarts, L2 fails and TtsSynthesisUnavailable starts.
+    receiver = make_receiver(receiver_config(supervisor, probe))
+    supervisor.inject("inference", "oom")
+    oom = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", starts=now_iso())))
+                            .json()["new_jobs"][0])
+    assert oom["status"] == "succeeded"
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    during = iso((oom["started_at"] + oom["finished_at"]) / 2)
+    echo = receiver.wait_job(receiver.post(payload(alert(
+        "TtsHealthProbeFailing", verify="health", fingerprint="h1", starts=during))).json()["new_jobs"][0])
+    assert echo["status"] == "ignored" and "echo" in echo["note"] and f"job {oom['id']}" in echo["note"], echo
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids, "nothing restarted"
+    opened = next(i for i in receiver.incidents() if i["id"] == echo["incident_id"])
+    assert opened["status"] == "resolved" and opened["closed_at"] and opened["tiers"] == [], opened
+
+    # A real hang right after it (inside the grace) is probed red and acted on at its own base tier:
+    # not a recurrence of the echo's closed incident, no escalation.
+    supervisor.inject("web", "hang")
+    hang = receiver.wait_job(receiver.post(payload(alert(
+        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=now_iso()))).json()["new_jobs"][0])
+    assert (hang["tier"], hang["status"], hang["escalated_from"]) == ("light", "succeeded", None), hang
+    assert hang["incident_id"] != echo["incident_id"]
+
+
+def test_a_recurrence_of_an_incident_healed_without_our_action_starts_over(supervisor, probe, make_receiver):
+    # No echo grace: the hang below would otherwise be probed as a possible echo of the medium job.
+    receiver = make_receiver(receiver_config(supervisor, probe, incidents={"echo_grace_seconds": 0}))
+    supervisor.inject("inference", "oom")
+    oom = receiver.wait_job(receiver.post(payload(alert("TtsCudaOutOfMemory", tier="medium", starts=now_iso())))
+                            .json()["new_jobs"][0])
+    # A late L2 alert after that success: probed green, its web_front incident healed with no action.
+    late = receiver.wait_job(receiver.post(payload(alert(
+        "TtsHealthProbeFailing", verify="health", fingerprint="h1"))).json()["new_jobs"][0])
+    assert late["status"] == "ignored" and late["incident_id"] != oom["incident_id"]
+    # The web front then really hangs: the same family, but nothing of ours healed it before, so
+    # there is nothing to escalate from: light, its base.
+    supervisor.inject("web", "hang")
+    hang = receiver.wait_job(receiver.post(payload(alert(
+        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=now_iso()))).json()["new_jobs"][0])
+    assert (hang["tier"], hang["status"], hang["escalated_from"]) == ("light", "succeeded", None), hang
+    assert hang["incident_id"] == late["incident_id"] and "starts over" in hang["reason"], hang
+
+
 def test_a_late_copy_with_an_earlier_starts_at_is_a_duplicate_not_a_recurrence(supervisor, probe, make_receiver):
     # HA: Alertmanager peer a sends replica a's startsAt; peer b, after the action, the merged
     # (earlier) one. A log-line alert has no probe to recheck: only the dedup stands between it

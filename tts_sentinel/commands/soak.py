@@ -18,6 +18,7 @@ from tts_sentinel.harness.soak.run import BASELINE, SENTINEL, RunRecord, Sequenc
 from tts_sentinel.harness.soak.score import score_run, summarize
 from tts_sentinel.harness.soak.timeline import TimelineUnavailable, render
 from tts_sentinel.harness.stack import StackError
+from tts_sentinel.harness.timing import Timing, deep_merge, receiver_timings
 from tts_sentinel.receiver.config import ReceiverConfig
 
 ALL_WEEK = {"timezone": "UTC", "weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "00:00:00", "end": "23:59:59"}
@@ -38,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between one incident's end and the next fault (default 20)")
     parser.add_argument("--incident-timeout", type=float, default=150.0,
                         help="seconds an incident may take before the soak clears the fault itself (default 150)")
-    parser.add_argument("--max-minutes", type=float, default=15.0,
-                        help="no new fault after this many minutes of a run (default 15)")
+    parser.add_argument("--max-minutes", type=float, default=45.0,
+                        help="no new fault after this many minutes of a run (default 45)")
     parser.add_argument("--business-hours", action="store_true",
                         help="make every hour a business hour, so the receiver refuses heavy restarts")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
@@ -120,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
             for name in RUN_DIRS:
                 shutil.rmtree(directory / name, ignore_errors=True)
     scores = score_run(plan, sentinel, baseline, heavy_refused=args.business_hours)
-    window = ReceiverConfig.model_validate(overrides).guards.escalation_window_seconds
+    # The stack's receiver windows: the drill timings' scaled defaults, then the soak's overrides.
+    receiver = deep_merge(receiver_timings(Timing().for_scale), overrides)
+    window = ReceiverConfig.model_validate(receiver).guards.escalation_window_seconds
     summary = summarize(scores, plan, sentinel, baseline, window)
     settings = {
         "command": "tts-sentinel soak " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["soak"] else sys.argv[1:]),
@@ -152,6 +155,7 @@ def _run_dict(record: RunRecord) -> dict[str, Any]:
     t0 = record.started_at
     return {
         "started_at": t0, "seconds": round(record.finished_at - t0, 1), "stopped_early": record.stopped_early,
+        "budget_waits_seconds": {str(i + 1): w for i, w in record.budget_waits.items()},
         "injections": [r.as_dict(t0) for r in record.records],
         "incidents": [[i.as_dict() for i in found] for found in record.incidents],
         "observed": record.observer.as_dict() if record.observer else {},

@@ -1,0 +1,69 @@
+"""Alerts that a restart raises by itself: a probe fails while the component it probes restarts.
+
+A heavy restart stops the web front, so the health probe fails and its alert may fire just after
+the heavy job healed the incident; a process manager's restart after a crash does the same. Acting
+on such an alert restarts a healthy service, opens an incident for a fault that is not there, and
+makes the next real fault of that family look like a recurrence that must escalate.
+
+An alert is a possible echo when it asks for a probe to verify it (a `verify` label: log lines are
+never echoes) and it started while a restart ran on the same target, or up to
+`incidents.echo_grace_seconds` after it (a scrape, an evaluation and a `for:` later). A restart is
+one of our jobs that acted (light, medium, heavy, rollback: from its start to its end), or a crash
+that the process manager restarted (journaled as TtsProcessCrashed or TtsProcessRestartLoop: the
+grace on both sides of the record, since the crash is noticed after the probe fails). A possible
+echo is not a recurrence; the runner probes before acting and, when the probe is green within the
+verification timeout, journals the echo and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from tts_sentinel.receiver.journal import Journal
+
+RESTART_TIERS = ("light", "medium", "heavy", "rollback")
+CRASH_ALERTS = ("TtsProcessCrashed", "TtsProcessRestartLoop")
+ACTED = ("running", "succeeded", "failed", "interrupted")
+
+
+def restart_around(journal: Journal, target: str, starts_at: float, grace: float,
+                   exclude_job: int | None = None, now: float | None = None) -> str | None:
+    """What restarted on `target` when an alert that started at `starts_at` began, or None."""
+    now = time.time() if now is None else now
+    rows = journal.execute(
+        "SELECT id, tier, status, created_at, started_at, finished_at FROM jobs WHERE target=?"
+        " AND kind='remediate' AND dry_run=0 AND id != ? AND created_at >= ? ORDER BY id DESC LIMIT 50",
+        (target, exclude_job or 0, starts_at - 3600),
+    ).fetchall()
+    for row in rows:
+        job_id, tier, status, created, started, finished = (row[k] for k in range(6))
+        if tier in RESTART_TIERS and status in ACTED and started is not None:
+            if started - 1 <= starts_at <= (finished or now) + grace:
+                return f"{tier} job {job_id}'s restart"
+        elif tier == "none" and abs(starts_at - created) <= grace and _alertname(journal, job_id) in CRASH_ALERTS:
+            return f"the process manager's restart after a crash (job {job_id})"
+    return None
+
+
+def alert_start(job_alerts: list[dict[str, Any]]) -> float | None:
+    """The earliest `startsAt` (epoch seconds) among a job's alert records, if they carry one."""
+    starts = []
+    for record in job_alerts:
+        try:
+            starts.append(datetime.fromisoformat(str(record.get("startsAt"))).timestamp())
+        except ValueError:
+            continue
+    return min(starts) if starts else None
+
+
+def _alertname(journal: Journal, job_id: int) -> str:
+    row = journal.execute("SELECT record FROM job_alerts WHERE job_id=? ORDER BY id LIMIT 1", (job_id,)).fetchone()
+    if row is None:
+        return ""
+    try:
+        return str(json.loads(row[0]).get("alertname", ""))
+    except (ValueError, AttributeError):
+        return ""

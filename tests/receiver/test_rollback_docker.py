@@ -12,11 +12,15 @@ import os
 import signal
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support import free_port
 
+from tests.receiver.conftest import alert, payload, receiver_config, wait_for
 from tests.receiver.fake_docker import FakeDockerDaemon
+from tests.receiver.fakes import ServedInThread, answer
 from tts_sentinel.receiver.actuators import ActuatorError
 from tts_sentinel.receiver.config import TargetConfig
 from tts_sentinel.receiver.heavy import PreflightRefusal
@@ -208,3 +212,75 @@ def test_a_receiver_killed_mid_rollback_resumes_it_without_a_second_container(ho
     assert kept["Name"] == "/" + pending["old_name"] and not kept["State"]["Running"]
     assert len(host.engine.containers) == 2 and host.history.rollback_in_progress() is None
     assert [s.version for s in host.history.switches()] == ["v1", "v2", "v1"]
+
+
+class ImageProbe(ServedInThread):
+    """/probe?module=M for the receiver's verification: green when tts-inference runs `good` (the fake has no model)."""
+
+    def __init__(self, host: DockerHost, good: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                module = self.path.split("module=", 1)[-1]
+                c = host.engine.named("tts-inference")
+                ok = c is not None and c["Image"] == good and c["State"]["Running"]
+                answer(self, 200, f'tts_probe_success{{probe="{module}"}} {int(ok)}\n'.encode(), "text/plain")
+
+        self.serve(ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
+
+
+def _receiver_config(host, probe, tmp_path, **overrides):
+    assert host.engine.handle("POST", "/v1.43/containers/create?name=tts-web", {"Image": "qwen3-tts:v1"})[0] == 201
+    host.engine.requests.clear()
+    t = target(tmp_path)
+    return receiver_config(None, probe, target={
+        "actuator": "docker", "docker": t.docker.model_dump(mode="json"),
+        "versions": t.versions.model_dump(mode="json")}, tiers={"rollback": [
+            {"action": "switch_version"}, {"action": "restart", "component": "all"},
+            {"action": "wait", "seconds": 0.2}, {"action": "verify", "module": "synthesis"}]}, **overrides)
+
+
+def _degraded():
+    return alert("TtsQualityDegraded", tier="rollback", severity="warning", verify="quality", check="stoi")
+
+
+def test_the_tier_rolls_back_journals_and_verifies_through_the_receiver(host, tmp_path, make_receiver):
+    host.record("v1", host.v1, "qwen3-tts:v1")
+    host.record("v2", host.v2, "qwen3-tts:v2")
+    probe = ImageProbe(host, good=host.v1)
+    try:
+        receiver = make_receiver(_receiver_config(host, probe, tmp_path))
+        job = receiver.wait_job(receiver.post(payload(_degraded())).json()["new_jobs"][0], timeout=60)
+    finally:
+        probe.close()
+    assert job["status"] == "succeeded", json.dumps(job, indent=1)
+    switch = job["steps"][0]
+    assert switch["step"].startswith("recreate container tts-inference from the previous known-good")
+    assert switch["rollback"]["to"] == "v1" and switch["rollback"]["image"]["id"] == host.v1
+    assert "kept, stopped, as tts-inference-rolledback-" in switch["output"]
+    assert [s["verification"]["success"] for s in job["steps"] if "verification" in s] == [True, True]
+    assert host.engine.named("tts-inference")["Image"] == host.v1 and host.engine.creates() == 1
+
+
+def test_a_failed_recreation_fails_the_job_and_pages(host, tmp_path, make_receiver, alertmanager):
+    host.record("v1", host.v1, "qwen3-tts:v1")
+    host.record("v2", host.v2, "qwen3-tts:v2")
+    host.engine.broken_images.add(host.v1)
+    probe = ImageProbe(host, good=host.v1)
+    try:
+        receiver = make_receiver(_receiver_config(host, probe, tmp_path, alertmanager_url=alertmanager.url))
+        job = receiver.wait_job(receiver.post(payload(_degraded())).json()["new_jobs"][0], timeout=60)
+    finally:
+        probe.close()
+    assert job["status"] == "failed", json.dumps(job, indent=1)
+    assert "OCI runtime create failed" in job["note"] and "runs again as tts-inference" in job["note"]
+    assert len(job["steps"]) == 1, "nothing after the failed switch ran"
+    old = host.engine.named("tts-inference")
+    assert old["Id"] == host.old_id and old["State"]["Running"]
+    paged = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the failure page")
+    assert paged[0]["labels"]["reason"] == "rollback_failed"

@@ -151,8 +151,12 @@ def _docker_plan(target: TargetConfig) -> dict[str, Any]:
     name = target.docker.inference_container
     try:
         pending = history.rollback_in_progress()
-        if pending is not None:
+        if pending is not None and pending.get("container") == name:
             return pending  # a receiver killed mid-rollback: finish that one, never plan a second
+        if pending is not None:
+            raise PreflightRefusal(f"{history.path} holds an unfinished rollback of container "
+                                   f"{pending.get('container')}, not of {name}: finish it by hand and remove "
+                                   "its `rollback_in_progress`")
         running = DockerEngine(target.docker).inspect(name)
         if running is None:
             raise PreflightRefusal(f"container {name} does not exist on the Docker engine: nothing to roll back")
@@ -178,6 +182,7 @@ def _docker_plan(target: TargetConfig) -> dict[str, Any]:
     return {"kind": "docker", "container": name, "old_id": running["Id"], "from": current, "to": previous.version,
             "image": previous.image, "from_image": {"id": running["Image"], "ref": running["Config"].get("Image", "")},
             "temp_name": f"{name}-rollback-{stamp}", "old_name": f"{name}-rolledback-{stamp}",
+            "restart_policy": (running.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"},
             "model_id": previous.model_id, "weights_sha256": previous.weights_sha256, "commit": previous.commit}
 
 

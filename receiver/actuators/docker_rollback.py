@@ -3,9 +3,11 @@
 A container's image cannot change in place, so the rollback recreates it as `docker compose up`
 recreates a service whose image changed: the old container's Config, HostConfig and networks with
 the image replaced, created under a temporary name; the old one is stopped and renamed aside
-(`NAME-rolledback-TS`, kept stopped for a person, never removed), the new one takes NAME and
-starts. The settings the old image supplied (its Env, Labels, Cmd, ports...) are left out of the
-new Config so that the earlier image's own defaults apply, as watchtower does when it recreates.
+(`NAME-rolledback-TS`, kept stopped for a person, never removed, its restart policy set to `no` so
+a daemon restart does not start it beside the new one), the new one takes NAME and starts. The
+settings the old image supplied (its Env, Labels, Cmd, ports...) are left out of the new Config so
+that the earlier image's own defaults apply, as watchtower does when it recreates. Anonymous
+volumes are not carried over (the new container gets fresh ones); binds and named volumes are.
 
 Every step looks at the engine before acting, so a run resumed after the receiver was killed
 finds the container it already created (by its temporary name) instead of creating a second.
@@ -22,6 +24,8 @@ import httpx
 
 from tts_sentinel.managers import DockerConfig
 from tts_sentinel.receiver.actuators.base import ActuatorError
+
+KEPT_POLICY = {"Name": "no", "MaximumRetryCount": 0}
 
 
 class RollbackFailed(ActuatorError):
@@ -85,6 +89,10 @@ class DockerEngine:
         """POST /containers/{id}/stop?t=STOP_TIMEOUT; 304 (already stopped) is the wanted state."""
         self._call("POST", f"/containers/{quote(container, safe='')}/stop", (204, 304),
                    params={"t": str(self.config.stop_timeout_seconds)})
+
+    def restart_policy(self, container: str, policy: dict[str, Any]) -> None:
+        """POST /containers/{id}/update with a RestartPolicy (docker update --restart)."""
+        self._call("POST", f"/containers/{quote(container, safe='')}/update", (200,), body={"RestartPolicy": policy})
 
     def rename(self, container: str, name: str) -> None:
         """POST /containers/{id}/rename?name=NEW (409 when NEW is taken)."""
@@ -167,6 +175,7 @@ class ContainerRollback:
                                  "not ours, stopping here", restored=False)
         try:
             self.engine.stop(old["Id"])
+            self.engine.restart_policy(old["Id"], KEPT_POLICY)
             if _name(old) == name:
                 self.engine.rename(old["Id"], kept)
             if _name(new) != name:
@@ -175,7 +184,7 @@ class ContainerRollback:
         except ActuatorError as exc:
             self._bring_back(plan, old["Id"], new["Id"], exc)
         return (f"recreated {name} from {_ref(want)} (was {_ref(plan.get('from_image') or {})}); the old container "
-                f"is kept, stopped, as {kept} for a person to inspect or remove (docker rm {kept})")
+                f"is kept, stopped (restart policy no), as {kept} for a person to inspect or remove (docker rm {kept})")
 
     def _created(self, plan: dict[str, Any]) -> dict[str, Any] | None:
         """The container an earlier run of this plan created: under the temporary name, or already renamed."""
@@ -223,6 +232,8 @@ class ContainerRollback:
                 raise ActuatorError(f"the old container {old_id[:12]} is gone")
             if _name(old) != name:
                 self.engine.rename(old_id, name)
+            if (old.get("HostConfig") or {}).get("RestartPolicy") != plan["restart_policy"]:
+                self.engine.restart_policy(old_id, plan["restart_policy"])
             self.engine.start(old_id)
         except ActuatorError as again:
             raise RollbackFailed(f"rollback of {name} failed ({why}) and bringing the old container back failed "

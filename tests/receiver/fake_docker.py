@@ -3,7 +3,7 @@
 Answers like dockerd (API docs v1.43): container inspect and create (the image's defaults merged
 into the Config as the daemon does, one network at create before API 1.44), start/stop (304 when
 already in that state), rename (409 when the name is taken), restart, kill, image inspect by id,
-short id or tag, network connect; 404 {"message": "No such container: X"} / "No such image: X".
+short id or tag, network connect, update (restart policy); 404 {"message": "No such container: X"} / "No such image: X".
 State lives here; tests read and change it. `hold(verb)` makes the next such request wait until
 `release()` (the daemon then completes it even if the client was killed meanwhile).
 """
@@ -138,7 +138,7 @@ class FakeDockerDaemon(ServedInThread):
             return self._create(params.get("name", ""), body or {})
         if method == "POST" and (m := re.fullmatch(r"/networks/([^/]+)/connect", path)):
             return self._connect(m.group(1), body or {})
-        m = re.fullmatch(r"/containers/([^/]+)/(json|start|stop|restart|kill|rename)", path)
+        m = re.fullmatch(r"/containers/([^/]+)/(json|start|stop|restart|kill|rename|update)", path)
         if not m:
             return 404, {"message": "page not found"}
         container = self.find(m.group(1))
@@ -147,6 +147,10 @@ class FakeDockerDaemon(ServedInThread):
         verb, state = m.group(2), container["State"]
         if method == "GET" and verb == "json":
             return 200, container
+        if verb == "update":  # docker update: only the fields sent change
+            if "RestartPolicy" in (body or {}):
+                container["HostConfig"]["RestartPolicy"] = body["RestartPolicy"]
+            return 200, {"Warnings": []}
         if verb == "start":
             if state["Running"]:
                 return 304, None

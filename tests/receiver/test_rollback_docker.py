@@ -109,9 +109,12 @@ def test_recreates_the_container_from_the_previous_image_with_the_same_settings(
     kept = host.engine.containers[host.old_id]
     assert kept["Name"] == "/" + plan["old_name"] and plan["old_name"].startswith("tts-inference-rolledback-")
     assert not kept["State"]["Running"] and kept["Image"] == host.v2, "the old container kept, stopped"
+    assert kept["HostConfig"].pop("RestartPolicy") == {"Name": "no", "MaximumRetryCount": 0}, \
+        "a daemon restart must not start the old version beside the new one"
+    old["HostConfig"].pop("RestartPolicy")
     assert kept["Config"] == old["Config"] and kept["HostConfig"] == old["HostConfig"]
     assert host.engine.named(plan["temp_name"]) is None and host.engine.creates() == 1
-    assert f"kept, stopped, as {plan['old_name']}" in out and f"docker rm {plan['old_name']}" in out
+    assert f"kept, stopped (restart policy no), as {plan['old_name']}" in out and f"docker rm {plan['old_name']}" in out
 
     doc = host.history.load()
     assert doc["format"] == 2 and doc["rollback_in_progress"] is None and doc["bad"] == ["v2"]
@@ -164,6 +167,7 @@ def test_start_failing_brings_the_old_container_back_under_its_name(host, tmp_pa
         switch_version(target(tmp_path), plan)
     old = host.engine.named("tts-inference")
     assert old["Id"] == host.old_id and old["State"]["Running"]
+    assert old["HostConfig"]["RestartPolicy"] == HOST["RestartPolicy"], "its restart policy given back"
     failed = host.engine.named(plan["temp_name"])
     assert failed["Image"] == host.v1 and not failed["State"]["Running"], "kept for a person, not started"
     assert host.history.rollback_in_progress() is None and "v2" not in host.history.load()["bad"]
@@ -180,7 +184,7 @@ switch_version(target, rollback_preflight(target))
 """
 
 
-@pytest.mark.parametrize("killed_during", ["stop", "rename", "start"])
+@pytest.mark.parametrize("killed_during", ["create", "stop", "update", "rename", "start"])
 def test_a_receiver_killed_mid_rollback_resumes_it_without_a_second_container(host, tmp_path, killed_during):
     host.record("v1", host.v1, "qwen3-tts:v1")
     host.record("v2", host.v2, "qwen3-tts:v2")
@@ -262,7 +266,7 @@ def test_the_tier_rolls_back_journals_and_verifies_through_the_receiver(host, tm
     switch = job["steps"][0]
     assert switch["step"].startswith("recreate container tts-inference from the previous known-good")
     assert switch["rollback"]["to"] == "v1" and switch["rollback"]["image"]["id"] == host.v1
-    assert "kept, stopped, as tts-inference-rolledback-" in switch["output"]
+    assert "kept, stopped (restart policy no), as tts-inference-rolledback-" in switch["output"]
     assert [s["verification"]["success"] for s in job["steps"] if "verification" in s] == [True, True]
     assert host.engine.named("tts-inference")["Image"] == host.v1 and host.engine.creates() == 1
 

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protect", type=float, metavar="SECONDS", default=0.0,
                         help="protect the target's current version for at most SECONDS while validating")
     parser.add_argument("--record", metavar="VERSION",
-                        help="on pass, record VERSION (a folder under the target's versions dir) as the switch")
+                        help="on pass, record VERSION as the switch (a folder under the target's versions dir; "
+                             "any name for a Docker or Kubernetes target)")
     parser.add_argument("--commit", default="", help="commit of the candidate's service code, for the record")
     parser.add_argument("--image-from", metavar="CONTAINER",
                         help="Docker targets: the container running the candidate, whose image is recorded with "

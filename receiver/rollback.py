@@ -160,6 +160,10 @@ def _docker_plan(target: TargetConfig) -> dict[str, Any]:
         running = DockerEngine(target.docker).inspect(name)
         if running is None:
             raise PreflightRefusal(f"container {name} does not exist on the Docker engine: nothing to roll back")
+        if str(running.get("Name") or "").lstrip("/") != name:
+            raise PreflightRefusal(
+                f"docker.inference_container {name!r} is not the container's name but its id: a recreated container "
+                f"gets a new id, so configure its name ({str(running.get('Name') or '').lstrip('/')}) first")
         current = history.version_of_image(running["Image"])
         if current is None:
             raise PreflightRefusal(

@@ -133,6 +133,10 @@ def test_refused_without_a_previous_version_that_has_an_image(host, tmp_path):
     with pytest.raises(PreflightRefusal, match="no known-good previous version with a recorded image"):
         rollback_preflight(target(tmp_path))
     assert host.history.load()["format"] == 2 and host.history.switches()[0].image is None
+    by_id = target(tmp_path).model_copy(update={"docker": target(tmp_path).docker.model_copy(
+        update={"inference_container": host.old_id[:12]})})
+    with pytest.raises(PreflightRefusal, match="not the container's name but its id.*configure its name"):
+        rollback_preflight(by_id)  # the recreated container would not answer to the old id
     assert host.engine.creates() == 0 and host.engine.containers[host.old_id]["State"]["Running"]
 
 

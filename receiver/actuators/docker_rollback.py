@@ -224,7 +224,8 @@ class ContainerRollback:
         try:
             new = self.engine.inspect(new_id) if new_id else None
             if new is not None:
-                self.engine.stop(new_id or "")
+                self.engine.stop(new["Id"])
+                self.engine.restart_policy(new["Id"], KEPT_POLICY)  # kept for a person, never started by itself
                 if _name(new) == name:
                     self.engine.rename(new["Id"], temp)
             old = self.engine.inspect(old_id)
@@ -238,7 +239,7 @@ class ContainerRollback:
         except ActuatorError as again:
             raise RollbackFailed(f"rollback of {name} failed ({why}) and bringing the old container back failed "
                                  f"too ({again}): fix it by hand (docker ps -a)", restored=False) from None
-        kept = f"; the new container is kept, stopped, as {temp}" if new is not None else ""
+        kept = f"; the new container is kept, stopped (restart policy no), as {temp}" if new is not None else ""
         raise RollbackFailed(f"rollback of {name} to {_ref(plan['image'])} failed: {why}; the old container "
                              f"runs again as {name}{kept}", restored=True) from None
 

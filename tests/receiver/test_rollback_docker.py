@@ -167,13 +167,14 @@ def test_start_failing_brings_the_old_container_back_under_its_name(host, tmp_pa
     host.record("v2", host.v2, "qwen3-tts:v2")
     host.engine.broken_images.add(host.v1)
     plan = rollback_preflight(target(tmp_path))
-    with pytest.raises(ActuatorError, match="OCI runtime create failed.*runs again as tts-inference.*kept, stopped"):
+    with pytest.raises(ActuatorError, match="OCI runtime create failed.*runs again as tts-inference.*kept, stopped \\(restart policy no\\)"):
         switch_version(target(tmp_path), plan)
     old = host.engine.named("tts-inference")
     assert old["Id"] == host.old_id and old["State"]["Running"]
     assert old["HostConfig"]["RestartPolicy"] == HOST["RestartPolicy"], "its restart policy given back"
     failed = host.engine.named(plan["temp_name"])
     assert failed["Image"] == host.v1 and not failed["State"]["Running"], "kept for a person, not started"
+    assert failed["HostConfig"]["RestartPolicy"]["Name"] == "no", "nor started by a daemon restart"
     assert host.history.rollback_in_progress() is None and "v2" not in host.history.load()["bad"]
 
 

@@ -7,17 +7,21 @@ them) or when the target's version layout is unsafe. The symlink switch never fo
 must be a real directory inside it owned by root or the receiver's user, and the new `current`
 link is created beside the old one and renamed over it (atomic: the service sees one or the other).
 A Kubernetes target keeps its revisions itself: the switch is `rollout undo` of the inference
-Deployment (actuators/kubernetes_undo.py).
+Deployment (actuators/kubernetes_undo.py). A Docker target's inference container is recreated
+from the image recorded for the previous version (actuators/docker_rollback.py); the plan is
+written to the history before the first change, so a resumed job finishes that rollback.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 from tts_sentinel.receiver.actuators import ActuatorError
+from tts_sentinel.receiver.actuators.docker_rollback import ContainerRollback, DockerEngine, RollbackFailed
 from tts_sentinel.receiver.actuators.kubernetes_undo import DeploymentHistory
 from tts_sentinel.receiver.config import TargetConfig
 from tts_sentinel.receiver.heavy import (
@@ -55,10 +59,10 @@ def rollback_preflight(target: TargetConfig) -> dict[str, Any]:
     cfg = target.versions
     if target.actuator == "kubernetes":
         return _kubernetes_plan(target)
+    if target.actuator == "docker":
+        return _docker_plan(target)
     if target.actuator not in SYMLINK_ACTUATORS:
-        raise PreflightRefusal(
-            f"rollback through the {target.actuator} actuator is not supported yet; roll back by hand "
-            "(retag the previous image and recreate the container)")
+        raise PreflightRefusal(f"rollback through the {target.actuator} actuator is not supported; roll back by hand")
     if cfg.versions_dir is None or cfg.current_link is None:
         raise PreflightRefusal(
             f"target {target.name} has no versions section (versions_dir, current_link): nothing to roll back to")
@@ -93,6 +97,8 @@ def switch_version(target: TargetConfig, plan: dict[str, Any]) -> str:
             return DeploymentHistory(target.kubernetes, plan["deployment"]).undo()
         except ActuatorError as exc:
             raise PreflightRefusal(str(exc)) from None
+    if plan.get("kind") == "docker":
+        return _recreate_container(target, plan)
     assert cfg.versions_dir is not None and cfg.current_link is not None  # checked by rollback_preflight
     version = _version_dir(cfg.versions_dir, plan["to"])
     link = Path(os.path.abspath(cfg.current_link))
@@ -136,6 +142,79 @@ def _kubernetes_plan(target: TargetConfig) -> dict[str, Any]:
     except ActuatorError as exc:
         raise PreflightRefusal(f"no known-good previous version: {exc}") from None
     return {"kind": "kubernetes", "deployment": deployment, "from": current, "to": previous}
+
+
+def _docker_plan(target: TargetConfig) -> dict[str, Any]:
+    """The inference container, the version its image belongs to, and the previous version's image."""
+    _weights_intact(target)
+    history = VersionHistory(target.versions)
+    name = target.docker.inference_container
+    try:
+        pending = history.rollback_in_progress()
+        if pending is not None and pending.get("container") == name:
+            return pending  # a receiver killed mid-rollback: finish that one, never plan a second
+        if pending is not None:
+            raise PreflightRefusal(f"{history.path} holds an unfinished rollback of container "
+                                   f"{pending.get('container')}, not of {name}: finish it by hand and remove "
+                                   "its `rollback_in_progress`")
+        running = DockerEngine(target.docker).inspect(name)
+        if running is None:
+            raise PreflightRefusal(f"container {name} does not exist on the Docker engine: nothing to roll back")
+        if str(running.get("Name") or "").lstrip("/") != name:
+            raise PreflightRefusal(
+                f"docker.inference_container {name!r} is not the container's name but its id: a recreated container "
+                f"gets a new id, so configure its name ({str(running.get('Name') or '').lstrip('/')}) first")
+        current = history.version_of_image(running["Image"])
+        if current is None:
+            raise PreflightRefusal(
+                f"container {name} runs image {running['Image'][:19]}, which no recorded version ran: the running "
+                "version is unknown, so there is no 'previous' one (record versions with `validate --record`)")
+        previous = history.previous_good(current, with_image=True)
+        if previous is None or previous.image is None:
+            raise PreflightRefusal(f"no known-good previous version with a recorded image for {target.name} "
+                                   f"(current: {current}); a person must decide what to run")
+        if previous.image["id"] == running["Image"]:
+            raise PreflightRefusal(f"the previous version {previous.version} ran the same image as {current} "
+                                   f"({running['Image'][:19]}): recreating the container would change nothing")
+        if DockerEngine(target.docker).image(previous.image["id"]) is None:
+            ref = previous.image.get("ref") or previous.image["id"]
+            raise PreflightRefusal(f"the image of {previous.version} ({ref}, {previous.image['id'][:19]}) is no "
+                                   "longer on this host: load or pull it (and check its id), then roll back by hand")
+    except (ActuatorError, VersionError) as exc:
+        raise PreflightRefusal(f"rollback of container {name} cannot be planned: {exc}") from None
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    return {"kind": "docker", "container": name, "old_id": running["Id"], "from": current, "to": previous.version,
+            "image": previous.image, "from_image": {"id": running["Image"], "ref": running["Config"].get("Image", "")},
+            "temp_name": f"{name}-rollback-{stamp}", "old_name": f"{name}-rolledback-{stamp}",
+            "restart_policy": (running.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"},
+            "model_id": previous.model_id, "weights_sha256": previous.weights_sha256, "commit": previous.commit}
+
+
+def _recreate_container(target: TargetConfig, plan: dict[str, Any]) -> str:
+    """Recreate the container from the previous image, then record the switch (which ends the plan)."""
+    history = VersionHistory(target.versions)
+    try:
+        if history.rollback_in_progress() is None:
+            history.begin_rollback(plan)
+    except VersionError as exc:
+        raise PreflightRefusal(f"rollback not started: {exc}") from None
+    try:
+        done = ContainerRollback(target.docker).run(plan)
+    except RollbackFailed as exc:
+        if exc.restored:
+            history.end_rollback()
+            raise
+        raise RollbackFailed(f"{exc}; the rollback stays in progress in {history.path}: the next rollback job "
+                             "resumes it (or remove its `rollback_in_progress` once fixed by hand)", False) from None
+    try:
+        history.record_switch(
+            VersionRecord(version=plan["to"], model_id=plan.get("model_id", ""),
+                          weights_sha256=plan.get("weights_sha256", ""), commit=plan.get("commit", ""),
+                          validated=True, reason=f"rollback from {plan.get('from')}", image=plan["image"]),
+            rolled_back_from=plan.get("from"))
+    except VersionError as exc:
+        raise PreflightRefusal(f"{done}, but the switch could not be recorded: {exc}") from None
+    return f"{done}; switch recorded in {history.path}"
 
 
 def _version_dir(versions_dir: Path, name: str) -> Path:

@@ -1,9 +1,12 @@
 """A target's model versions: where they live, and the history of switches between them.
 
 The history is a small JSON file (versioned format, written atomically, mode 0600): every switch
-with its model id, weights sha256 and commit, whether the version passed validation, the
-versions rolled back from (never chosen again), and the canary protection with its expiry.
-It is the record the `rollback` tier reads to find the previous known-good version.
+with its model id, weights sha256 and commit (and, for a Docker target, the container's image),
+whether the version passed validation, the versions rolled back from (never chosen again), the
+canary protection with its expiry, and a Docker rollback in progress (so a receiver killed in the
+middle of one finishes it instead of starting a second). It is the record the `rollback` tier
+reads to find the previous known-good version. Format 1 (before images) is read as it is;
+everything is written as format 2.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT = 1
+FORMAT = 2
+READABLE = (1, 2)  # format 1: the same document without `image` and `rollback_in_progress`
 VERSION_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -55,6 +59,22 @@ class VersionRecord:
     validated: bool = False
     reason: str = "validated candidate"
     switched_at: float = field(default_factory=time.time)
+    # Docker targets: {"id": "sha256:...", "ref": "repo:tag"}, the immutable image id and the tag it ran as.
+    image: dict[str, str] | None = None
+
+    @classmethod
+    def from_json(cls, raw: Any, path: Path) -> VersionRecord:
+        """A record read from the history file; VersionError (not a TypeError) when its shape is wrong."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("version"), str):
+            raise VersionError(f"version history {path} holds a switch that is not a record: {str(raw)[:120]}")
+        unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise VersionError(f"version history {path}: a switch has unknown fields {unknown}; "
+                               "written by a newer tts-sentinel? fix or move the file")
+        image = raw.get("image")
+        if image is not None and not (isinstance(image, dict) and isinstance(image.get("id"), str)):
+            raise VersionError(f"version history {path}: switch {raw['version']} has an image without an id")
+        return cls(**raw)
 
 
 class VersionHistory:
@@ -77,7 +97,7 @@ class VersionHistory:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            return {"format": FORMAT, "switches": [], "bad": [], "protected": None}
+            return {"format": FORMAT, "switches": [], "bad": [], "protected": None, "rollback_in_progress": None}
         except OSError as exc:
             raise VersionError(f"cannot read the version history {self.path}: {exc} (a symlink is refused)") from None
         with os.fdopen(fd, encoding="utf-8") as f:
@@ -85,27 +105,42 @@ class VersionHistory:
                 doc = json.load(f)
             except ValueError as exc:
                 raise VersionError(f"version history {self.path} is not JSON ({exc}); fix or move it") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") not in READABLE:
             found = doc.get("format") if isinstance(doc, dict) else "?"
-            raise VersionError(f"version history {self.path} has format {found}; this program reads format {FORMAT}")
+            raise VersionError(f"version history {self.path} has format {found}; this program reads formats "
+                               f"{', '.join(map(str, READABLE))}")
+        doc["format"] = FORMAT  # written back as the current format
         doc.setdefault("switches", [])
         doc.setdefault("bad", [])
         doc.setdefault("protected", None)
+        doc.setdefault("rollback_in_progress", None)
         return doc
 
     def switches(self) -> list[VersionRecord]:
         """Every recorded switch, oldest first."""
-        return [VersionRecord(**s) for s in self.load()["switches"]]
+        return [VersionRecord.from_json(s, self.path) for s in self.load()["switches"]]
 
-    def previous_good(self, current: str | None) -> VersionRecord | None:
-        """The newest validated version other than `current` that was never rolled back from."""
-        doc = self.load()
-        bad = set(doc["bad"])
-        for raw in reversed(doc["switches"]):
-            record = VersionRecord(**raw)
-            if record.version != current and record.validated and record.version not in bad:
+    def previous_good(self, current: str | None, *, with_image: bool = False) -> VersionRecord | None:
+        """The newest validated version other than `current` that was never rolled back from
+        (with `with_image`: one whose container image is recorded, for a Docker target)."""
+        bad = set(self.load()["bad"])
+        for record in reversed(self.switches()):
+            if record.version != current and record.validated and record.version not in bad \
+                    and (record.image or not with_image):
                 return record
         return None
+
+    def version_of_image(self, image_id: str) -> str | None:
+        """The newest recorded version that ran `image_id` (a Docker target's current version)."""
+        for record in reversed(self.switches()):
+            if record.image and record.image.get("id") == image_id:
+                return record.version
+        return None
+
+    def rollback_in_progress(self) -> dict[str, Any] | None:
+        """The plan of a Docker rollback that started and has not ended (a receiver killed mid-way)."""
+        pending = self.load().get("rollback_in_progress")
+        return pending if isinstance(pending, dict) else None
 
     def protection(self, now: float | None = None) -> str | None:
         """Why the current version is protected (a candidate under validation), or None once expired."""
@@ -117,12 +152,29 @@ class VersionHistory:
 
     # -- writing --------------------------------------------------------------------------------
     def record_switch(self, record: VersionRecord, rolled_back_from: str | None = None) -> None:
-        """Append a switch; a rollback also marks the version it left as bad."""
+        """Append a switch; a rollback also marks the version it left as bad and ends the rollback in progress."""
         check_version_name(record.version)
         doc = self.load()
-        doc["switches"].append(asdict(record))
+        entry = asdict(record)
+        if entry["image"] is None:
+            del entry["image"]  # a record without an image reads as it did in format 1
+        doc["switches"].append(entry)
         if rolled_back_from and rolled_back_from not in doc["bad"]:
             doc["bad"].append(rolled_back_from)
+        if rolled_back_from:
+            doc["rollback_in_progress"] = None
+        self._write(doc)
+
+    def begin_rollback(self, plan: dict[str, Any]) -> None:
+        """Write down a Docker rollback before its first change, so a resumed job finishes that one."""
+        doc = self.load()
+        doc["rollback_in_progress"] = {**plan, "since": time.time()}
+        self._write(doc)
+
+    def end_rollback(self) -> None:
+        """Forget the rollback in progress (it failed and the old container was brought back)."""
+        doc = self.load()
+        doc["rollback_in_progress"] = None
         self._write(doc)
 
     def protect(self, seconds: float, why: str) -> None:

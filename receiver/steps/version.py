@@ -16,6 +16,9 @@ class SwitchVersionStep(NoComponent):
         if ctx.target.actuator == "kubernetes":
             k8s = ctx.target.kubernetes
             return f"rollout undo {k8s.namespace}/{k8s.inference_deployment} to its previous revision"
+        if ctx.target.actuator == "docker":
+            return (f"recreate container {ctx.target.docker.inference_container} from the previous known-good "
+                    "version's image (the old container is kept, stopped)")
         return f"switch {cfg.current_link} to the previous known-good version in {cfg.versions_dir}"
 
     def run(self, step: Step, ctx: StepContext) -> StepOutcome:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from support import free_port
 
+from tests.receiver.fake_docker import FakeDockerDaemon
 from tts_sentinel.exporter.baseline import record_baseline
 from tts_sentinel.exporter.validation import ValidationError, candidate_origin, retarget
 from tts_sentinel.receiver.versions import VersionHistory, VersionsConfig
@@ -76,7 +77,9 @@ def write_config(tmp: Path, current_url: str) -> Path:
     }
     receiver = {"targets": [{"name": "tts", "match": {"service": "tts"}, "versions": {
         "versions_dir": str(tmp / "versions"), "current_link": str(tmp / "current"),
-        "history_file": str(tmp / "versions.json")}}]}
+        "history_file": str(tmp / "versions.json")}}, {
+        "name": "tts-docker", "match": {"service": "tts-docker"}, "actuator": "docker",
+        "docker": {"socket": str(tmp / "docker.sock")}, "versions": {"history_file": str(tmp / "versions-docker.json")}}]}
     path = tmp / "sentinel.yml"
     path.write_text(yaml.safe_dump({"exporter": {"probes": probes}, "receiver": receiver}))
     return path
@@ -144,6 +147,26 @@ def test_a_failed_candidate_records_nothing(versions, config):
     assert code == 1
     after = (tmp / "versions.json").read_text() if (tmp / "versions.json").exists() else None
     assert after == before
+
+
+def test_a_docker_candidate_is_recorded_with_the_image_its_container_runs(versions, config):
+    tmp, sims = versions
+    engine = FakeDockerDaemon(tmp / "docker.sock")
+    try:
+        image = engine.add_image("qwen3-tts:v2", Env=["MODEL_REV=v2"])
+        assert engine.handle("POST", "/v1.43/containers/create?name=tts-candidate", {"Image": "qwen3-tts:v2"})[0] == 201
+        code, _report = validate(config, sims["good"].url, "--target", "tts-docker", "--record", "v2",
+                                 "--image-from", "tts-candidate")
+        history = VersionHistory(VersionsConfig(history_file=tmp / "versions-docker.json"))
+        assert code == 0 and [s.image for s in history.switches()] == [{"id": image, "ref": "qwen3-tts:v2"}]
+        # Without a readable image nothing is recorded: a version the rollback could not return to.
+        done = subprocess.run([sys.executable, "-m", "tts_sentinel.cli", "validate", "--config", str(config),
+                               "--candidate", sims["good"].url, "--target", "tts-docker", "--record", "v3"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "image of container qwen3-tts-inference cannot be read" in done.stderr
+        assert [s.version for s in history.switches()] == ["v2"]
+    finally:
+        engine.close()
 
 
 def test_bad_candidate_url_is_an_error_not_a_failure(config):

@@ -3,7 +3,9 @@
 Exit status 0 when the candidate passes every check, 1 when one fails, 2 when the validation
 cannot run (bad config, bad URL). With `--record` a pass is written to the target's version
 history (model id, weights sha256, commit) and the baselines are re-recorded for the new model
-id; a failure records nothing and switches nothing. While it runs, `--protect TARGET` marks the
+id; a failure records nothing and switches nothing. For a Docker target the record also holds
+the image the candidate's container runs (its immutable id and its tag), which the rollback tier
+recreates the container from. While it runs, `--protect TARGET` marks the
 current version protected (no heavy or rollback tier on it) until the validation ends.
 """
 
@@ -17,6 +19,9 @@ from tts_sentinel.config import ConfigError, load_config
 from tts_sentinel.exporter.baseline import record_baseline
 from tts_sentinel.exporter.probes.speech import SpeechError
 from tts_sentinel.exporter.validation import ValidationError, retarget, validate_candidate
+from tts_sentinel.receiver.actuators import ActuatorError
+from tts_sentinel.receiver.actuators.docker_rollback import image_of
+from tts_sentinel.receiver.config import TargetConfig
 from tts_sentinel.receiver.versions import VersionError, VersionHistory, VersionRecord
 
 
@@ -30,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protect", type=float, metavar="SECONDS", default=0.0,
                         help="protect the target's current version for at most SECONDS while validating")
     parser.add_argument("--record", metavar="VERSION",
-                        help="on pass, record VERSION (a folder under the target's versions dir) as the switch")
+                        help="on pass, record VERSION as the switch (a folder under the target's versions dir; "
+                             "any name for a Docker or Kubernetes target)")
     parser.add_argument("--commit", default="", help="commit of the candidate's service code, for the record")
+    parser.add_argument("--image-from", metavar="CONTAINER",
+                        help="Docker targets: the container running the candidate, whose image is recorded with "
+                             "the version (default: the target's inference container: the candidate deployed in place)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    history = None
+    history = target = None
     if args.target or args.record or args.protect:
         try:
-            history = _history(config, args.target)
+            target = _target(config, args.target)
+            history = VersionHistory.of(target)
         except VersionError as exc:
             print(exc, file=sys.stderr)
             return 2
@@ -65,23 +75,32 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(report.lines()))
     if not report.passed:
         return 1
-    if args.record and history is not None:
-        return _record(config, history, report, args)
+    if args.record and history is not None and target is not None:
+        return _record(config, target, history, report, args)
     return 0
 
 
-def _history(config, target_name: str | None) -> VersionHistory:  # noqa: ANN001 - the loaded config
+def _target(config, target_name: str | None) -> TargetConfig:  # noqa: ANN001 - the loaded config
     targets = {t.name: t for t in config.receiver.targets}
     if target_name not in targets:
         raise VersionError(f"--target must name a receiver target; configured: {', '.join(targets) or 'none'}")
-    return VersionHistory.of(targets[target_name])
+    return targets[target_name]
 
 
-def _record(config, history: VersionHistory, report, args: argparse.Namespace) -> int:  # noqa: ANN001
+def _record(config, target: TargetConfig, history: VersionHistory, report, args: argparse.Namespace) -> int:  # noqa: ANN001
     model = report.candidate_model
     model_id = model.get("model_id") or args.record
+    image = None
+    if target.actuator == "docker":
+        container = args.image_from or target.docker.inference_container
+        try:
+            image = image_of(target.docker, container)
+        except ActuatorError as exc:
+            print(f"validation passed but the switch was not recorded: the image of container {container} cannot "
+                  f"be read ({exc}); a Docker version without its image cannot be rolled back to", file=sys.stderr)
+            return 2
     record = VersionRecord(version=args.record, model_id=model_id, weights_sha256=model.get("weights_sha256") or "",
-                           commit=args.commit, validated=True)
+                           commit=args.commit, validated=True, image=image)
     try:
         history.record_switch(record)
     except VersionError as exc:

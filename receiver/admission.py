@@ -187,7 +187,7 @@ class AlertAdmission:
                 records = [_alert_record(a, t, w, decision.name) for a, t, w in group]
                 fresh_alerts = [
                     FreshAlert(a.fingerprint, a.labels.get("alertname", a.fingerprint), t, w,
-                               starts_at=a.startsAt.timestamp(), probe=bool(a.labels.get("verify")))
+                               starts_at=a.startsAt.timestamp(), probe=a.labels.get("verify", ""))
                     for a, t, w in group
                 ]
                 job_id, joined = self.book.place(j, target, decision, fresh_alerts, records, verdict, now)

@@ -27,24 +27,36 @@ from tts_sentinel.receiver.journal import Journal
 RESTART_TIERS = ("light", "medium", "heavy", "rollback")
 CRASH_ALERTS = ("TtsProcessCrashed", "TtsProcessRestartLoop")
 ACTED = ("running", "succeeded", "failed", "interrupted")
+WEB_PROBES = {"health"}  # L1: the web front's /health
+WEB_ONLY = {"web"}
 
 
-def restart_around(journal: Journal, target: str, starts_at: float, grace: float,
+def restart_around(journal: Journal, target: str, starts_at: float, grace: float, modules: list[str] | None = None,
                    exclude_job: int | None = None, now: float | None = None) -> str | None:
-    """What restarted on `target` when an alert that started at `starts_at` began, or None."""
+    """What restarted on `target` when an alert that started at `starts_at` began, or None.
+
+    With `modules` ["health"] (the web front's L1 probe) only a restart that touched the web front
+    counts: restarting the inference service alone does not make the web front's /health fail."""
     now = time.time() if now is None else now
+    wanted = WEB_ONLY if modules and set(modules) <= WEB_PROBES else None
     rows = journal.execute(
-        "SELECT id, tier, status, created_at, started_at, finished_at FROM jobs WHERE target=?"
-        " AND kind='remediate' AND dry_run=0 AND id != ? AND created_at >= ? ORDER BY id DESC LIMIT 50",
+        "SELECT j.id, j.tier, j.status, j.created_at, j.started_at, j.finished_at, i.components FROM jobs j"
+        " LEFT JOIN incidents i ON i.id = j.incident_id WHERE j.target=? AND j.kind='remediate' AND j.dry_run=0"
+        " AND j.id != ? AND j.created_at >= ? ORDER BY j.id DESC LIMIT 50",
         (target, exclude_job or 0, starts_at - 3600),
     ).fetchall()
     for row in rows:
-        job_id, tier, status, created, started, finished = (row[k] for k in range(6))
+        job_id, tier, status, created, started, finished, components = (row[k] for k in range(7))
         if tier in RESTART_TIERS and status in ACTED and started is not None:
+            touched = set(_json_list(components))
+            if wanted and touched and not wanted & touched:
+                continue
             if started - 1 <= starts_at <= (finished or now) + grace:
                 return f"{tier} job {job_id}'s restart"
-        elif tier == "none" and abs(starts_at - created) <= grace and _alertname(journal, job_id) in CRASH_ALERTS:
-            return f"the process manager's restart after a crash (job {job_id})"
+        elif tier == "none" and abs(starts_at - created) <= grace:
+            name, component = _crash_record(journal, job_id)
+            if name in CRASH_ALERTS and not (wanted and component and component not in wanted):
+                return f"the process manager's restart of {component or 'a process'} after a crash (job {job_id})"
     return None
 
 
@@ -59,11 +71,21 @@ def alert_start(job_alerts: list[dict[str, Any]]) -> float | None:
     return min(starts) if starts else None
 
 
-def _alertname(journal: Journal, job_id: int) -> str:
+def _crash_record(journal: Journal, job_id: int) -> tuple[str, str]:
+    """(alertname, component label) of a journal-only job's first alert."""
     row = journal.execute("SELECT record FROM job_alerts WHERE job_id=? ORDER BY id LIMIT 1", (job_id,)).fetchone()
     if row is None:
-        return ""
+        return "", ""
     try:
-        return str(json.loads(row[0]).get("alertname", ""))
+        record = json.loads(row[0])
+        return str(record.get("alertname", "")), str((record.get("labels") or {}).get("component", ""))
     except (ValueError, AttributeError):
-        return ""
+        return "", ""
+
+
+def _json_list(text: Any) -> list[str]:
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []

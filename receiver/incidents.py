@@ -36,7 +36,7 @@ class FreshAlert:
     tier: Tier
     why: str
     starts_at: float = 0.0  # its `startsAt`, epoch seconds (0 when unknown)
-    probe: bool = False  # it names a probe to verify it (a `verify` label): it may be a restart's echo
+    probe: str = ""  # the probe module its `verify` label names ("" for none): it may be a restart's echo
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,8 @@ class IncidentBook:
         starts = [a.starts_at for a in fresh if a.starts_at]
         if not starts or not all(a.probe for a in fresh):
             return None
-        return restart_around(j, target, min(starts), self.settings.echo_grace_seconds)
+        modules = sorted({a.probe for a in fresh})
+        return restart_around(j, target, min(starts), self.settings.echo_grace_seconds, modules or None)
 
     def resolved(self, j: Journal, target: str, fingerprint: str, now: float) -> Incident | None:
         """An alert resolved: drop it from the open incidents that hold it; the last one to go

@@ -196,7 +196,7 @@ class JobRunner:
         if start is None or not modules or not all(is_module_name(m) for m in modules):
             return None
         during = restart_around(self.journal, target.name, start, self.config.incidents.echo_grace_seconds,
-                                exclude_job=job.id)
+                                modules, exclude_job=job.id)
         if during is None:
             return None
         checks = [self.verifier.verify(module) for module in modules]

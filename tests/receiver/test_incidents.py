@@ -159,14 +159,40 @@ def test_a_probe_alert_that_started_during_our_restart_is_its_echo_not_a_fault(s
     pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
     during = iso((oom["started_at"] + oom["finished_at"]) / 2)
     echo = receiver.wait_job(receiver.post(payload(alert(
-        "TtsHealthProbeFailing", verify="health", fingerprint="h1", starts=during))).json()["new_jobs"][0])
-    assert echo["status"] == "ignored" and "echo" in echo["note"] and f"job {oom['id']}" in echo["note"], echo
+        "TtsSynthesisUnavailable", verify="synthesis", fingerprint="l2", starts=during))).json()["new_jobs"][0])
+    assert echo["status"] == "ignored" and "echo" in echo["note"] and f"medium job {oom['id']}" in echo["note"], echo
+    assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids, "nothing restarted"
+    incident = next(i for i in receiver.incidents() if i["id"] == echo["incident_id"])
+    assert incident["status"] in ("healed", "resolved") and "light" not in incident["tiers"], incident
+
+    # The web front's health failing during that inference-only restart is not its echo: a real
+    # hang, acted on at once at its own base tier, no escalation.
+    supervisor.inject("web", "hang")
+    hang = receiver.wait_job(receiver.post(payload(alert(
+        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=during))).json()["new_jobs"][0])
+    assert (hang["tier"], hang["status"], hang["escalated_from"]) == ("light", "succeeded", None), hang
+    assert "echo" not in hang["reason"] and hang["incident_id"] != oom["incident_id"]
+
+
+def test_a_health_alert_after_a_heavy_restart_is_its_echo_and_its_incident_closes(supervisor, probe, make_receiver):
+    heavy = [{"action": "stop", "component": "web"}, {"action": "stop", "component": "inference"},
+             {"action": "start", "component": "inference"}, {"action": "start", "component": "web"},
+             {"action": "verify", "module": "synthesis"}]
+    receiver = make_receiver(receiver_config(supervisor, probe, tiers={"heavy": heavy}))
+    segv = receiver.wait_job(receiver.post(payload(alert("TtsSegfault", tier="heavy", starts=now_iso())))
+                             .json()["new_jobs"][0])
+    assert segv["status"] == "succeeded", segv
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    # L1 failed while the heavy job had the web front stopped; the alert arrives after it healed.
+    after = iso(segv["finished_at"] + 1)
+    echo = receiver.wait_job(receiver.post(payload(alert(
+        "TtsHealthProbeFailing", verify="health", fingerprint="h1", starts=after))).json()["new_jobs"][0])
+    assert echo["status"] == "ignored" and f"heavy job {segv['id']}" in echo["note"], echo
     assert (supervisor.pid("tts-webui"), supervisor.pid("tts-inference")) == pids, "nothing restarted"
     opened = next(i for i in receiver.incidents() if i["id"] == echo["incident_id"])
-    assert opened["status"] == "resolved" and opened["closed_at"] and opened["tiers"] == [], opened
-
-    # A real hang right after it (inside the grace) is probed red and acted on at its own base tier:
-    # not a recurrence of the echo's closed incident, no escalation.
+    assert (opened["family"], opened["status"], opened["tiers"]) == ("web_front", "resolved", []), opened
+    assert opened["closed_at"]
+    # The next real web fault opens a new incident at light: nothing to escalate from.
     supervisor.inject("web", "hang")
     hang = receiver.wait_job(receiver.post(payload(alert(
         "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=now_iso()))).json()["new_jobs"][0])

@@ -134,7 +134,8 @@ class Fleet:
     def rules(self, rules_file: Path) -> dict[str, Any]:
         """A checked-in rules file for the fleet: scaled `for:`, runbooks served by h1's receiver,
         TtsNotHealed per host with `target` = the receiver's target name on that host."""
-        rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale)
+        rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale,
+                                     self.timing.bound_scale)
         rules = with_runbook_urls(rules, next(iter(self.hosts.values())).url("receiver", "/runbooks"))
         for group in rules.get("groups", []):
             for rule in group.get("rules", []):

@@ -160,7 +160,7 @@ class Stack:
                 "alertmanager_url": self.url("alertmanager"),
                 **self.web.receiver_config(),
                 "verification": {"timeout_seconds": 30.0, "interval_seconds": 0.5},
-                **receiver_timings(self.timing.for_scale),
+                **receiver_timings(self.timing.for_scale, self.timing.bound_scale),
                 "targets": [
                     {
                         "name": SERVICE,
@@ -259,7 +259,8 @@ class Stack:
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
         (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(self.alertmanager_config(), sort_keys=False))
         for rules_file in sorted(RULES_DIR.glob("*.rules.yml")):
-            rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale)
+            rules = scale_rule_durations(yaml.safe_load(rules_file.read_text()), self.timing.for_scale,
+                                         self.timing.bound_scale)
             rules = with_runbook_urls(rules, self.url("receiver", "/runbooks"))  # this stack's receiver serves them
             (self.dir / "rules" / rules_file.name).write_text(yaml.safe_dump(rules, sort_keys=False))
         (self.dir / "stack.json").write_text(json.dumps({"ports": asdict(self.ports), "dir": str(self.dir),

@@ -87,6 +87,7 @@ def default_families() -> list[FamilyConfig]:
             description="the engine answers but does not speak (silence, runaway audio, dead, hung or "
                         "underrunning engine)",
             alerts=[{"alertname": "~TtsEngineDead|TtsAudioSilent|TtsSynthesisSilent|TtsSynthesisRunaway"
+                                  "|TtsSynthesisUnavailable"
                                   "|TtsVllmEngineCoreDied|TtsVllmEngineHung|TtsVllmEngineHungProbes"
                                   "|TtsStreamingRunaway|TtsStreamingUnderrun"}],
             causes=["audio_silent", "engine_dead", "orchestrator_crashed", "invalid_unicode",
@@ -102,8 +103,8 @@ def default_families() -> list[FamilyConfig]:
         ),
         FamilyConfig(
             name="web_front",
-            description="the service does not answer (L1/L2, hung HTTP, streaming): web front first, then with it",
-            alerts=[{"alertname": "~TtsHealthProbeFailing|TtsSynthesisUnavailable|TtsStreamUnderflow"}],
+            description="the web front does not answer (L1, hung HTTP, streaming): web front first, then with it",
+            alerts=[{"alertname": "~TtsHealthProbeFailing|TtsStreamUnderflow"}],
             causes=["stream_underflow"],
             probes=["health"],
             ladder=[Tier.LIGHT, Tier.MEDIUM, Tier.HEAVY],

@@ -124,7 +124,7 @@ def routes(config: Path, *labels: str) -> str:
 def test_fleet_configs_send_each_host_to_its_own_receiver_and_page_per_host(tmp_path):
     require_binary("promtool")
     require_binary("amtool")
-    fleet = Fleet(tmp_path, hosts=2, timing=FleetTiming(for_scale=1.0))
+    fleet = Fleet(tmp_path, hosts=2, timing=FleetTiming(for_scale=1.0, bound_scale=1.0))
     fleet.write_configs()
     for replica in ("a", "b"):
         check = subprocess.run(["promtool", "check", "config", str(tmp_path / f"mon-{replica}" / "prometheus.yml")],

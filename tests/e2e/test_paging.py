@@ -68,7 +68,7 @@ def test_with_the_receiver_stopped_alertmanager_alone_pages_once(stack):
         assert "TtsHealthProbeFailing" in pages[0]["alerts"][0]["annotations"]["description"], pages[0]
 
         # The healing-bound backstop fires too, and Alertmanager holds it back: already paged.
-        wait_for(lambda: alert_firing(endpoints, "TtsNotHealed"), 150, "TtsNotHealed to fire in Prometheus")
+        wait_for(lambda: alert_firing(endpoints, "TtsNotHealed"), 300, "TtsNotHealed to fire in Prometheus")
 
         def not_healed_in_alertmanager() -> dict[str, Any] | None:
             found = httpx.get(stack.url("alertmanager", "/api/v2/alerts"),

@@ -9,13 +9,13 @@ from tts_sentinel.receiver.families import IncidentsConfig
 
 
 def test_the_drill_profile_scales_every_receiver_window_by_the_same_factor():
-    scaled = ReceiverConfig.model_validate(receiver_timings(0.1))
+    scaled = ReceiverConfig.model_validate(receiver_timings(0.1, 0.25))
     guards, incidents = GuardsConfig(), IncidentsConfig()
     assert scaled.guards.budget_window_seconds == guards.budget_window_seconds * 0.1
     assert scaled.guards.escalation_window_seconds == guards.escalation_window_seconds * 0.1
     assert scaled.guards.cooldown_seconds == {t: s * 0.1 for t, s in guards.cooldown_seconds.items()}
     assert scaled.incidents.quiet_seconds == incidents.quiet_seconds * 0.1
-    assert scaled.incidents.heal_bound_seconds == incidents.heal_bound_seconds * 0.1
+    assert scaled.incidents.heal_bound_seconds == incidents.heal_bound_seconds * 0.25  # a ladder's real seconds
     # what is not a span of wall time stays: the budget's count, the families
     assert scaled.guards.budget_actions == guards.budget_actions
     assert [f.name for f in scaled.incidents.families] == [f.name for f in incidents.families]
@@ -38,3 +38,12 @@ def test_deep_merge_replaces_leaves_and_keeps_the_base_intact():
     merged = deep_merge(base, {"a": {"c": [2]}, "e": {"f": 3}})
     assert merged == {"a": {"b": 1, "c": [2]}, "d": 2, "e": {"f": 3}}
     assert base == {"a": {"b": 1, "c": [1]}, "d": 2}
+
+
+def test_the_healing_bound_alert_is_scaled_by_its_own_factor():
+    from tts_sentinel.harness.timing import scale_rule_durations
+
+    rules = {"groups": [{"rules": [{"alert": "TtsNotHealed", "for": "15m"}, {"alert": "X", "for": "10m"}]}]}
+    scaled = scale_rule_durations(rules, 0.1, 0.25)["groups"][0]["rules"]
+    assert [r["for"] for r in scaled] == ["225s", "60s"]
+    assert rules["groups"][0]["rules"][0]["for"] == "15m"

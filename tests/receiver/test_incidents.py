@@ -310,13 +310,13 @@ def test_an_exhausted_incident_pages_once_with_its_evidence(
         verification={"timeout_seconds": 0.5, "interval_seconds": 0.2},
     )
     receiver = make_receiver(cfg, now=lambda: SATURDAY_NIGHT)
-    receiver.post(payload(alert("TtsSynthesisUnavailable", verify="synthesis")))
+    receiver.post(payload(alert("TtsHealthProbeFailing", verify="synthesis")))
     incident = wait_for(lambda: (i := receiver.incidents()) and i[0]["page"] and i[0], timeout=60,
                         what="the incident to page")
     assert incident["tiers"] == ["light", "medium", "heavy"] and incident["status"] == "paged"
     # Firing again after the page acts again (no cooldown bypass) but never pages twice.
     wait_for(receiver.idle, what="the heavy job to finish")
-    again = receiver.post(payload(alert("TtsSynthesisUnavailable", verify="synthesis", starts=now_iso())))
+    again = receiver.post(payload(alert("TtsHealthProbeFailing", verify="synthesis", starts=now_iso())))
     assert receiver.wait_job(again.json()["new_jobs"][0])["status"] == "refused", "heavy's cooldown"
     pages = wait_for(lambda: alertmanager.alerts("TtsRemediationExhausted"), what="the page in Alertmanager")
     time.sleep(1)

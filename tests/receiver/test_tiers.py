@@ -86,7 +86,7 @@ def test_one_action_per_incident_with_the_highest_tier(supervisor, probe, make_r
     receiver = make_receiver(receiver_config(supervisor, probe, dry_run=True))
     answer = receiver.post(
         payload(
-            alert("TtsSynthesisUnavailable", tier="light", verify="synthesis"),
+            alert("TtsStreamUnderflow", tier="light", verify="synthesis"),
             alert("TtsHealthProbeFailing", tier="medium"),
             alert("TtsUnknown", tier="none"),
         )

@@ -10,7 +10,8 @@ def test_light_action_for_an_l2_alert_fails_while_synthesis_stays_red_and_escala
 ):
     cfg = receiver_config(supervisor, l1_green_l2_red, verification={"timeout_seconds": 1, "interval_seconds": 0.2})
     receiver = make_receiver(cfg)
-    job_id = receiver.post(payload(alert("TtsSynthesisUnavailable", tier="light", verify="synthesis"))).json()[
+    # A web-front alert that asks for L2 too (TtsSynthesisUnavailable itself is an inference alert)
+    job_id = receiver.post(payload(alert("TtsHealthProbeFailing", tier="light", verify="synthesis"))).json()[
         "new_jobs"][0]
     job = receiver.wait_job(job_id)
 

@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random sequence (default 0)")
     parser.add_argument("--gap", type=float, default=20.0,
                         help="seconds between one incident's end and the next fault (default 20)")
-    parser.add_argument("--incident-timeout", type=float, default=150.0,
-                        help="seconds an incident may take before the soak clears the fault itself (default 150)")
+    parser.add_argument("--incident-timeout", type=float, default=240.0,
+                        help="seconds an incident may take before the soak clears the fault itself (default 240)")
     parser.add_argument("--max-minutes", type=float, default=45.0,
                         help="no new fault after this many minutes of a run (default 45)")
     parser.add_argument("--business-hours", action="store_true",
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 shutil.rmtree(directory / name, ignore_errors=True)
     scores = score_run(plan, sentinel, baseline, heavy_refused=args.business_hours)
     # The stack's receiver windows: the drill timings' scaled defaults, then the soak's overrides.
-    receiver = deep_merge(receiver_timings(Timing().for_scale), overrides)
+    receiver = deep_merge(receiver_timings(Timing().for_scale, Timing().bound_scale), overrides)
     window = ReceiverConfig.model_validate(receiver).guards.escalation_window_seconds
     summary = summarize(scores, plan, sentinel, baseline, window)
     settings = {

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
-from tts_sentinel.exporter.logs.file_identity import digest
+from tts_sentinel.exporter.logs.file_identity import KnownGeneration, digest
 from tts_sentinel.exporter.logs.file_state import SavedCursor
 from tts_sentinel.exporter.logs.metrics import LogCounter
 from tts_sentinel.loghistory.archives import rotated_generations
@@ -90,6 +91,11 @@ class CompressedGenerations:
         """A file we followed is finished; its archive, when it appears, holds nothing new up to `size`."""
         self._finished.append((start, size))
         del self._finished[: -self._remember]
+
+    def finished_before(self, known: Iterable[KnownGeneration]) -> None:
+        """Generations a previous process read (saved state): their archives hold nothing new up to their size."""
+        for k in known:
+            self.finished((k.fp_len, k.fp), k.size)
 
     def poll(self, open_files: list[FileStart]) -> None:
         """Read the archives that appeared since the last call; `open_files` start the files we still read."""

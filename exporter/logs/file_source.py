@@ -15,15 +15,14 @@ plain (uncompressed) rotated generations next to it:
   original is not truncated yet is left alone until it is;
 * compressed archives (archived_rest): a new `.gz` that starts like no file we followed
   (created, written and compressed between two polls) is read whole; the followed file
-  compressed while we were down is read from the saved offset. Archives created while
-  we were down of files we never opened are history, like plain ones.
+  compressed while we were down is read from the saved offset. Archives created while we were down
+  of files we never opened are history, like plain ones: new archives are read when we stop.
 
-Known generations are remembered by identity, size, mtime and a fingerprint of
-their first bytes (file_identity), so a reused inode number is not mistaken for a
-file we read. Offsets are exported as a small dict (file_state: identity, offset,
-fingerprint of the first bytes) so a restart resumes exactly where the previous
-process stopped. Reading one open file is FollowedFile's job (followed_file); this
-module decides which files to read, and from where.
+Known generations are remembered by identity, size, mtime and a fingerprint of their first bytes
+(file_identity), so a reused inode number is not mistaken for a file we read. Offsets are exported
+as a small dict (file_state: identity, offset, fingerprint of the first bytes) so a restart resumes
+exactly where the previous process stopped. Reading one open file is FollowedFile's job
+(followed_file); this module decides which files to read, and from where.
 """
 
 from __future__ import annotations
@@ -141,6 +140,7 @@ class RotatingFileSource:
             self._read(f, to_end=True)
             self._finish(f)
         self.draining = []
+        self.archives.poll([self.cur.head] if self.cur is not None else [], settle=False)
 
     def close(self) -> None:
         """Finish rotated files and close the followed one; take `state()` before this."""

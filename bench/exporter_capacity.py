@@ -53,6 +53,7 @@ SCRAPE_EVERY = 5.0
 CATCH_UP = 5.0  # how long to wait for the count to reach the lines written, after the writer stops
 KEEPS_UP = 1.5  # caught up this soon after the writer stopped: it kept up (it polls every 0.5 s)
 IDLE_SECONDS = 30.0  # the probes-only step: two rounds of the 15 s probes
+DRAIN = 90.0  # at most this long for a backlog to be read before the halfway step
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -247,6 +248,16 @@ def run_step(rate: int, seconds: float, writer: LineWriter, peers: list[Peer], c
     return result
 
 
+def drained(client: httpx.Client, peers: list[Peer], written: int, seconds: float) -> bool:
+    """Wait until every peer counted all `written` lines; False when one has not after `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if all(counted_now(client, p) >= written for p in peers):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def mtail_program(config: LogsConfig, progs: Path) -> None:
     """An mtail program counting lines and the exporter's inference patterns (bench/logs_scan.py's way)."""
     body = ["counter tts_log_pattern_matches_total by pattern", "counter tts_log_lines_total", ""]
@@ -356,14 +367,22 @@ def main() -> int:
         writer = LineWriter(stack.load_log, work / "corpus.log")
         with httpx.Client() as client:
             time.sleep(args.warmup)
-            for rate in rates:
+            halfway = False
+            while rates:
+                rate = rates.pop(0)
                 seconds = {0: max(IDLE_SECONDS, args.step_seconds), 10_000: args.seconds}.get(rate, args.step_seconds)
                 print(f"step: {rate:,} lines/s for {seconds:.0f} s", flush=True)
                 r = run_step(rate, seconds, writer, peers, client, exporter_url)
                 results.append(r)
                 loads.append(os.getloadavg())
                 if rate > 10_000 and not all(kept_up(r, p.name) for p in peers):
-                    break  # a backlog would spill into the next step's figures
+                    # Once more halfway from the last rate kept up, after the backlog is read (it would
+                    # spill into that step's figures); then stop.
+                    last = max(x.rate for x in results if all(kept_up(x, p.name) for p in peers))
+                    rates = [] if halfway or rate - last < 5_000 else [(last + rate) // 2000 * 1000]
+                    halfway = True
+                    if rates and not drained(client, peers, writer.written, DRAIN):
+                        rates = []
             probes = client.get(exporter_url, timeout=10).text
         writer.close()
     finally:
@@ -375,7 +394,7 @@ def main() -> int:
     if not results:
         return 1
     report(results, loads)
-    print("series by family (most first): " + ", ".join(f"{name} {n}" for name, n in series_by_family(probes)[:8]))
+    print("series by family (most first): " + ", ".join(f"{name} {n}" for name, n in series_by_family(probes)))
     ran = re.findall(r'^tts_probe_success\{probe="([^"]+)"\} (\S+)$', probes, re.M)
     print("probes that ran (last result): " + ", ".join(f"{name}={'ok' if float(v) else 'FAILED'}" for name, v in ran))
     main_step = next((r for r in results if r.rate == 10_000), None)

@@ -196,12 +196,12 @@ def test_real_logrotate_while_the_writer_keeps_writing(mode, tmp_path, wait_for,
     monkeypatch.setattr(LogCounter, "feed", recording_feed)
     written, disk, total = run_with_a_restart(mode, tmp_path, wait_for, concurrent=True)
     twice = sorted(seq for seq, n in seen.items() if n > 1)
-    window = written - disk  # written between a copy and its truncate: in neither file
+    window = written - disk  # in no file at the end (copytruncate: written between a copy and its truncate)
     lost = written - len(seen)
-    print(f"report {mode} concurrent: lost {lost}, counted twice {len(twice)}, copy-truncate window {window}")
+    print(f"report {mode} concurrent: lost {lost}, counted twice {len(twice)}, left the disk {window}")
     record_property("lost", lost)
     record_property("counted_twice", len(twice))
-    record_property("window", window)
+    record_property("left_the_disk", window)
     assert not twice, f"{mode}: {len(twice)} lines counted more than once, from seq={twice[0]}"
     assert sum(seen.values()) == total
     missing = on_disk(tmp_path / "logs", "inference.log") - set(seen)

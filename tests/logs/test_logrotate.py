@@ -5,10 +5,12 @@ For each rotation mode the run writes numbered lines in bursts, rotates with log
 happens while it is down), then compares what the pipeline counted with the lines that are
 on disk at the end (current file, numbered copies and .gz archives).
 
-Measured (the `report` lines, `-s`): rename/create and compress lose and repeat nothing.
-copytruncate has a window that no tailer can close: lines written between logrotate's copy and
-its truncate are in neither file. The tailer counts those of them it read from the original
-before the truncate, loses the rest (and only those), and never counts a line twice.
+Measured (the `report` lines, `-s`; README, Real logrotate): with the writer pausing while
+logrotate runs, no mode loses or repeats a line. With the writer appending meanwhile, rename
+still loses none; copytruncate and compress-without-delaycompress have a window no tailer can
+close: lines written between logrotate's copy and its truncate, or to the renamed file after gzip
+read it, are in no file. The tailer counts those it read before they went, loses the rest (and
+only those), and never counts a line twice.
 """
 
 from __future__ import annotations

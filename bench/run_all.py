@@ -16,6 +16,7 @@ BENCHES = [
     ["probes_simulator_startup.py"],
     ["receiver_storm.py"],
     ["loop_drills.py"],
+    ["exporter_capacity.py"],
 ]
 
 

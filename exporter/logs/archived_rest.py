@@ -11,15 +11,17 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
-from tts_sentinel.exporter.logs.file_identity import digest
+from tts_sentinel.exporter.logs.file_identity import KnownGeneration, digest
 from tts_sentinel.exporter.logs.file_state import SavedCursor
 from tts_sentinel.exporter.logs.metrics import LogCounter
 from tts_sentinel.loghistory.archives import rotated_generations
 from tts_sentinel.loghistory.scanner import LineAssembler
 
 log = logging.getLogger(__name__)
+MISSING_LISTINGS = 3
 
 # How a file we read starts: its first bytes when we hold them, else (fp_len, fp) from saved state.
 FileStart = bytes | tuple[int, str]
@@ -77,6 +79,7 @@ class CompressedGenerations:
         self.block_bytes = block_bytes
         self.head_bytes = head_bytes
         self._seen: set[tuple[int, int]] = set()
+        self._missing: dict[tuple[int, int], int] = {}  # seen archives missing from the last listings
         # new archives wait one poll at the same size: logrotate may still be writing them
         self._pending: dict[tuple[int, int], int] = {}
         self._finished: list[tuple[FileStart, int]] = []  # (how it starts, bytes read), newest last
@@ -91,13 +94,22 @@ class CompressedGenerations:
         self._finished.append((start, size))
         del self._finished[: -self._remember]
 
-    def poll(self, open_files: list[FileStart]) -> None:
-        """Read the archives that appeared since the last call; `open_files` start the files we still read."""
+    def finished_before(self, known: Iterable[KnownGeneration]) -> None:
+        """Generations a previous process read (saved state): their archives hold nothing new up to their size."""
+        for k in known:
+            self.finished((k.fp_len, k.fp), k.size)
+
+    def poll(self, open_files: list[FileStart], settle: bool = True) -> None:
+        """Read the archives that appeared since the last call; `open_files` start the files we still read.
+
+        A new archive is read once a poll saw it at the same size (logrotate may still be writing it);
+        without `settle` (we stop: a restart takes the archives there as history) as soon as it is whole.
+        """
         archives = self._archives()
         for ident, archive, size in archives:
             if ident in self._seen:
                 continue
-            if self._pending.get(ident) != size:
+            if settle and self._pending.get(ident) != size:
                 self._pending[ident] = size
                 continue
             try:
@@ -110,7 +122,10 @@ class CompressedGenerations:
             except (OSError, EOFError, zlib.error) as exc:
                 log.warning("log %s: cannot read the new archive %s (%s).", self.path, archive, exc)
         live = {ident for ident, _, _ in archives}
-        self._seen &= live
+        # Forgotten only when gone from a few listings in a row: one listing misses an archive logrotate
+        # renames meanwhile (.1.gz -> .2.gz), which would then look new and be read whole again.
+        self._missing = {i: self._missing.get(i, 0) + 1 for i in self._seen if i not in live}
+        self._seen -= {i for i, n in self._missing.items() if n >= MISSING_LISTINGS}
         self._pending = {i: n for i, n in self._pending.items() if i in live and i not in self._seen}
 
     def _read_new(self, archive: Path, open_files: list[FileStart]) -> None:

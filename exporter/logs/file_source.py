@@ -7,23 +7,22 @@ plain (uncompressed) rotated generations next to it:
 * the path now names another file: the old one was renamed or deleted. It is kept
   open and read to its end for `rotate_wait_seconds` (the writer may still append
   until it reopens), and the new file is read from its first byte;
-* a generation never seen before (created and rotated away between two polls) is
-  read whole; one seen before that grew (late writes) is read from its old end;
+* a generation never seen before (created and rotated away between two polls) is read whole,
+  one seen before that grew (late writes) from its old end; both are then drained like a renamed file;
 * the followed file is shorter than the offset, or its first bytes changed: it was
   truncated (copytruncate). The copy logrotate just made is found by its first
   bytes and read from our offset, then the file is read again from 0. A copy whose
   original is not truncated yet is left alone until it is;
 * compressed archives (archived_rest): a new `.gz` that starts like no file we followed
   (created, written and compressed between two polls) is read whole; the followed file
-  compressed while we were down is read from the saved offset. Archives created while
-  we were down of files we never opened are history, like plain ones.
+  compressed while we were down is read from the saved offset. Archives created while we were down
+  of files we never opened are history, like plain ones: new archives are read when we stop.
 
-Known generations are remembered by identity, size, mtime and a fingerprint of
-their first bytes (file_identity), so a reused inode number is not mistaken for a
-file we read. Offsets are exported as a small dict (file_state: identity, offset,
-fingerprint of the first bytes) so a restart resumes exactly where the previous
-process stopped. Reading one open file is FollowedFile's job (followed_file); this
-module decides which files to read, and from where.
+Known generations are remembered by identity, size, mtime and a fingerprint of their first bytes
+(file_identity), so a reused inode number is not mistaken for a file we read. Offsets are exported
+as a small dict (file_state: identity, offset, fingerprint of the first bytes) so a restart resumes
+exactly where the previous process stopped. Reading one open file is FollowedFile's job
+(followed_file); this module decides which files to read, and from where.
 """
 
 from __future__ import annotations
@@ -141,6 +140,7 @@ class RotatingFileSource:
             self._read(f, to_end=True)
             self._finish(f)
         self.draining = []
+        self.archives.poll([self.cur.head] if self.cur is not None else [], settle=False)
 
     def close(self) -> None:
         """Finish rotated files and close the followed one; take `state()` before this."""
@@ -168,6 +168,7 @@ class RotatingFileSource:
                 self.cur = f
             return
         self.known = load_known(saved)
+        self.archives.finished_before(self.known.values())  # one compressed after this start is not new
         cur = saved.get("cur")
         if isinstance(cur, dict):
             self._resume(cur)
@@ -221,7 +222,8 @@ class RotatingFileSource:
         if not fp_len:
             return
         for g in self._generations():
-            if self._is_known(g) or g.size < offset:
+            # one shorter than the offset too (its end was read from the original): remembered, not re-read
+            if self._is_known(g):
                 continue
             f = self._open(g.path)
             if f is None:
@@ -277,7 +279,7 @@ class RotatingFileSource:
             k = self.known.pop(i)
             self.archives.finished((k.fp_len, k.fp), k.size)
         self.archives.poll([f.head for f in [*self.draining, *([self.cur] if self.cur else [])]])
-        self._update_lag()
+        self.counter.up.set(1 if self.cur is not None else 0)
 
     def _release_or_drain(self, cur: FollowedFile, path_ident: Identity | None, now: float) -> None:
         """The path no longer names the followed file."""
@@ -354,7 +356,9 @@ class RotatingFileSource:
                 continue
             self._held.discard(g.ident)
             self._read(f, to_end=True)
-            self._finish(f)
+            # Drained like a renamed log: its writer may append until it reopens (compress: deleted by then).
+            f.drain_until = time.monotonic() + self.opt.rotate_wait_seconds
+            self.draining.append(f)
 
     # ----- reading ----------------------------------------------------------------
     def _read(self, f: FollowedFile, *, to_end: bool = False, verify: bool = False) -> bool:
@@ -384,9 +388,6 @@ class RotatingFileSource:
             self.known[g.ident] = KnownGeneration(fp_len, fp, st.st_size, st.st_mtime_ns)
         finally:
             os.close(f.fd)
-
-    def _update_lag(self) -> None:
-        self.counter.up.set(1 if self.cur is not None else 0)
 
     def lag_bytes(self) -> float:
         """Bytes at the path not read yet, measured now (called at scrape time, from another thread).

@@ -134,10 +134,14 @@ class FollowedFile:
         counter.feed(self.assembler.flush())
         known = None
         try:
+            # The head also when the file is deleted (gzip done): the archive is recognised by it.
+            self.refresh_head(head_bytes)
             st = os.fstat(self.fd)
             if st.st_nlink:
-                self.refresh_head(head_bytes)
-                known = KnownGeneration(self.fp_len, self.fp, self.pos, st.st_mtime_ns)
+                # A copytruncate copy can be shorter than our offset: we read the lines written after
+                # logrotate's copy from the original, before its truncate. Remember the size it has,
+                # or it never looks known again and is read whole as a generation we never saw.
+                known = KnownGeneration(self.fp_len, self.fp, min(self.pos, st.st_size), st.st_mtime_ns)
         except OSError:
             pass
         try:

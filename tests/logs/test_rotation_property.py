@@ -153,6 +153,9 @@ EXAMPLES = int(os.environ.get("TTS_ROTATION_EXAMPLES", "200"))
          ops=[("append", 0, 8), ("partial", 0, 20), ("poll", 0, 0), ("restart", 0, 1), ("append", 0, 1)])
 @example(modes=["copytruncate", "gzip_numbered", "delete_create"], block=4096, rotate_wait=3600,
          ops=[("partial", 0, 5), ("poll", 0, 0), ("restart", 0, 3), ("partial", 0, 300), ("restart", 0, 1)])
+# a generation read before a restart and compressed after it (its archive was read whole again)
+@example(modes=["rename_dated", "gzip_numbered", "rename_dated"], block=4096, rotate_wait=0,
+         ops=[("restart", 0, 2), ("rotate", 1, 0), ("append", 1, 1), ("restart", 0, 0), ("rotate", 1, 0)])
 @given(
     modes=st.lists(st.sampled_from(MODES), min_size=3, max_size=3),
     ops=st.lists(op, min_size=1, max_size=40),

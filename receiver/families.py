@@ -84,14 +84,21 @@ def default_families() -> list[FamilyConfig]:
         ),
         FamilyConfig(
             name="inference_engine",
-            description="the engine answers but does not speak (silence, runaway audio, dead, hung or "
-                        "underrunning engine)",
-            alerts=[{"alertname": "~TtsEngineDead|TtsAudioSilent|TtsSynthesisSilent|TtsSynthesisRunaway"
-                                  "|TtsSynthesisUnavailable"
+            description="the inference engine does not answer (errors, timeouts, a dead, hung or underrunning "
+                        "engine)",
+            alerts=[{"alertname": "~TtsEngineDead|TtsSynthesisUnavailable"
                                   "|TtsVllmEngineCoreDied|TtsVllmEngineHung|TtsVllmEngineHungProbes"
-                                  "|TtsStreamingRunaway|TtsStreamingUnderrun"}],
-            causes=["audio_silent", "engine_dead", "orchestrator_crashed", "invalid_unicode",
-                    "engine_core_fatal", "engine_core_died"],
+                                  "|TtsStreamingUnderrun"}],
+            causes=["engine_dead", "orchestrator_crashed", "engine_core_fatal", "engine_core_died"],
+            probes=["synthesis"],
+            ladder=[Tier.MEDIUM, Tier.HEAVY],
+        ),
+        FamilyConfig(
+            name="audio_output",
+            description="the engine answers but does not speak right (silence, runaway audio, the silence "
+                        "after invalid input)",
+            alerts=[{"alertname": "~TtsAudioSilent|TtsSynthesisSilent|TtsSynthesisRunaway|TtsStreamingRunaway"}],
+            causes=["audio_silent", "invalid_unicode"],
             probes=["synthesis"],
             ladder=[Tier.MEDIUM, Tier.HEAVY],
         ),

@@ -149,7 +149,7 @@ def test_silence_after_an_oom_is_its_own_incident_not_a_recurrence(stack):
 
     def healed_silence():
         fresh = [i for i in incidents(endpoints) if i["id"] not in known]
-        return next((i for i in fresh if i["family"] == "inference_engine" and i["status"] == "healed"), None)
+        return next((i for i in fresh if i["family"] == "audio_output" and i["status"] == "healed"), None)
 
     silence = wait_for(healed_silence, 150, "the silence to be healed as its own incident")
     assert silence["tiers"] == ["medium"], silence

@@ -175,7 +175,7 @@ def test_a_probe_alert_that_started_during_our_restart_is_its_echo_not_a_fault(s
     # hang, acted on at once at its own base tier, no escalation.
     supervisor.inject("web", "hang")
     hang = receiver.wait_job(receiver.post(payload(alert(
-        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=during))).json()["new_jobs"][0])
+        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=during))).json()["new_jobs"][0], timeout=90)
     assert (hang["tier"], hang["status"], hang["escalated_from"]) == ("light", "succeeded", None), hang
     assert "echo" not in hang["reason"] and hang["incident_id"] != oom["incident_id"]
 
@@ -201,7 +201,7 @@ def test_a_health_alert_after_a_heavy_restart_is_its_echo_and_its_incident_close
     # The next real web fault opens a new incident at light: nothing to escalate from.
     supervisor.inject("web", "hang")
     hang = receiver.wait_job(receiver.post(payload(alert(
-        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=now_iso()))).json()["new_jobs"][0])
+        "TtsHealthProbeFailing", verify="health", fingerprint="h2", starts=now_iso()))).json()["new_jobs"][0], timeout=90)
     assert (hang["tier"], hang["status"], hang["escalated_from"]) == ("light", "succeeded", None), hang
     assert hang["incident_id"] != echo["incident_id"]
 

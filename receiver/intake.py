@@ -95,8 +95,11 @@ class Intake:
     def _admit(self, batch: list[Item]) -> None:
         outcomes: list[Admission | BaseException] = []
         sync = self.journal.durability
+        keys = self.journal.keys
+        purges = keys.purges
         sync.begin_deferral()
         try:
+            keys.flush_duplicates()  # the duplicates answered from memory since the last batch, same fsync
             for payload, _loop, _future in batch:
                 try:
                     outcomes.append(self.admission.admit(payload))
@@ -112,6 +115,7 @@ class Intake:
         self.batches += 1
         for outcome in outcomes:
             if isinstance(outcome, Admission):
+                keys.mark_persisted(outcome.keys, purges)  # on disk now: their re-sends skip the journal
                 for target in outcome.targets_to_wake:
                     self.wake(target)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Admission], object]]] = {}

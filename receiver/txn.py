@@ -31,6 +31,11 @@ class GroupSync:
         self.fsyncs = 0  # how many fsyncs ran (the bench prints commits per fsync)
         self._deferral = threading.local()  # per thread: the last commit a deferral still has to sync
 
+    @property
+    def commits(self) -> int:
+        """How many commits were made (the bench and /metrics print commits per fsync)."""
+        return self._written
+
     def begin_deferral(self) -> None:
         """From now on this thread's commits do not wait for their fsync (see `end_deferral`)."""
         self._deferral.upto = 0
@@ -42,6 +47,14 @@ class GroupSync:
             return False
         self._deferral.upto = max(upto, seq)
         return True
+
+    def settle(self) -> None:
+        """Wait now for the commits this thread deferred so far, and go on deferring (before an
+        action outside the journal: what led to it must be on disk first). No-op when not deferring."""
+        upto = getattr(self._deferral, "upto", None)
+        if upto:
+            self.wait(upto)
+            self._deferral.upto = 0
 
     def end_deferral(self) -> None:
         """Stop deferring; return once every commit this thread made since `begin_deferral` is on

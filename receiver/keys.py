@@ -40,7 +40,10 @@ class AlertKeys:
 
     # -- the table (inside the caller's transaction when it holds one) ------------------------
     def known(self, fingerprint: str, starts_at: str, tier: str) -> bool:
-        """Whether this alert firing was already admitted for this tier."""
+        """Whether this alert firing was already admitted for this tier (the memory holds only keys
+        the table has, so it answers first)."""
+        if (fingerprint, starts_at, str(tier)) in self._persisted:
+            return True
         return self.stored(fingerprint, starts_at, tier) is not UNKNOWN
 
     def stored(self, fingerprint: str, starts_at: str, tier: str) -> int | None | object:

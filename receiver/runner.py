@@ -60,8 +60,9 @@ class JobRunner:
         self.targets = {t.name: t for t in config.targets}
 
     # -- entry point --------------------------------------------------------------------------
-    def run(self, job_id: int) -> int | None:
+    def run(self, job_id: int, queued: Job | None = None) -> int | None:
         """Run a queued job to its end; returns the id of an escalation job it queued, if any.
+        `queued`: the job as the caller just read it (saves a read; the claim reads it afresh).
 
         Its journal writes share fsyncs: they are on disk before each action outside the journal (a
         step, a page, a power limit) and when this returns, not one by one (GroupSync's deferral;
@@ -69,15 +70,15 @@ class JobRunner:
         sync = self.journal.durability
         sync.begin_deferral()
         try:
-            return self._run(job_id)
+            return self._run(job_id, queued)
         finally:
             try:
                 sync.end_deferral()
             except OSError as err:
                 log.error("journal fsync failed after job %s: %s (a restart resumes the job)", job_id, err)
 
-    def _run(self, job_id: int) -> int | None:
-        job = self.journal.job(job_id)
+    def _run(self, job_id: int, queued: Job | None) -> int | None:
+        job = queued if queued is not None and queued.id == job_id else self.journal.job(job_id)
         if job is None:
             return None
         target = self.targets.get(job.target)

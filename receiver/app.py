@@ -98,17 +98,22 @@ class BodyLimit:
         self.app = app
         self.service = service
         self.limit = service.config.max_body_bytes
+        self.answers: dict[int, Any] = {}  # HTTP status -> its child of tts_webhook_requests_total
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         is_webhook = scope.get("path") == "/alerts"
-        counter = self.service.metrics.webhook_requests
+        answers = self.answers
 
         async def counting_send(message: Message) -> None:
             if is_webhook and message["type"] == "http.response.start":
-                counter.labels(code=str(message["status"])).inc()
+                status = message["status"]
+                counter = answers.get(status)
+                if counter is None:  # a child per code, looked up once (labels() costs more than inc())
+                    counter = answers[status] = self.service.metrics.webhook_requests.labels(code=str(status))
+                counter.inc()
             await send(message)
 
         for name, value in scope.get("headers", []):
@@ -174,7 +179,9 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def create_app(service: ReceiverService) -> FastAPI:
     """The FastAPI application over a (started or not) ReceiverService."""
-    app = FastAPI(title="TTS Sentinel receiver", version="1", docs_url=None, redoc_url=None)
+    # No OpenTelemetry here: FastAPI's native telemetry would ask for a tracer provider on every request.
+    app = FastAPI(title="TTS Sentinel receiver", version="1", docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     expected = service.token.encode() if service.token else None
 
     def require_token(request: Request) -> None:

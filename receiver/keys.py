@@ -64,16 +64,16 @@ class AlertKeys:
     def purge(self, older_than_seconds: float, limit: int = 5000) -> int:
         """Forget up to `limit` keys older than the retention (table and memory); returns how many went."""
         with self.journal.transaction() as j:
-            gone = j._conn.execute(
-                "DELETE FROM alert_keys WHERE rowid IN (SELECT rowid FROM alert_keys WHERE seen_at < ? LIMIT ?)"
-                " RETURNING fingerprint, starts_at, tier",
+            gone = j.execute(
+                "SELECT rowid, fingerprint, starts_at, tier FROM alert_keys WHERE seen_at < ? LIMIT ?",
                 (time.time() - older_than_seconds, limit),
             ).fetchall()
+            j._conn.executemany("DELETE FROM alert_keys WHERE rowid=?", [(row[0],) for row in gone])
         if gone:
             with self._lock:
                 self.purges += 1
                 for row in gone:
-                    self._persisted.pop((row[0], row[1], row[2]), None)
+                    self._persisted.pop((row[1], row[2], row[3]), None)
         return len(gone)
 
     # -- the memory ---------------------------------------------------------------------------

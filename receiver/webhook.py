@@ -89,8 +89,10 @@ class AlertsFastPath:
         if content_type.partition(b";")[0].strip().lower() != b"application/json" or not body:
             return None
         try:
-            return WebhookPayload.model_validate(json.loads(body))
-        except (ValueError, RecursionError):  # not JSON, or not a payload (ValidationError is a ValueError)
+            # pydantic's own JSON parser: half the CPU of json.loads + validation. What it refuses
+            # (not UTF-8, a lone surrogate, not a payload) FastAPI's route parses again and words.
+            return WebhookPayload.model_validate_json(body)
+        except (ValueError, RecursionError):  # ValidationError is a ValueError
             return None
 
 

@@ -133,3 +133,23 @@ def test_real_triage_names_the_root_cause_in_the_journal(make_receiver, tmp_path
     job = receiver.wait_job(receiver.post(payload(alert("TtsAudioSilent", tier="medium"))).json()["new_jobs"][0])
     assert job["triage"]["root_cause"]["pattern"] == "cuda_oom"
     assert [d["pattern"] for d in job["triage"]["derived"]] == ["audio_silent"]
+
+
+def test_the_first_matching_target_in_config_order_wins_whatever_its_matchers():
+    def target(name, match):
+        return {"name": name, "match": match, "actuator": "command", "cache_dir": None, "weights_dir": None,
+                "service_config": None, "git_dir": None}
+
+    cfg = receiver_config(None, None, targets=[
+        target("exact-two", {"service": "svc-1", "host": "h2"}),
+        target("regex", {"service": "~svc-[12]"}),
+        target("exact", {"service": "svc-1"}),
+        target("host-only", {"host": "h3"}),
+        target("any", {"env": "~.*"}),
+    ])
+    policy = TierPolicy(cfg)
+    assert policy.target_for({"service": "svc-1", "host": "h2"}).name == "exact-two"
+    assert policy.target_for({"service": "svc-1", "host": "h1"}).name == "regex", "exact-two needs host h2"
+    assert policy.target_for({"service": "svc-3", "host": "h3"}).name == "host-only"
+    assert policy.target_for({"service": "svc-3", "env": "prod"}).name == "any"
+    assert policy.target_for({"service": "svc-3"}) is None

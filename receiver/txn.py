@@ -7,6 +7,11 @@ next one. So a 202 still means "on disk" (as with `synchronous=FULL`), but a sto
 concurrent posts pays one fsync per group instead of one per post. A checkpoint (SQLite's own
 NORMAL rule) syncs the WAL before copying it and the database after, so what a reset WAL no
 longer holds is already durable in the database file.
+
+A thread may defer its waits (`begin_deferral`): the intake thread admits a batch of posts and
+waits once before answering them; a worker runs a job and waits before each action outside the
+journal (`settle`: a step, a page) and when the job ends. An fsync costs ~0.4 ms of CPU, a commit
+without one ~0.1 ms, so fewer waits, shared by more commits, are most of a job's journal cost.
 """
 
 from __future__ import annotations

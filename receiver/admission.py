@@ -84,9 +84,13 @@ class AlertAdmission:
         self.unmatched = unmatched
         self.logs_config = logs_config
         self.policy = TierPolicy(config)
+        self._last_verdict: tuple[tuple[float, float], dict[str, Any]] | None = None
 
-    def admit(self, payload: WebhookPayload) -> Admission:
-        """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written."""
+    def admit(self, payload: WebhookPayload, now: float | None = None) -> Admission:
+        """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written.
+
+        `now`: the clock of its batch (the intake's), so new incidents of one batch share a triage
+        window, read once."""
         result = Admission()
         groups: dict[str, list[tuple[WebhookAlert, Tier, str]]] = {}
         resolved: dict[str, list[tuple[WebhookAlert, Tier]]] = {}
@@ -111,7 +115,7 @@ class AlertAdmission:
         for target_name, gone in resolved.items():
             self._admit_resolved(target_name, gone, result)
         for target_name, alerts in groups.items():
-            self._admit_target(target_name, alerts, result)
+            self._admit_target(target_name, alerts, result, time.time() if now is None else now)
         return result
 
     def from_memory(self, payload: WebhookPayload) -> Admission | None:
@@ -177,8 +181,9 @@ class AlertAdmission:
             j.keys.remember(alert.fingerprint, starts, key_tier, job_id)
         return job_id
 
-    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission) -> None:
-        now = time.time()
+    def _admit_target(
+        self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission, now: float
+    ) -> None:
         verdict = self._verdict(target, alerts, now)
         with self.journal.transaction() as j:
             fresh: list[tuple[WebhookAlert, Tier, str]] = []
@@ -233,7 +238,13 @@ class AlertAdmission:
         ]
         if not new:
             return None
-        return window_verdict(self.logs_config, self.book.window_start(target, now), now)
+        window = (self.book.window_start(target, now), now)
+        last = self._last_verdict
+        if last is not None and last[0] == window:  # another new incident of the batch, same window
+            return last[1]
+        verdict = window_verdict(self.logs_config, *window)
+        self._last_verdict = (window, verdict)
+        return verdict
 
     @staticmethod
     def _remember(j: Journal, alerts: list[tuple[WebhookAlert, Tier, str]], job_id: int, result: Admission) -> None:

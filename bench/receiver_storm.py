@@ -309,10 +309,12 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
             print("receiver did not start; see", workdir / "receiver.log")
             return None
         server = receiver_pid(proc.pid) if profile else proc.pid
+        syncs0 = journal_syncs(url)
         cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)
         result = storm(port, incidents, sends, concurrency, processes, rate)
         result["cpu"] = [process_cpu_seconds(server) - cpu0]
         result["loop_cpu"] = [loop_thread_cpu_seconds(server) - loop0]
+        result["syncs"] = [after - before for after, before in zip(journal_syncs(url), syncs0, strict=True)]
         rss = rss_mib(server)
         # Wait for the workers to finish every job.
         deadline = time.monotonic() + 300
@@ -347,6 +349,9 @@ def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float,
     posts = len(result["all"])
     print(f"    CPU per post: {result['loop_cpu'][0] / posts * ms:.2f} ms in the HTTP loop thread, "
           f"{(result['cpu'][0] - result['loop_cpu'][0]) / posts * ms:.2f} ms in the others (intake, workers)")
+    commits, fsyncs = result["syncs"]
+    print(f"    journal during the storm: {commits:.0f} commits, {fsyncs:.0f} fsyncs "
+          f"({commits / max(fsyncs, 1):.1f} commits per fsync, {fsyncs / posts:.2f} fsyncs per post)")
     print(f"    journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
           f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB")
     print(f"    actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "
@@ -395,6 +400,16 @@ def main() -> int:
     print(f"goal >= {target_rate:.0f} posts/s (closed loop) and p99 < 100 ms at {target_rate:.0f} posts/s "
           f"(open loop): {'met' if met else 'NOT met'} on this run; exactly once: {'YES' if once_all else 'NO'}")
     return 0 if once_all else 1
+
+
+def journal_syncs(url: str) -> tuple[float, float]:
+    """The receiver's journal commits and fsyncs so far (GET /metrics)."""
+    values = {"tts_receiver_journal_commits_total": 0.0, "tts_receiver_journal_fsyncs_total": 0.0}
+    for text in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        name, _, value = text.partition(" ")
+        if name in values:
+            values[name] = float(value)
+    return values["tts_receiver_journal_commits_total"], values["tts_receiver_journal_fsyncs_total"]
 
 
 def receiver_pid(parent: int) -> int:

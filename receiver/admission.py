@@ -17,6 +17,7 @@ from tts_sentinel.receiver.config import ReceiverConfig
 from tts_sentinel.receiver.families import FamilyDecision, classify
 from tts_sentinel.receiver.incidents import FreshAlert, IncidentBook
 from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.keys import UNKNOWN, Key
 from tts_sentinel.receiver.payload import WebhookAlert, WebhookPayload
 from tts_sentinel.receiver.policy import TierPolicy
 from tts_sentinel.receiver.records import Incident
@@ -35,6 +36,8 @@ class Admission:
     ignored: int = 0
     resolved: int = 0
     targets_to_wake: set[str] = field(default_factory=set)
+    # The keys this payload admitted or found, with their jobs: on disk once the intake's fsync is done.
+    keys: list[tuple[Key, int | None]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The JSON answer of POST /alerts."""
@@ -81,9 +84,13 @@ class AlertAdmission:
         self.unmatched = unmatched
         self.logs_config = logs_config
         self.policy = TierPolicy(config)
+        self._last_verdict: tuple[tuple[float, float], dict[str, Any]] | None = None
 
-    def admit(self, payload: WebhookPayload) -> Admission:
-        """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written."""
+    def admit(self, payload: WebhookPayload, now: float | None = None) -> Admission:
+        """Persist what this payload asks for; raises sqlite3.Error when the journal cannot be written.
+
+        `now`: the clock of its batch (the intake's), so new incidents of one batch share a triage
+        window, read once."""
         result = Admission()
         groups: dict[str, list[tuple[WebhookAlert, Tier, str]]] = {}
         resolved: dict[str, list[tuple[WebhookAlert, Tier]]] = {}
@@ -108,8 +115,28 @@ class AlertAdmission:
         for target_name, gone in resolved.items():
             self._admit_resolved(target_name, gone, result)
         for target_name, alerts in groups.items():
-            self._admit_target(target_name, alerts, result)
+            self._admit_target(target_name, alerts, result, time.time() if now is None else now)
         return result
+
+    def from_memory(self, payload: WebhookPayload) -> Admission | None:
+        """The answer to a payload whose every alert is a firing already admitted and on disk (a
+        re-send, an HA copy): a duplicate each, counted in memory, no journal transaction. None
+        when any alert needs the journal (new, resolved, unmatched); `admit` then decides."""
+        keys = self.journal.keys
+        jobs = []
+        for alert in payload.alerts:
+            if alert.status != "firing" or self.policy.target_for(alert.labels) is None:
+                return None
+            tier, _why = self.policy.tier_for(alert.labels)
+            job_id = keys.persisted(alert.fingerprint, alert.startsAt.isoformat(), str(tier))
+            if job_id is UNKNOWN:
+                return None
+            jobs.append(job_id)
+        if not jobs:
+            return None
+        for job_id in jobs:
+            keys.count_duplicate(job_id)  # type: ignore[arg-type]
+        return Admission(duplicates=len(jobs))
 
     def _admit_resolved(self, target: str, alerts: list[tuple[WebhookAlert, Tier]], result: Admission) -> None:
         """Resolved alerts leave the incidents holding them (one transaction); a derate alert's
@@ -147,23 +174,25 @@ class AlertAdmission:
         """One job for one alert unless its key is known (then count a duplicate and return None)."""
         starts = alert.startsAt.isoformat()
         with self.journal.transaction() as j:
-            if j.known_key(alert.fingerprint, starts, key_tier):
+            if j.keys.known(alert.fingerprint, starts, key_tier):
                 outcome.duplicates += 1
                 return None
             job_id = j.insert_job(**job)
-            j.remember_key(alert.fingerprint, starts, key_tier, job_id)
+            j.keys.remember(alert.fingerprint, starts, key_tier, job_id)
         return job_id
 
-    def _admit_target(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission) -> None:
-        now = time.time()
+    def _admit_target(
+        self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission, now: float
+    ) -> None:
         verdict = self._verdict(target, alerts, now)
         with self.journal.transaction() as j:
             fresh: list[tuple[WebhookAlert, Tier, str]] = []
             for alert, tier, why in alerts:
                 starts = alert.startsAt.isoformat()
-                if j.known_key(alert.fingerprint, starts, tier):
+                dup_job = j.keys.stored(alert.fingerprint, starts, tier)
+                if dup_job is not UNKNOWN:
                     result.duplicates += 1
-                    dup_job = j.key_job(alert.fingerprint, starts, tier)
+                    result.keys.append(((alert.fingerprint, starts, str(tier)), dup_job))  # type: ignore[arg-type]
                     if dup_job is not None:
                         j.execute("UPDATE jobs SET duplicates = duplicates + 1 WHERE id=?", (dup_job,))
                     continue
@@ -172,7 +201,8 @@ class AlertAdmission:
                     # Another copy of a firing a job already answered: remembered, never acted on again.
                     result.duplicates += 1
                     j.execute("UPDATE jobs SET duplicates = duplicates + 1 WHERE id=?", (copy_of,))
-                    j.remember_key(alert.fingerprint, starts, tier, copy_of)
+                    j.keys.remember(alert.fingerprint, starts, tier, copy_of)
+                    result.keys.append(((alert.fingerprint, starts, str(tier)), copy_of))
                     continue
                 fresh.append((alert, tier, why))
             # Alerts asking for no action are journaled without an incident; the others go to the
@@ -192,27 +222,38 @@ class AlertAdmission:
                 ]
                 job_id, joined = self.book.place(j, target, decision, fresh_alerts, records, verdict, now)
                 self._count(target, job_id, joined, result)
-                for alert, tier, _why in group:
-                    j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
+                self._remember(j, group, job_id, result)
             if journal_only:
                 alert, tier, why = journal_only[0]
                 records = [_alert_record(a, t, w) for a, t, w in journal_only]
                 job_id, joined = j.place_job(target, tier, f"{alert.labels.get('alertname', '')}: {why}", records)
                 self._count(target, job_id, joined, result)
-                for alert, tier, _why in journal_only:
-                    j.remember_key(alert.fingerprint, alert.startsAt.isoformat(), tier, job_id)
+                self._remember(j, journal_only, job_id, result)
 
     def _verdict(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], now: float) -> dict[str, Any] | None:
         """The triage verdict of the window a new incident would get, when a new firing may need it."""
         if self.logs_config is None:
             return None
         new = [
-            a for a, t, _ in alerts if t is not Tier.NONE and not self.journal.known_key(
+            a for a, t, _ in alerts if t is not Tier.NONE and not self.journal.keys.known(
                 a.fingerprint, a.startsAt.isoformat(), t)
         ]
         if not new:
             return None
-        return window_verdict(self.logs_config, self.book.window_start(target, now), now)
+        window = (self.book.window_start(target, now), now)
+        last = self._last_verdict
+        if last is not None and last[0] == window:  # another new incident of the batch, same window
+            return last[1]
+        verdict = window_verdict(self.logs_config, *window)
+        self._last_verdict = (window, verdict)
+        return verdict
+
+    @staticmethod
+    def _remember(j: Journal, alerts: list[tuple[WebhookAlert, Tier, str]], job_id: int, result: Admission) -> None:
+        for alert, tier, _why in alerts:
+            key = (alert.fingerprint, alert.startsAt.isoformat(), str(tier))
+            j.keys.remember(*key, job_id)
+            result.keys.append((key, job_id))
 
     @staticmethod
     def _count(target: str, job_id: int, joined: bool, result: Admission) -> None:

@@ -3,7 +3,6 @@ GET /metrics, GET /healthz."""
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import logging
@@ -16,14 +15,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tts_sentinel.receiver.auth import token_matches
 from tts_sentinel.receiver.evidence_client import fetch_evidence
 from tts_sentinel.receiver.incident_links import READ_METHODS
 from tts_sentinel.receiver.incident_page import incident_window, render_incident_page
-from tts_sentinel.receiver.payload import WebhookPayload, oversized_labels
+from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.ratelimit import AlertsRateLimit
 from tts_sentinel.receiver.rejections import RejectionLog
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
+from tts_sentinel.receiver.webhook import AlertsFastPath, admit_payload
 from tts_sentinel.shipped import shipped_dir
 from tts_sentinel.userinfo import strip_userinfo
 
@@ -38,13 +39,6 @@ IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # The signed link in the address bar must not travel on to Grafana or Prometheus, nor sit in a cache.
 PAGE_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "private, no-store",
                 "X-Content-Type-Options": "nosniff"}
-
-
-def token_matches(header: str, expected: bytes) -> bool:
-    """True when an Authorization header value carries the expected bearer token."""
-    scheme, _, given = header.partition(" ")
-    # compare_digest on equal-type bytes: the time does not depend on where they differ.
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
 
 
 def _is_open(path: str) -> bool:
@@ -104,17 +98,22 @@ class BodyLimit:
         self.app = app
         self.service = service
         self.limit = service.config.max_body_bytes
+        self.answers: dict[int, Any] = {}  # HTTP status -> its child of tts_webhook_requests_total
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         is_webhook = scope.get("path") == "/alerts"
-        counter = self.service.metrics.webhook_requests
+        answers = self.answers
 
         async def counting_send(message: Message) -> None:
             if is_webhook and message["type"] == "http.response.start":
-                counter.labels(code=str(message["status"])).inc()
+                status = message["status"]
+                counter = answers.get(status)
+                if counter is None:  # a child per code, looked up once (labels() costs more than inc())
+                    counter = answers[status] = self.service.metrics.webhook_requests.labels(code=str(status))
+                counter.inc()
             await send(message)
 
         for name, value in scope.get("headers", []):
@@ -180,7 +179,9 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def create_app(service: ReceiverService) -> FastAPI:
     """The FastAPI application over a (started or not) ReceiverService."""
-    app = FastAPI(title="TTS Sentinel receiver", version="1", docs_url=None, redoc_url=None)
+    # No OpenTelemetry here: FastAPI's native telemetry would ask for a tracer provider on every request.
+    app = FastAPI(title="TTS Sentinel receiver", version="1", docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     expected = service.token.encode() if service.token else None
 
     def require_token(request: Request) -> None:
@@ -229,17 +230,11 @@ def create_app(service: ReceiverService) -> FastAPI:
     async def post_alerts(payload: WebhookPayload) -> JSONResponse:
         """Persist the jobs this payload asks for and answer 202; the workers run them.
 
-        The intake thread admits it (with the other posts queued meanwhile, one fsync for all)."""
-        problem = oversized_labels(payload, service.config.max_label_length, service.config.max_alerts)
-        if problem:
-            return JSONResponse(status_code=422, content={"error": problem})
-        try:
-            result = await service.intake.admit(payload)
-        except sqlite3.Error as exc:
-            # The job is not persisted: 503 makes Alertmanager retry instead of losing it.
-            log.error("journal write failed: %s", exc)
-            return JSONResponse(status_code=503, content={"error": f"journal unavailable ({exc}); retry later"})
-        return JSONResponse(status_code=202, content=result.summary())
+        The intake thread admits it (with the other posts queued meanwhile, one fsync for all); a
+        re-send already on disk is answered from memory. A valid JSON post is served by
+        `AlertsFastPath` (receiver/webhook.py) before it reaches this route, with the same answers."""
+        status, content = await admit_payload(service, payload)
+        return JSONResponse(status_code=status, content=content)
 
     @app.get(
         "/actions",
@@ -346,7 +341,9 @@ def create_app(service: ReceiverService) -> FastAPI:
             return HTMLResponse(f"no runbook for {html.escape(alert)}; see /runbooks/", status_code=404)
         return HTMLResponse(page)
 
-    # Added last runs first: the token, then the client's rate, then the body's size.
+    # Added last runs first: the token, then the client's rate, then the body's size, then a valid
+    # JSON post is answered without FastAPI's routing (the fast path).
+    app.add_middleware(AlertsFastPath, service=service)
     app.add_middleware(BodyLimit, service=service)
     app.add_middleware(AlertsRateLimit, config=service.config.rate_limit, answers=service.metrics.webhook_requests)
     app.add_middleware(BearerAuth, service=service)  # before the body is read

@@ -261,6 +261,9 @@ class IncidentBook:
 
         `job_status` is the status `job` is about to be journaled with (the page goes out first,
         so whoever sees the job finished also sees the incident paged)."""
+        # A worker defers its fsyncs (JobRunner.run): what it wrote, the claim of the page included,
+        # is on disk before anyone is paged.
+        self.journal.durability.settle()
         if incident is None:
             return self.pager.page(alertname, job.target, reason, why, job.id)
         status = "refused" if alertname == REFUSED else "paged"
@@ -268,6 +271,7 @@ class IncidentBook:
         if not self.journal.claim_page(incident.id, claim, status, "open" if only_if_open else None):
             current = self.journal.incident(incident.id) or incident
             return f"on-call already paged for incident {incident.id} ({(current.page or {}).get('reason')})"
+        self.journal.durability.settle()
         current = self.journal.incident(incident.id) or incident
         jobs = [
             replace(j, status=job_status, note=why) if job_status and j.id == job.id else j
@@ -287,7 +291,7 @@ class IncidentBook:
         now = time.time() if now is None else now
         notes = []
         for incident in self.journal.incidents(target=target, open_only=True, limit=1000):
-            jobs = self.journal.incident_jobs(incident.id)
+            jobs = self.journal.incident_job_states(incident.id)  # every sweep, every open incident: ids only
             since = incident.unhealed_since or incident.opened_at
             # The bound holds even while a job still runs: a person hears of it once, in time. An
             # incident whose alerts all resolved (on their own, or after a refusal) is not paged.
@@ -297,8 +301,10 @@ class IncidentBook:
                     f"incident {incident.id} ({incident.family}) not healed {now - since:.0f}s after it "
                     f"opened (bound {self.settings.heal_bound_seconds:.0f}s)"
                 )
-                notes.append(self.page(incident, EXHAUSTED, "not_healed_in_time", why, jobs[-1], only_if_open=True))
-            active = any(job.status in ("queued", "running") for job in jobs)
+                last = self.journal.job(jobs[-1][0])
+                if last is not None:
+                    notes.append(self.page(incident, EXHAUSTED, "not_healed_in_time", why, last, only_if_open=True))
+            active = any(status in ("queued", "running") for _id, status in jobs)
             quiet = incident.resolved_at is not None and now - incident.resolved_at >= self.settings.quiet_seconds
             # Healed and nothing new past the escalation window and the quiet period: over, even if a
             # resolved notification never came (receiver down at the time, send_resolved off).

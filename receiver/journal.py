@@ -18,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
+from tts_sentinel.receiver.keys import AlertKeys
 from tts_sentinel.receiver.records import Incident, Job, encode_columns
 from tts_sentinel.receiver.schema import create_schema, private_journal_file, tighten_sidecars
 from tts_sentinel.receiver.tiers import Tier
@@ -63,6 +64,7 @@ class Journal:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self.durability = GroupSync(self.path)
+        self.keys = AlertKeys(self)  # the idempotency keys (receiver/keys.py)
 
     def close(self) -> None:
         """Close the connection."""
@@ -81,11 +83,12 @@ class Journal:
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one statement (outside a transaction a write is its own, on disk when this returns)."""
+        if self._owner == threading.get_ident():
+            # Inside this thread's transaction: one statement is atomic by itself (SQLite undoes a
+            # failed one), so no savepoint around it (two statements less for each write).
+            return self._conn.execute(sql, tuple(params))
         if sql.lstrip()[:6].upper() == "SELECT":
-            if self._owner != threading.get_ident():
-                return self._reader().execute(sql, tuple(params))
-            with self.lock:
-                return self._conn.execute(sql, tuple(params))
+            return self._reader().execute(sql, tuple(params))
         with self.transaction() as j:
             return j._conn.execute(sql, tuple(params))
 
@@ -100,38 +103,6 @@ class Journal:
             with self.lock:
                 self._readers.append(reader)
         return reader
-
-    # -- keys ---------------------------------------------------------------------------------
-    def known_key(self, fingerprint: str, starts_at: str, tier: str) -> bool:
-        """Whether this alert firing was already admitted for this tier."""
-        row = self.execute(
-            "SELECT 1 FROM alert_keys WHERE fingerprint=? AND starts_at=? AND tier=?",
-            (fingerprint, starts_at, tier),
-        ).fetchone()
-        return row is not None
-
-    def remember_key(self, fingerprint: str, starts_at: str, tier: str, job_id: int | None) -> None:
-        """Store an idempotency key (ignored when it is already there)."""
-        self.execute(
-            "INSERT OR IGNORE INTO alert_keys(fingerprint, starts_at, tier, job_id, seen_at) VALUES (?,?,?,?,?)",
-            (fingerprint, starts_at, tier, job_id, time.time()),
-        )
-
-    def key_job(self, fingerprint: str, starts_at: str, tier: str) -> int | None:
-        """The job an existing key points at."""
-        row = self.execute(
-            "SELECT job_id FROM alert_keys WHERE fingerprint=? AND starts_at=? AND tier=?",
-            (fingerprint, starts_at, tier),
-        ).fetchone()
-        return None if row is None else row[0]
-
-    def purge_keys(self, older_than_seconds: float, limit: int = 5000) -> int:
-        """Forget up to `limit` keys older than the retention; returns how many went."""
-        cur = self.execute(
-            "DELETE FROM alert_keys WHERE rowid IN (SELECT rowid FROM alert_keys WHERE seen_at < ? LIMIT ?)",
-            (time.time() - older_than_seconds, limit),
-        )
-        return cur.rowcount
 
     # -- jobs ---------------------------------------------------------------------------------
     def insert_job(self, **fields: Any) -> int:
@@ -217,7 +188,9 @@ class Journal:
     def jobs(
         self, limit: int = 100, target: str | None = None, status: str | None = None, since_id: int = 0
     ) -> list[Job]:
-        """Newest jobs first, optionally filtered; each with its first ALERTS_SHOWN alerts."""
+        """Newest jobs first, optionally filtered; each with its first ALERTS_SHOWN alerts (and every
+        duplicate counted so far: those answered from memory are written first)."""
+        self.keys.flush_duplicates()
         sql, params = _where(SELECT_JOBS + " WHERE id > ?", [since_id], target=target, status=status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
@@ -410,6 +383,11 @@ class Journal:
         """The jobs of one incident, oldest first."""
         rows = self.execute(SELECT_JOBS + " WHERE incident_id=? ORDER BY id", (incident_id,)).fetchall()
         return [self._decode(r) for r in rows]
+
+    def incident_job_states(self, incident_id: int) -> list[tuple[int, str]]:
+        """(id, status) of the jobs of one incident, oldest first (the sweep needs no more)."""
+        rows = self.execute("SELECT id, status FROM jobs WHERE incident_id=? ORDER BY id", (incident_id,))
+        return [(int(r[0]), str(r[1])) for r in rows.fetchall()]
 
     def claim_page(
         self, incident_id: int, page: dict[str, Any], status: str, only_if_status: str | None = None

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tts_sentinel.receiver.journal import Journal
@@ -97,3 +97,17 @@ class HealedAlertsFiring(Collector):
         for target, alertname in self.journal.execute(_HEALED_FIRING, (time.time() - self.lookback,)).fetchall():
             family.add_metric([target, alertname], 1.0)
         yield family
+
+
+class JournalSyncs(Collector):
+    """`tts_receiver_journal_commits_total` and `tts_receiver_journal_fsyncs_total`: the journal's
+    commits and the fsyncs that made them durable (commits per fsync: how well writes share one)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.sync = journal.durability
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("tts_receiver_journal_commits", "Journal transactions committed.",
+                                  value=self.sync.commits)
+        yield CounterMetricFamily("tts_receiver_journal_fsyncs", "fsyncs of the journal's write-ahead log.",
+                                  value=self.sync.fsyncs)

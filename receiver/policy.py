@@ -23,6 +23,16 @@ class TierPolicy:
         self.config = config
         self._target = lru_cache(maxsize=cache_size)(self._target_uncached)
         self._tier = lru_cache(maxsize=cache_size)(self._tier_uncached)
+        # A target with an exact matcher can only match alerts carrying that label value: index the
+        # targets by their first one, so a new label set is checked against a few, not hundreds.
+        self._by_label: dict[tuple[str, str], list[int]] = {}
+        self._unindexed: list[int] = []
+        for i, target in enumerate(config.targets):
+            exact = next(((k, v) for k, v in target.match.items() if not v.startswith("~")), None)
+            if exact is None:
+                self._unindexed.append(i)
+            else:
+                self._by_label.setdefault(exact, []).append(i)
 
     def target_for(self, labels: dict[str, str]) -> TargetConfig | None:
         """The first allowlisted target whose matchers hold, or None."""
@@ -34,7 +44,9 @@ class TierPolicy:
 
     def _target_uncached(self, items: tuple[tuple[str, str], ...]) -> TargetConfig | None:
         labels = dict(items)
-        for target in self.config.targets:
+        candidates = [*self._unindexed, *(i for item in items for i in self._by_label.get(item, ()))]
+        for i in sorted(candidates):  # config order: the first target that matches wins
+            target = self.config.targets[i]
             if labels_match(target.match, labels):
                 return target
         return None

@@ -144,8 +144,13 @@ def encode_columns(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}  # per record class: dataclasses.fields() walks it on each call
+
+
 def _decoded(cls: type, row: dict[str, Any]) -> dict[str, Any]:
-    known = {f.name for f in fields(cls)}
+    known = _FIELD_NAMES.get(cls)
+    if known is None:
+        known = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     data = {k: v for k, v in row.items() if k in known}
     for col in JSON_COLUMNS:
         if col in data:

@@ -65,7 +65,7 @@ class JournalRetention:
             n, left = step(cutoff)
             deleted += n
             more = more or left
-        keys = self.journal.purge_keys(self.keys_seconds, BATCH_ROWS)
+        keys = self.journal.keys.purge(self.keys_seconds, BATCH_ROWS)
         self.deleted += deleted + keys
         return deleted + keys, more or keys == BATCH_ROWS
 

@@ -61,9 +61,25 @@ class JobRunner:
         self.targets = {t.name: t for t in config.targets}
 
     # -- entry point --------------------------------------------------------------------------
-    def run(self, job_id: int) -> int | None:
-        """Run a queued job to its end; returns the id of an escalation job it queued, if any."""
-        job = self.journal.job(job_id)
+    def run(self, job_id: int, queued: Job | None = None) -> int | None:
+        """Run a queued job to its end; returns the id of an escalation job it queued, if any.
+        `queued`: the job as the caller just read it (saves a read; the claim reads it afresh).
+
+        Its journal writes share fsyncs: they are on disk before each action outside the journal (a
+        step, a page, a power limit) and when this returns, not one by one (GroupSync's deferral;
+        an fsync costs ~0.4 ms of CPU, a commit without one ~0.1 ms)."""
+        sync = self.journal.durability
+        sync.begin_deferral()
+        try:
+            return self._run(job_id, queued)
+        finally:
+            try:
+                sync.end_deferral()
+            except OSError as err:
+                log.error("journal fsync failed after job %s: %s (a restart resumes the job)", job_id, err)
+
+    def _run(self, job_id: int, queued: Job | None) -> int | None:
+        job = queued if queued is not None and queued.id == job_id else self.journal.job(job_id)
         if job is None:
             return None
         target = self.targets.get(job.target)
@@ -149,10 +165,11 @@ class JobRunner:
                 }
             )
         verification: dict[str, Any] | None = None
-        for step in steps:
+        for index, step in enumerate(steps):
             action = step_action(step.action)
             t0 = time.monotonic()
             entry: dict[str, Any] = {"step": action.describe(step, ctx)}
+            self.journal.durability.settle()  # the claim and every step before this one on disk first
             try:
                 outcome = action.run(step, ctx)
                 extra = outcome.extra or {}
@@ -169,9 +186,14 @@ class JobRunner:
                 return self._failed(job, incident, f"step '{entry['step']}' failed: {exc}")
             entry["duration_seconds"] = round(time.monotonic() - t0, 3)
             done.append(entry)
-            self.journal.update_job(job.id, steps=done, verification=verification)
-        self._finish(job, "succeeded", "success")
-        self.book.healed(incident)
+            if index < len(steps) - 1:  # a crash from here on resumes after this step
+                self.journal.update_job(job.id, steps=done, verification=verification)
+        # The last step's entry, the job's end and the healed incident: one transaction, one fsync.
+        with self.journal.transaction():
+            if steps:
+                self.journal.update_job(job.id, steps=done, verification=verification)
+            self._finish(job, "succeeded", "success")
+            self.book.healed(incident)
         return None
 
     def _triage(self, job: Job, incident: Incident | None) -> None:
@@ -299,6 +321,7 @@ class JobRunner:
         try:
             if not self.is_root():
                 raise GpuUnavailable("restoring the GPU power limit needs root")
+            self.journal.durability.settle()
             self.gpu.set_power_limit(target.gpu.index, int(previous))
             entry.update(ok=True, output=f"power limit restored to {previous} mW")
         except GpuUnavailable as exc:

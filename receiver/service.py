@@ -17,7 +17,7 @@ from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.incidents import IncidentBook
 from tts_sentinel.receiver.intake import Intake
 from tts_sentinel.receiver.journal import Journal
-from tts_sentinel.receiver.metrics import HealedAlertsFiring, ReceiverMetrics
+from tts_sentinel.receiver.metrics import HealedAlertsFiring, JournalSyncs, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.retention import JournalRetention
@@ -58,6 +58,7 @@ class ReceiverService:
         self.journal = Journal(journal_path or config.journal_path)
         self.metrics = ReceiverMetrics()
         self.metrics.registry.register(HealedAlertsFiring(self.journal, config.incidents.lookback_seconds))
+        self.metrics.registry.register(JournalSyncs(self.journal))
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager, self.links)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)
@@ -82,7 +83,7 @@ class ReceiverService:
             self.journal,
             self.incidents,
             config.guards.max_job_attempts,
-            housekeeping=self.retention.maybe_run,
+            housekeeping=self._housekeeping,
         )
         self.intake = Intake(self.admission, self.journal, self.workers.wake)
 
@@ -91,10 +92,17 @@ class ReceiverService:
         self.workers.start()
 
     def stop(self) -> None:
-        """Answer the queued posts, stop the workers and close the journal."""
+        """Answer the queued posts, stop the workers, write the duplicates counted in memory and
+        close the journal."""
         self.intake.stop()
         self.workers.stop()
+        self.journal.keys.flush_duplicates()
         self.journal.close()
+
+    def _housekeeping(self) -> None:
+        # The sweeper's idle work: duplicates answered from memory reach the journal within seconds.
+        self.journal.keys.flush_duplicates()
+        self.retention.maybe_run()
 
     def accept(self, payload: WebhookPayload) -> Admission:
         """Persist the payload's jobs (raises sqlite3.Error if it cannot) and wake their workers."""

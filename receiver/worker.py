@@ -102,7 +102,7 @@ class TargetWorkers:
                 event.clear()
                 continue
             try:
-                self.runner.run(job.id)
+                self.runner.run(job.id, job)
             except Exception:  # noqa: BLE001 - keep the worker alive; runner journals its own failures
                 log.exception("worker %s: job %s", target, job.id)
                 time.sleep(self.poll_seconds)

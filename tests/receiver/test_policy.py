@@ -8,7 +8,9 @@ from datetime import datetime
 from tests.receiver.conftest import alert, payload, receiver_config
 from tts_sentinel.receiver import rootcause
 from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.policy import TierPolicy, labels_match
+from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.receiver.tiers import Tier
 
 
@@ -133,3 +135,50 @@ def test_real_triage_names_the_root_cause_in_the_journal(make_receiver, tmp_path
     job = receiver.wait_job(receiver.post(payload(alert("TtsAudioSilent", tier="medium"))).json()["new_jobs"][0])
     assert job["triage"]["root_cause"]["pattern"] == "cuda_oom"
     assert [d["pattern"] for d in job["triage"]["derived"]] == ["audio_silent"]
+
+
+def test_the_first_matching_target_in_config_order_wins_whatever_its_matchers():
+    def target(name, match):
+        return {"name": name, "match": match, "actuator": "command", "cache_dir": None, "weights_dir": None,
+                "service_config": None, "git_dir": None}
+
+    cfg = receiver_config(None, None, targets=[
+        target("exact-two", {"service": "svc-1", "host": "h2"}),
+        target("regex", {"service": "~svc-[12]"}),
+        target("exact", {"service": "svc-1"}),
+        target("host-only", {"host": "h3"}),
+        target("any", {"env": "~.*"}),
+    ])
+    policy = TierPolicy(cfg)
+    assert policy.target_for({"service": "svc-1", "host": "h2"}).name == "exact-two"
+    assert policy.target_for({"service": "svc-1", "host": "h1"}).name == "regex", "exact-two needs host h2"
+    assert policy.target_for({"service": "svc-3", "host": "h3"}).name == "host-only"
+    assert policy.target_for({"service": "svc-3", "env": "prod"}).name == "any"
+    assert policy.target_for({"service": "svc-3"}) is None
+
+
+def test_new_incidents_of_one_batch_share_one_triage_read(tmp_path, monkeypatch):
+    calls = []
+
+    def diagnose(config, since_seconds, now=None):
+        calls.append((since_seconds, now))
+        return {"root_cause": None, "events": 0}
+
+    monkeypatch.setattr(rootcause, "diagnose", diagnose)
+
+    def target(i):
+        return {"name": f"svc-{i}", "match": {"service": f"svc-{i}"}, "actuator": "command", "cache_dir": None,
+                "weights_dir": None, "service_config": None, "git_dir": None}
+
+    service = ReceiverService(receiver_config(None, None, dry_run=True, targets=[target(i) for i in range(3)]),
+                              "t" * 20, journal_path=tmp_path / "j.sqlite3", logs_config=object())
+    posts = [WebhookPayload.model_validate(payload(alert(tier="medium", service=f"svc-{i}", fingerprint=f"f{i}")))
+             for i in range(3)]
+    batch_clock = 1_800_000_000.0
+    admitted = [service.admission.admit(p, now=batch_clock) for p in posts]
+    assert [len(a.new_jobs) for a in admitted] == [1, 1, 1], "three targets, three incidents"
+    assert len(calls) == 1, "one window (no earlier job on any target), read once for the batch"
+    service.admission.admit(WebhookPayload.model_validate(payload(alert(tier="medium", service="svc-0",
+                                                                         fingerprint="f9"))), now=batch_clock + 5)
+    assert len(calls) == 2, "another batch, another clock: read again"
+    service.journal.close()

@@ -172,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
             log_level="warning",
             log_config=None,  # uvicorn's own lines go through the escaping handler above
             access_log=False,
+            # The peer's own address, never an X-Forwarded-For header: the rate limit and the refusal
+            # log key on it, and any local process could otherwise claim another's (one layer less too).
+            proxy_headers=False,
             ssl_certfile=str(rc.tls_cert_file) if rc.tls_cert_file else None,
             ssl_keyfile=str(rc.tls_key_file) if rc.tls_key_file else None,
         )

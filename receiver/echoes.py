@@ -60,6 +60,12 @@ def restart_around(journal: Journal, target: str, starts_at: float, grace: float
     return None
 
 
+def may_echo(alertnames: list[str]) -> bool:
+    """Whether alerts with these names can be a restart's echo: not the alerts about the crashes
+    themselves (a restart loop is three crashes, each with its restart: never its own echo)."""
+    return bool(alertnames) and not any(name in CRASH_ALERTS for name in alertnames)
+
+
 def alert_start(job_alerts: list[dict[str, Any]]) -> float | None:
     """The earliest `startsAt` (epoch seconds) among a job's alert records, if they carry one."""
     starts = []

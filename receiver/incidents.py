@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tts_sentinel.receiver.config import ReceiverConfig
-from tts_sentinel.receiver.echoes import restart_around
+from tts_sentinel.receiver.echoes import may_echo, restart_around
 from tts_sentinel.receiver.families import FamilyDecision, start_rung
 from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.journal import Journal
@@ -174,7 +174,7 @@ class IncidentBook:
     def _echo(self, j: Journal, target: str, fresh: list[FreshAlert]) -> str | None:
         """The restart these firings started during, when every one of them is a probe's alert."""
         starts = [a.starts_at for a in fresh if a.starts_at]
-        if not starts or not all(a.probe for a in fresh):
+        if not starts or not all(a.probe for a in fresh) or not may_echo([a.alertname for a in fresh]):
             return None
         modules = sorted({a.probe for a in fresh})
         return restart_around(j, target, min(starts), self.settings.echo_grace_seconds, modules or None)

@@ -238,7 +238,8 @@ class Journal:
     ) -> Job | None:
         """The most recently finished real action on `target` (of one incident, when given)."""
         sql, params = _where(
-            SELECT_JOBS + " WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'",
+            SELECT_JOBS + " WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
+            " AND tier != 'none'",
             [target],
             tier=tier,
             status=status,

@@ -71,6 +71,23 @@ def expectation(fault: str, component: str, heavy_refused: bool = False) -> Expe
     return Expectation("inference", "audio_output", ENGINE_LADDER)  # silent, unicode and the audio faults
 
 
+LOOP_CRASHES, LOOP_SECONDS = 3, 600.0  # rules/process.rules.yml: TtsProcessRestartLoop
+
+
+def in_restart_loop(fault: str, component: str, at: float, earlier: list[tuple[str, str, float]]) -> bool:
+    """Whether a crash injected at `at` is the third (or later) of its component within the restart
+    loop's window: then TtsProcessRestartLoop fires and the heavy tier is the right answer."""
+    if fault != "crash":
+        return False
+    crashes = [t for f, c, t in earlier if f == "crash" and c == component and at - t <= LOOP_SECONDS]
+    return len(crashes) + 1 >= LOOP_CRASHES
+
+
+def loop_expectation(component: str) -> Expectation:
+    """A restart loop: the process manager's restarts do not fix it, so a heavy restart does."""
+    return Expectation(component, "process_exit", ("heavy",))
+
+
 def parse_faults(text: str) -> list[Injection]:
     """`hang,oom@during,crash:web,weights` -> injections; raises ValueError with the allowed names."""
     plan = []

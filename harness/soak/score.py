@@ -15,7 +15,7 @@ from typing import Any
 
 from tts_sentinel.harness.incidents import RESTART_TIERS, Incident, components_acted_on, window_of
 from tts_sentinel.harness.soak.observe import AlertSpan, Page
-from tts_sentinel.harness.soak.plan import Expectation, Injection, expectation
+from tts_sentinel.harness.soak.plan import Expectation, Injection, expectation, in_restart_loop, loop_expectation
 from tts_sentinel.harness.soak.run import InjectionRecord, RunRecord
 
 # Alerts about the remediation itself (pages), not about the fault.
@@ -90,6 +90,10 @@ def score_run(plan: list[Injection], run: RunRecord, baseline: RunRecord | None 
     records = run.records
     starts = [r.injected_at for r in records]
     expected = [expectation(r.injection.fault, r.injection.component, heavy_refused) for r in records]
+    for i, r in enumerate(records):  # the third crash of a component in ten minutes is a restart loop
+        earlier = [(e.injection.fault, e.injection.component, e.injected_at) for e in records[:i]]
+        if in_restart_loop(r.injection.fault, r.injection.component, r.injected_at, earlier):
+            expected[i] = loop_expectation(r.injection.component)
     job_window: dict[int, int] = {}
     job_tier: dict[int, str] = {}
     for i, found in enumerate(run.incidents):

@@ -56,3 +56,14 @@ def test_expected_outcomes_follow_the_seeds_table():
     assert expectation("segfault", "inference").healable
     assert not expectation("segfault", "inference", heavy_refused=True).healable
     assert not expectation("crash", "web").action_required
+
+
+def test_the_third_crash_of_a_component_in_ten_minutes_is_a_restart_loop_that_wants_heavy():
+    from tts_sentinel.harness.soak.plan import in_restart_loop, loop_expectation
+
+    earlier = [("crash", "web", 0.0), ("hang", "web", 100.0), ("crash", "web", 300.0), ("crash", "inference", 350.0)]
+    assert in_restart_loop("crash", "web", 590.0, earlier)
+    assert not in_restart_loop("crash", "web", 610.0, earlier), "the first crash is out of the window"
+    assert not in_restart_loop("crash", "inference", 400.0, earlier)
+    assert not in_restart_loop("hang", "web", 400.0, earlier)
+    assert loop_expectation("web").ladder == ("heavy",) and loop_expectation("web").healable

@@ -206,6 +206,25 @@ def test_a_health_alert_after_a_heavy_restart_is_its_echo_and_its_incident_close
     assert hang["incident_id"] != echo["incident_id"]
 
 
+def test_a_restart_loop_right_after_a_crash_is_never_taken_for_that_crash_s_echo(supervisor, probe, make_receiver):
+    # Three crashes in ten minutes, each restarted by supervisord, the service up again each time:
+    # the loop alert starts right after the last crash's record, and it still acts (heavy).
+    heavy = [{"action": "stop", "component": "web"}, {"action": "stop", "component": "inference"},
+             {"action": "start", "component": "inference"}, {"action": "start", "component": "web"},
+             {"action": "verify", "module": "health"}]
+    receiver = make_receiver(receiver_config(supervisor, probe, tiers={"heavy": heavy}, verification=SLOW_MACHINE))
+    crash = receiver.wait_job(receiver.post(payload(alert(
+        "TtsProcessCrashed", tier="none", component="web", fingerprint="c1", starts=now_iso()))).json()["new_jobs"][0])
+    assert crash["status"] == "succeeded" and crash["tier"] == "none"
+    pids = supervisor.pid("tts-webui"), supervisor.pid("tts-inference")
+    loop = receiver.wait_job(receiver.post(payload(alert(
+        "TtsProcessRestartLoop", tier="heavy", verify="health", component="web", fingerprint="l1",
+        starts=now_iso()))).json()["new_jobs"][0], timeout=90)
+    assert (loop["tier"], loop["status"]) == ("heavy", "succeeded"), loop
+    assert "echo" not in (loop["note"] or "") and "echo" not in loop["reason"]
+    assert supervisor.pid("tts-webui") != pids[0] and supervisor.pid("tts-inference") != pids[1]
+
+
 def test_a_recurrence_of_an_incident_healed_without_our_action_starts_over(supervisor, probe, make_receiver):
     # No echo grace: the hang below would otherwise be probed as a possible echo of the medium job.
     receiver = make_receiver(receiver_config(supervisor, probe, incidents={"echo_grace_seconds": 0}))

@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {"business_hours": ALL_WEEK} if args.business_hours else {}
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops the soak even when it was started with SIGINT ignored (a background job, a test
+    # runner's worker): Python installs its own handler only when SIGINT is not ignored at start.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     say("plan: " + ", ".join(i.label for i in plan))
     try:
         sentinel = run_one(SENTINEL, directory, plan, args, overrides, say)

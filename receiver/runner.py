@@ -243,6 +243,8 @@ class JobRunner:
         modules = sorted(set(job.verify_labels))
         if not window or not modules or not all(is_module_name(m) for m in modules):
             return None
+        if not may_echo([str(a.get("alertname") or (a.get("labels") or {}).get("alertname", "")) for a in job.alerts]):
+            return None  # a restart loop counts crashes, not probe failures: green now does not end it
         last = self.journal.last_finished(target.name, status="succeeded")
         if last is None or last.id == job.id or time.time() - (last.finished_at or 0) > window:
             return None

@@ -24,7 +24,7 @@ from tts_sentinel.receiver.ratelimit import AlertsRateLimit
 from tts_sentinel.receiver.rejections import RejectionLog
 from tts_sentinel.receiver.runbooks import render_index, render_runbook
 from tts_sentinel.receiver.service import ReceiverService
-from tts_sentinel.receiver.webhook import AlertsFastPath, admit_payload
+from tts_sentinel.receiver.webhook import AlertsFastPath, admit_payload, replay_body
 from tts_sentinel.shipped import shipped_dir
 from tts_sentinel.userinfo import strip_userinfo
 
@@ -140,17 +140,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, counting_send)
+        await self.app(scope, replay_body(b"".join(chunks), receive), counting_send)
 
 
 class JournalResponse(JSONResponse):

@@ -60,10 +60,15 @@ def restart_around(journal: Journal, target: str, starts_at: float, grace: float
     return None
 
 
-def may_echo(alertnames: list[str]) -> bool:
+def alertnames(job_alerts: list[dict[str, Any]]) -> list[str]:
+    """The alert names of a job's alert records."""
+    return [str(a.get("alertname") or (a.get("labels") or {}).get("alertname", "")) for a in job_alerts]
+
+
+def may_echo(names: list[str]) -> bool:
     """Whether alerts with these names can be a restart's echo: not the alerts about the crashes
     themselves (a restart loop is three crashes, each with its restart: never its own echo)."""
-    return bool(alertnames) and not any(name in CRASH_ALERTS for name in alertnames)
+    return bool(names) and not any(name in CRASH_ALERTS for name in names)
 
 
 def alert_start(job_alerts: list[dict[str, Any]]) -> float | None:

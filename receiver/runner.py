@@ -11,7 +11,7 @@ from typing import Any
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, ActuatorError, build_actuator
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
-from tts_sentinel.receiver.echoes import alert_start, may_echo, restart_around
+from tts_sentinel.receiver.echoes import alert_start, alertnames, may_echo, restart_around
 from tts_sentinel.receiver.gpu import GpuUnavailable, NvmlGpu, running_as_root
 from tts_sentinel.receiver.guards import JobGuards, Refusal
 from tts_sentinel.receiver.heavy import PreflightRefusal, preflight
@@ -217,7 +217,7 @@ class JobRunner:
         start = alert_start(job.alerts)
         if start is None or not modules or not all(is_module_name(m) for m in modules):
             return None
-        if not may_echo([str(a.get("alertname") or (a.get("labels") or {}).get("alertname", "")) for a in job.alerts]):
+        if not may_echo(alertnames(job.alerts)):
             return None
         during = restart_around(self.journal, target.name, start, self.config.incidents.echo_grace_seconds,
                                 modules, exclude_job=job.id)
@@ -243,7 +243,7 @@ class JobRunner:
         modules = sorted(set(job.verify_labels))
         if not window or not modules or not all(is_module_name(m) for m in modules):
             return None
-        if not may_echo([str(a.get("alertname") or (a.get("labels") or {}).get("alertname", "")) for a in job.alerts]):
+        if not may_echo(alertnames(job.alerts)):
             return None  # a restart loop counts crashes, not probe failures: green now does not end it
         last = self.journal.last_finished(target.name, status="succeeded")
         if last is None or last.id == job.id or time.time() - (last.finished_at or 0) > window:

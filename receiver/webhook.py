@@ -67,7 +67,7 @@ class AlertsFastPath:
         body = b"".join(chunks)
         payload = self._payload(scope, body)
         if payload is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
         status, content = await admit_payload(self.service, payload)
         answer = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
@@ -96,7 +96,8 @@ class AlertsFastPath:
             return None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands an already read body to the next app once, then reads on."""
     sent = False
 
     async def replay() -> Message:

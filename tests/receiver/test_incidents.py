@@ -152,6 +152,13 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
 
 
+def heavy_steps(module: str) -> list[dict[str, str]]:
+    """A heavy tier without the cache and weights steps (the test target has neither), verifying `module`."""
+    return [{"action": "stop", "component": "web"}, {"action": "stop", "component": "inference"},
+            {"action": "start", "component": "inference"}, {"action": "start", "component": "web"},
+            {"action": "verify", "module": module}]
+
+
 NEVER = {"weekdays": []}  # no business hours: a heavy restart runs whenever the test does
 SLOW_MACHINE = {"timeout_seconds": 30, "interval_seconds": 0.2, "request_timeout_seconds": 3}  # restarts under load
 
@@ -182,9 +189,7 @@ def test_a_probe_alert_that_started_during_our_restart_is_its_echo_not_a_fault(s
 
 
 def test_a_health_alert_after_a_heavy_restart_is_its_echo_and_its_incident_closes(supervisor, probe, make_receiver):
-    heavy = [{"action": "stop", "component": "web"}, {"action": "stop", "component": "inference"},
-             {"action": "start", "component": "inference"}, {"action": "start", "component": "web"},
-             {"action": "verify", "module": "synthesis"}]
+    heavy = heavy_steps("synthesis")
     receiver = make_receiver(receiver_config(supervisor, probe, tiers={"heavy": heavy}, verification=SLOW_MACHINE,
                                              business_hours=NEVER))
     segv = receiver.wait_job(receiver.post(payload(alert("TtsSegfault", tier="heavy", starts=now_iso())))
@@ -211,9 +216,7 @@ def test_a_health_alert_after_a_heavy_restart_is_its_echo_and_its_incident_close
 def test_a_restart_loop_right_after_a_crash_is_never_taken_for_that_crash_s_echo(supervisor, probe, make_receiver):
     # Three crashes in ten minutes, each restarted by supervisord, the service up again each time:
     # the loop alert starts right after the last crash's record, and it still acts (heavy).
-    heavy = [{"action": "stop", "component": "web"}, {"action": "stop", "component": "inference"},
-             {"action": "start", "component": "inference"}, {"action": "start", "component": "web"},
-             {"action": "verify", "module": "health"}]
+    heavy = heavy_steps("health")
     receiver = make_receiver(receiver_config(supervisor, probe, tiers={"heavy": heavy}, verification=SLOW_MACHINE,
                                              business_hours=NEVER))
     # a recent success on the target, so the late-alert recheck would apply to a probe alert

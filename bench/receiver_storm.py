@@ -63,13 +63,30 @@ def loop_thread_cpu_seconds(pid: int) -> float:
     return process_cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
-def process_cpu_seconds(pid: int, stat: str = "") -> float:
-    """user + system CPU seconds of a process (Linux /proc), 0 elsewhere."""
+def process_cpu_seconds(pid: int, stat: str = "", children: bool = False) -> float:
+    """user + system CPU seconds of a process (Linux /proc), with its waited-for children's when
+    `children`; 0 elsewhere."""
     try:
         fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of every thread of `pid` (Linux /proc)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            found += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def make_alert(incident: int, name: str, tier: str) -> dict:
@@ -310,10 +327,14 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
             return None
         server = receiver_pid(proc.pid) if profile else proc.pid
         syncs0 = journal_syncs(url)
+        workers = child_pids(server)  # the worker process that runs the jobs (receiver/split.py)
         cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)
+        worker0 = sum(process_cpu_seconds(pid) for pid in workers)
         result = storm(port, incidents, sends, concurrency, processes, rate)
         result["cpu"] = [process_cpu_seconds(server) - cpu0]
         result["loop_cpu"] = [loop_thread_cpu_seconds(server) - loop0]
+        # its CPU, and its children's that ended (the actions' /bin/sh), during the storm
+        result["worker_cpu"] = [sum(process_cpu_seconds(pid, children=True) for pid in workers) - worker0]
         result["syncs"] = [after - before for after, before in zip(journal_syncs(url), syncs0, strict=True)]
         rss = rss_mib(server)
         # Wait for the workers to finish every job.
@@ -324,6 +345,7 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
                 break
             time.sleep(0.5)
         jobs = httpx.get(url + "/actions", params={"limit": 10_000}, headers=auth).json()
+        result["worker_cpu_total"] = [sum(process_cpu_seconds(pid, children=True) for pid in workers) - worker0]
         opened = httpx.get(url + "/incidents", params={"limit": 10_000}, headers=auth).json()
     finally:
         proc.send_signal(signal.SIGINT if profile else signal.SIGTERM)  # py-spy writes its file on SIGINT
@@ -348,7 +370,9 @@ def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float,
     once = len(ran) == expected == len(jobs) == len(opened) and set(ran.values()) == {1}
     posts = len(result["all"])
     print(f"    CPU per post: {result['loop_cpu'][0] / posts * ms:.2f} ms in the HTTP loop thread, "
-          f"{(result['cpu'][0] - result['loop_cpu'][0]) / posts * ms:.2f} ms in the others (intake, workers)")
+          f"{(result['cpu'][0] - result['loop_cpu'][0]) / posts * ms:.2f} ms in the front's others (intake, "
+          f"answers), {result['worker_cpu'][0] / posts * ms:.2f} ms in the worker process and its actions "
+          f"during the storm ({result['worker_cpu_total'][0] / max(len(jobs), 1) * ms:.1f} ms per job, all jobs)")
     commits, fsyncs = result["syncs"]
     print(f"    journal during the storm: {commits:.0f} commits, {fsyncs:.0f} fsyncs "
           f"({commits / max(fsyncs, 1):.1f} commits per fsync, {fsyncs / posts:.2f} fsyncs per post)")

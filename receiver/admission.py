@@ -118,24 +118,34 @@ class AlertAdmission:
             self._admit_target(target_name, alerts, result, time.time() if now is None else now)
         return result
 
-    def from_memory(self, payload: WebhookPayload) -> Admission | None:
-        """The answer to a payload whose every alert is a firing already admitted and on disk (a
-        re-send, an HA copy): a duplicate each, counted in memory, no journal transaction. None
-        when any alert needs the journal (new, resolved, unmatched); `admit` then decides."""
-        keys = self.journal.keys
-        jobs = []
+    def firing_keys(self, payload: WebhookPayload) -> list[Key] | None:
+        """The idempotency keys of a payload whose every alert is a firing of a known target, else
+        None (a resolved or unmatched alert needs the journal)."""
+        keys = []
         for alert in payload.alerts:
             if alert.status != "firing" or self.policy.target_for(alert.labels) is None:
                 return None
             tier, _why = self.policy.tier_for(alert.labels)
-            job_id = keys.persisted(alert.fingerprint, alert.startsAt.isoformat(), str(tier))
+            keys.append((alert.fingerprint, alert.startsAt.isoformat(), str(tier)))
+        return keys or None
+
+    def from_memory(self, payload: WebhookPayload, keys: list[Key] | None = None) -> Admission | None:
+        """The answer to a payload whose every alert is a firing already admitted and on disk (a
+        re-send, an HA copy): a duplicate each, counted in memory, no journal transaction. None
+        when any alert needs the journal (new, resolved, unmatched); `admit` then decides.
+        `keys`: its `firing_keys`, when the caller has them."""
+        keys = self.firing_keys(payload) if keys is None else keys
+        if not keys:
+            return None
+        memory = self.journal.keys
+        jobs = []
+        for key in keys:
+            job_id = memory.persisted(*key)
             if job_id is UNKNOWN:
                 return None
             jobs.append(job_id)
-        if not jobs:
-            return None
         for job_id in jobs:
-            keys.count_duplicate(job_id)  # type: ignore[arg-type]
+            memory.count_duplicate(job_id)  # type: ignore[arg-type]
         return Admission(duplicates=len(jobs))
 
     def _admit_resolved(self, target: str, alerts: list[tuple[WebhookAlert, Tier]], result: Admission) -> None:

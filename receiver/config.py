@@ -273,6 +273,11 @@ class ReceiverConfig(BaseModel):
     alertmanager_token_file: Path | None = Field(default=None, description="bearer token (a proxy in front), 0600")
     rate_limit: RateLimitConfig = RateLimitConfig()
     dry_run: bool = False
+    worker_process: bool = Field(
+        default=True,
+        description="run the jobs in a second process (a core for the HTTP front, one for the actions: "
+        "receiver/split.py); false runs everything in one process",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_label_length: int = Field(default=1024, ge=16)
     max_alerts: int = Field(default=1000, ge=1)

@@ -22,7 +22,7 @@ from tts_sentinel.receiver.keys import AlertKeys
 from tts_sentinel.receiver.records import Incident, Job, encode_columns
 from tts_sentinel.receiver.schema import create_schema, private_journal_file, tighten_sidecars
 from tts_sentinel.receiver.tiers import Tier
-from tts_sentinel.receiver.txn import GroupSync, Transaction
+from tts_sentinel.receiver.txn import GroupSync, Transaction, WriterLock
 from tts_sentinel.userinfo import strip_userinfo
 
 ALERTS_SHOWN = 10  # alerts of a job that GET /actions and the job's page show; the rest are counted
@@ -54,7 +54,12 @@ class Journal:
         self._conn.execute("PRAGMA busy_timeout=5000")
         # A checkpointed WAL shrinks back to this instead of staying at its largest.
         self._conn.execute("PRAGMA journal_size_limit=4194304")
-        create_schema(self._conn)
+        self.writers = WriterLock(self.path)  # the write transactions of other processes (receiver/txn.py)
+        self.writers.acquire()
+        try:
+            create_schema(self._conn)
+        finally:
+            self.writers.release()
         tighten_sidecars(self.path)  # made by the first write above (or left by an older receiver)
         self.lock = threading.RLock()
         self._depth = 0  # nesting of transaction() (the outermost commits; inner ones are savepoints)
@@ -71,15 +76,17 @@ class Journal:
         with self.lock:
             self._conn.close()
             self.durability.close()
+            self.writers.close()
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
 
     # -- transactions -------------------------------------------------------------------------
-    def transaction(self) -> Transaction:
+    def transaction(self, savepoint: bool = False) -> Transaction:
         """`with journal.transaction() as tx:` -- one atomic unit under the journal lock, on disk
-        when the `with` ends (nested: a savepoint of the outer one)."""
-        return Transaction(self)
+        when the `with` ends (nested: part of the outer one; `savepoint=True`: a savepoint of it,
+        undone alone when it fails)."""
+        return Transaction(self, savepoint)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one statement (outside a transaction a write is its own, on disk when this returns)."""

@@ -110,7 +110,7 @@ class AlertKeys:
         if not taken:
             return 0
         try:
-            with self.journal.transaction() as j:
+            with self.journal.transaction(savepoint=True) as j:  # in the intake's batch: fails alone
                 j._conn.executemany(
                     "UPDATE jobs SET duplicates = duplicates + ? WHERE id=?", [(n, job) for job, n in taken.items()]
                 )

@@ -27,27 +27,32 @@ _HEALED_FIRING = (
 class ReceiverMetrics:
     """Counters that grow with events; created once, pre-created for every tier."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, runner_apart: bool = False) -> None:
         self.registry = registry or CollectorRegistry()
+        # The runner's metrics (actions, refusals, durations, in progress, escalations): in the
+        # registry, or apart when the jobs run in a worker process (receiver/split.py), which
+        # exposes its own and the front's /metrics reads them from it.
+        self.runner_registry = CollectorRegistry() if runner_apart else self.registry
+        runner = self.runner_registry
         self.actions = Counter(
             "tts_remediation_actions",
             "Remediation jobs finished, by tier and result.",
             ["tier", "result"],
-            registry=self.registry,
+            registry=runner,
         )
         self.refused = Counter(
-            "tts_remediation_refused", "Remediations refused, by reason.", ["reason"], registry=self.registry
+            "tts_remediation_refused", "Remediations refused, by reason.", ["reason"], registry=runner
         )
         self.duration = Histogram(
             "tts_remediation_duration_seconds",
             "Wall time of a remediation job, verification included.",
             ["tier"],
             buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
-            registry=self.registry,
+            registry=runner,
         )
-        self.in_progress = Gauge("tts_remediation_in_progress", "Remediation jobs running now.", registry=self.registry)
+        self.in_progress = Gauge("tts_remediation_in_progress", "Remediation jobs running now.", registry=runner)
         self.escalations = Counter(
-            "tts_remediation_escalations", "Escalations to a higher tier.", registry=self.registry
+            "tts_remediation_escalations", "Escalations to a higher tier.", registry=runner
         )
         self.webhook_requests = Counter(
             "tts_webhook_requests",

@@ -188,7 +188,7 @@ def private_journal_file(path: Path) -> None:
 
 def tighten_sidecars(path: Path) -> None:
     """The journal's -wal and -shm files (SQLite makes them on the first write) 0600 like the journal."""
-    for suffix in ("-wal", "-shm", "-journal"):
+    for suffix in ("-wal", "-shm", "-journal", "-lock"):
         sidecar = path.with_name(path.name + suffix)
         try:
             fd = os.open(sidecar, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

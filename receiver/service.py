@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
@@ -22,12 +23,18 @@ from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.retention import JournalRetention
 from tts_sentinel.receiver.runner import JobRunner
+from tts_sentinel.receiver.split import WorkerMetrics, WorkerProcess
 from tts_sentinel.receiver.unmatched import UnmatchedAlerts
 from tts_sentinel.receiver.worker import TargetWorkers
 
 
 class ReceiverService:
     """Everything behind the HTTP endpoints; `start()` recovers interrupted jobs and starts workers.
+
+    `role`: "all" runs everything in this process (threads); "front" and "worker" are the two
+    halves of the split receiver (receiver/split.py): the front answers HTTP, admits and keeps the
+    journal tidy, its `workers` is the worker process that `split_startup` describes; "worker"
+    runs the jobs and the incident sweeps (`python -m tts_sentinel.receiver.workermain`).
 
     Raises ValueError (a sentence) when a secret file the config names cannot be used.
     """
@@ -44,7 +51,12 @@ class ReceiverService:
         is_root: Callable[[], bool] = running_as_root,
         actuator_factory: Callable[[TargetConfig, dict[str, str]], Actuator] = build_actuator,
         sleep: Callable[[float], None] | None = None,
+        role: str = "all",
+        split_startup: dict[str, Any] | None = None,
     ) -> None:
+        if role not in ("all", "front", "worker"):
+            raise ValueError(f"unknown receiver role {role!r}")
+        self.role = role
         self.config = config
         self.token = token
         self.pager = OnCallPager(
@@ -56,12 +68,21 @@ class ReceiverService:
         check_secret_files(config, self.pager)
         self.links = receiver_links(config, token)
         self.journal = Journal(journal_path or config.journal_path)
-        self.metrics = ReceiverMetrics()
+        self.metrics = ReceiverMetrics(runner_apart=role != "all")
         self.metrics.registry.register(HealedAlertsFiring(self.journal, config.incidents.lookback_seconds))
         self.metrics.registry.register(JournalSyncs(self.journal))
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager, self.links)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)
+        self.retention = JournalRetention(
+            self.journal, config.retention_days * 86400.0, config.idempotency_retention_seconds
+        )
+        self.workers: TargetWorkers | WorkerProcess
+        if role == "front":
+            self.workers = WorkerProcess(split_startup or {}, housekeeping=self._housekeeping)
+            self.metrics.registry.register(WorkerMetrics(self.workers))
+            self.intake = Intake(self.admission, self.journal, self.workers.wake)
+            return
         extra = {"sleep": sleep} if sleep is not None else {}
         self.runner = JobRunner(
             config,
@@ -75,20 +96,19 @@ class ReceiverService:
             actuator_factory=actuator_factory,
             **extra,
         )
-        self.retention = JournalRetention(
-            self.journal, config.retention_days * 86400.0, config.idempotency_retention_seconds
-        )
         self.workers = TargetWorkers(
             self.runner,
             self.journal,
             self.incidents,
             config.guards.max_job_attempts,
-            housekeeping=self._housekeeping,
+            # the worker process leaves the journal's housekeeping to the front, which holds the keys' memory
+            housekeeping=self._housekeeping if role == "all" else None,
         )
         self.intake = Intake(self.admission, self.journal, self.workers.wake)
 
     def start(self) -> None:
-        """Recover interrupted jobs and start the workers (the sweeper applies the retention)."""
+        """Recover interrupted jobs and start the workers (the sweeper applies the retention); the
+        front starts its worker process (RuntimeError when that cannot start)."""
         self.workers.start()
 
     def stop(self) -> None:

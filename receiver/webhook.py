@@ -34,10 +34,11 @@ async def admit_payload(service: ReceiverService, payload: WebhookPayload) -> tu
         return 422, {"error": problem}
     # A re-send whose every alert is already on disk is answered from memory; the rest go to the
     # intake thread (one fsync for the posts that arrived together).
-    result = service.admission.from_memory(payload)
+    keys = service.admission.firing_keys(payload)
+    result = service.admission.from_memory(payload, keys)
     if result is None:
         try:
-            result = await service.intake.admit(payload)
+            result = await service.intake.admit(payload, keys)
         except sqlite3.Error as exc:
             log.error("journal write failed: %s", exc)
             return 503, {"error": f"journal unavailable ({exc}); retry later"}

@@ -6,10 +6,12 @@ import os
 import stat
 import subprocess
 
+import pytest
 import yaml
 from support import free_port
 
 from tests.security.conftest import CLI, TOKEN, alert, command_target, receiver_section, start_exporter, stop_process
+from tts_sentinel.receiver.journal import Journal
 
 
 def test_a_token_file_others_can_read_is_refused_with_the_chmod_to_run(tmp_path):
@@ -43,7 +45,7 @@ def test_exporter_state_dir_is_0700_and_its_files_0600_under_umask_022(tmp_path)
     assert stat.S_IMODE(os.stat(old / "offsets.json").st_mode) == 0o600, "an existing state file is tightened"
 
 
-def test_the_journal_its_wal_and_shm_and_its_directories_are_private_under_umask_022(tmp_path, start_receiver):
+def test_the_journal_its_wal_shm_lock_and_its_directories_are_private_under_umask_022(tmp_path, start_receiver):
     state = tmp_path / "lib" / "tts-sentinel"
     journal = state / "journal.sqlite3"
     section = receiver_section(tmp_path, [command_target("t", tmp_path / "ops")], journal_path=str(journal))
@@ -52,7 +54,7 @@ def test_the_journal_its_wal_and_shm_and_its_directories_are_private_under_umask
     assert job["status"] == "succeeded"
     for directory in (state, state.parent):
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-lock"):  # -lock: the writers' flock (receiver/txn.py)
         path = journal.with_name(journal.name + suffix)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     receiver.stop()
@@ -64,6 +66,17 @@ def test_the_journal_its_wal_and_shm_and_its_directories_are_private_under_umask
     for suffix in ("", "-wal", "-shm"):
         path = journal.with_name(journal.name + suffix)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_a_planted_link_at_the_journals_lock_file_is_refused(tmp_path):
+    """The writers' lock file sits next to the journal: a link planted there is not followed."""
+    target = tmp_path / "elsewhere"
+    target.write_text("keep")
+    journal = tmp_path / "journal.sqlite3"
+    journal.with_name(journal.name + "-lock").symlink_to(target)
+    with pytest.raises(OSError, match="not a link"):
+        Journal(journal)
+    assert target.read_text() == "keep"
 
 
 def test_a_journal_path_that_is_a_link_is_refused(tmp_path):

@@ -1,0 +1,74 @@
+"""The receiver's worker process (see receiver/split.py): `python -m tts_sentinel.receiver.workermain FD`.
+
+Started by the receiver's front only, with one end of a private socket pair as FD: it reads its
+start-up there (pickled by its parent: config, token, logging), recovers the jobs a crash left
+`running`, starts a thread per target and the incident sweeper, answers `R`, then serves the
+front's lines until `s` (stop after the running jobs) or the end of file (the front is gone:
+exit at once, so nothing acts on behalf of a dead receiver).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+
+from prometheus_client import generate_latest
+
+from tts_sentinel.logsetup import configure_logging
+from tts_sentinel.receiver.split import recv_frame, send_frame
+
+log = logging.getLogger("tts_sentinel.receiver.worker")
+
+
+def main(argv: list[str]) -> int:
+    """Run the worker process on the socket whose descriptor is argv[0]."""
+    # Ctrl-C and systemd's SIGTERM reach the whole group: the front decides when this one stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[0]))
+    try:
+        kind, payload = recv_frame(sock)
+    except (OSError, EOFError):
+        return 70
+    if kind != b"S":
+        return 70
+    startup = pickle.loads(payload)  # noqa: S301 - from our own parent, over a socket pair nobody else holds
+    configure_logging(startup["log_format"], startup["log_level"])
+    if os.getppid() != startup["parent"]:
+        return 70  # the front died before we read our start-up
+    from tts_sentinel.receiver.service import ReceiverService  # after logging: its start-up logs
+
+    try:
+        service = ReceiverService(**startup["service"], role="worker")
+        service.start()
+    except Exception as exc:  # noqa: BLE001 - the front prints it and exits (or retries, on a respawn)
+        log.exception("worker process: start-up failed")
+        send_frame(sock, b"E", f"{type(exc).__name__}: {exc}".encode())
+        return 70
+    send_frame(sock, b"R", f"pid {os.getpid()}, {len(service.config.targets)} target worker(s)".encode())
+    return serve(sock, service)
+
+
+def serve(sock: socket.socket, service: object) -> int:
+    """The front's lines until stop or end of file."""
+    reader = sock.makefile("rb")
+    for raw in reader:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if line.startswith("w "):
+            service.workers.wake(line[2:])  # type: ignore[attr-defined]
+        elif line == "m":
+            send_frame(sock, b"M", generate_latest(service.metrics.runner_registry))  # type: ignore[attr-defined]
+        elif line == "s":
+            service.stop()  # type: ignore[attr-defined]
+            return 0
+    log.error("worker process: the receiver's front is gone; exiting without finishing the running jobs "
+              "(the next receiver resumes or reports them)")
+    os._exit(75)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

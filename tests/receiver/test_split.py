@@ -1,0 +1,142 @@
+"""The receiver as two processes (receiver/split.py): the front answers, the worker process acts.
+
+A real `tts-sentinel receiver` against a real supervisord: the worker process killed in the middle
+of a job is started again and the job resumes where it stopped (not from the top, not lost); the
+front killed leaves no worker process acting behind it; /metrics shows the worker's counters once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from support import free_port
+
+from tests.receiver.conftest import TOKEN, alert, payload, wait_for
+from tests.receiver.test_recovery import AUTH, _job, _start_receiver, _up, _write_config
+from tts_sentinel.receiver.journal import Journal
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):  # a respawned worker is the child of the monitor thread
+        try:
+            found += [int(p) for p in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _metrics(url: str) -> dict[str, dict[tuple, float]]:
+    families: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=10).text):
+        assert family.name not in families, f"{family.name} exposed twice"
+        families[family.name] = {(s.name, *sorted(s.labels.items())): s.value for s in family.samples}
+    return families
+
+
+def _start(tmp_path, supervisor, probe, wait_seconds):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    journal = tmp_path / "journal.sqlite3"
+    config = tmp_path / "sentinel.yml"
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    _write_config(config, supervisor, probe, journal, port, wait_seconds=wait_seconds)
+    log = (tmp_path / "receiver.log").open("w")
+    proc = _start_receiver(config, token, log)
+    wait_for(lambda: _up(url), timeout=30, what="receiver up")
+    workers = _children(proc.pid)
+    assert len(workers) == 1, f"one worker process under the front, found {workers}"
+    return proc, url, workers[0], log
+
+
+def test_worker_process_killed_mid_job_is_respawned_and_the_job_resumes(supervisor, probe, tmp_path):
+    proc, url, worker, log = _start(tmp_path, supervisor, probe, wait_seconds=6)
+    try:
+        supervisor.inject("inference", "oom")
+        answer = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["new_jobs"][0]
+        wait_for(lambda: any(s["step"].startswith("start inference") for s in _job(url, job_id)["steps"] or []),
+                 timeout=30, what="the job to reach its wait step")
+        restarted = supervisor.pid("tts-inference")
+        os.kill(worker, signal.SIGKILL)
+        # The front answers on: a re-send while the worker process is down is a duplicate, not a new job.
+        again = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")), headers=AUTH)
+        assert again.status_code == 202 and again.json()["new_jobs"] == [], again.text
+        job = wait_for(lambda: (j := _job(url, job_id))["status"] not in ("queued", "running") and j,
+                       timeout=60, what="the job resumed by a new worker process")
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 2 and "resumed at step 4" in job["note"], job["note"]
+        assert supervisor.pid("tts-inference") == restarted, "resumed after its start step: no second restart"
+        new_workers = _children(proc.pid)
+        assert len(new_workers) == 1 and new_workers[0] != worker, new_workers
+        wait_for(lambda: _up(url), timeout=30, what="healthz ok again")
+        metrics = _metrics(url)
+        assert metrics["tts_receiver_worker_up"][("tts_receiver_worker_up",)] == 1.0
+        assert metrics["tts_receiver_worker_restarts"][("tts_receiver_worker_restarts_total",)] == 1.0
+        # The new worker process counts the job it finished; the front's own counters stay with it.
+        actions = metrics["tts_remediation_actions"]
+        assert actions[("tts_remediation_actions_total", ("result", "success"), ("tier", "medium"))] == 1.0
+        assert metrics["tts_webhook_requests"][("tts_webhook_requests_total", ("code", "202"))] == 2.0
+        assert [j["id"] for j in httpx.get(url + "/actions", headers=AUTH).json()] == [job_id]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    text = (tmp_path / "receiver.log").read_text()
+    assert f"worker process {worker} exited with code -9" in text, text[-2000:]
+    assert proc.returncode == 0
+
+
+def test_front_killed_leaves_no_worker_process_acting(supervisor, probe, tmp_path):
+    proc, url, worker, log = _start(tmp_path, supervisor, probe, wait_seconds=30)
+    try:
+        supervisor.inject("inference", "oom")
+        job_id = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")),
+                            headers=AUTH).json()["new_jobs"][0]
+        wait_for(lambda: any(s["step"].startswith("start inference") for s in _job(url, job_id)["steps"] or []),
+                 timeout=30, what="the job to reach its wait step")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        wait_for(lambda: not _alive(worker), timeout=10, what="the worker process to end with its front")
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+        log.close()
+    assert "the receiver's front is gone" in (tmp_path / "receiver.log").read_text()
+
+
+def test_sigterm_stops_both_after_the_running_job(supervisor, probe, tmp_path):
+    """systemd's stop and Ctrl-C reach both processes: the worker process waits for its front,
+    which answers, then lets the running job end before both exit."""
+    proc, url, worker, log = _start(tmp_path, supervisor, probe, wait_seconds=1)
+    try:
+        supervisor.inject("inference", "oom")
+        job_id = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")),
+                            headers=AUTH).json()["new_jobs"][0]
+        wait_for(lambda: _job(url, job_id)["status"] == "running", timeout=30, what="the job to run")
+        os.kill(worker, signal.SIGTERM)  # as systemd's stop: both processes get it
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        log.close()
+    job = Journal(tmp_path / "journal.sqlite3").job(job_id)
+    assert job.status == "succeeded", (job.status, job.note)

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 FRAME = struct.Struct("!cI")  # kind, length
 READY_SECONDS = 120.0  # a worker process that is not ready by then is killed (and respawned)
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+INTERPRETER = "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable
 
 
 def send_frame(sock: socket.socket, kind: bytes, payload: bytes) -> None:
@@ -133,7 +134,11 @@ class WorkerProcess:
         front, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "tts_sentinel.receiver.workermain", str(child.fileno())]
         try:
-            proc = subprocess.Popen(argv, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+            # The interpreter that runs us, by /proc/self/exe: a receiver dropped to an unprivileged
+            # user may not traverse the path sys.executable links to (a venv on a python under
+            # /root); argv[0] stays sys.executable, so the child finds the same venv.
+            proc = subprocess.Popen(argv, executable=INTERPRETER, pass_fds=(child.fileno(),),
+                                    stdin=subprocess.DEVNULL)
         except OSError as exc:
             front.close()
             raise RuntimeError(f"cannot start the worker process: {exc}") from exc

@@ -19,6 +19,7 @@ import sys
 from prometheus_client import generate_latest
 
 from tts_sentinel.logsetup import configure_logging
+from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.receiver.split import recv_frame, send_frame
 
 log = logging.getLogger("tts_sentinel.receiver.worker")
@@ -40,8 +41,6 @@ def main(argv: list[str]) -> int:
     configure_logging(startup["log_format"], startup["log_level"])
     if os.getppid() != startup["parent"]:
         return 70  # the front died before we read our start-up
-    from tts_sentinel.receiver.service import ReceiverService  # after logging: its start-up logs
-
     try:
         service = ReceiverService(**startup["service"], role="worker")
         service.start()

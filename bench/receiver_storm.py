@@ -336,7 +336,7 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
         # its CPU, and its children's that ended (the actions' /bin/sh), during the storm
         result["worker_cpu"] = [sum(process_cpu_seconds(pid, children=True) for pid in workers) - worker0]
         result["syncs"] = [after - before for after, before in zip(journal_syncs(url), syncs0, strict=True)]
-        rss = rss_mib(server)
+        rss = rss_mib(server) + sum(rss_mib(pid) for pid in workers)  # the front and its worker process
         # Wait for the workers to finish every job.
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -377,7 +377,7 @@ def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float,
     print(f"    journal during the storm: {commits:.0f} commits, {fsyncs:.0f} fsyncs "
           f"({commits / max(fsyncs, 1):.1f} commits per fsync, {fsyncs / posts:.2f} fsyncs per post)")
     print(f"    journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
-          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB")
+          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB (both processes)")
     print(f"    actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "
           f"exactly one per incident: {'YES' if once else 'NO'}")
     return rate, p99, once

@@ -98,8 +98,16 @@ stopwaitsecs=5
         self.proc = subprocess.Popen(
             [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_for(self._all_running, timeout=30, what="supervisord and both programs RUNNING")
-        wait_for(lambda: self.healthy("web"), timeout=15, what="web stand-in healthy")
+        try:
+            wait_for(self._all_running, timeout=30, what="supervisord and both programs RUNNING")
+            wait_for(lambda: self.healthy("web"), timeout=15, what="web stand-in healthy")
+        except BaseException:
+            # A start that failed (a port taken meanwhile, a slow machine) leaves no supervisord or
+            # stand-in behind it; its log says what the programs did.
+            self.close()
+            log = workdir / "supervisord.log"
+            print(log.read_text(errors="replace")[-2000:] if log.exists() else "no supervisord log")
+            raise
 
     def rpc(self):
         return xmlrpc.client.ServerProxy(self._rpc_url).supervisor
@@ -131,7 +139,7 @@ stopwaitsecs=5
         return http_json(self.component_url(component) + "/stats")
 
     def close(self):
-        self.proc.terminate()
+        self.proc.terminate()  # supervisord stops its programs (stopasgroup) before it exits
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:

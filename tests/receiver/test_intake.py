@@ -64,8 +64,10 @@ def test_posts_admitted_during_an_fsync_share_the_next_one_and_are_answered_afte
     assert {r.status_code for r in answers.values()} == {202}
     jobs = {j for r in answers.values() for j in r.json()["new_jobs"]}
     assert len(jobs) == 9, "one job per distinct alert"
-    # The held fsync, then one for the eight admitted meanwhile (a worker's own commits may add one).
-    assert 2 <= sync.fsyncs - fsyncs0 <= 3, sync.fsyncs - fsyncs0
+    # The held fsync, then one for the eight admitted meanwhile; the first job, woken at the first
+    # answer, runs meanwhile and fsyncs its own steps (one target: one job at a time). Fewer than
+    # one fsync per post either way.
+    assert 2 <= sync.fsyncs - fsyncs0 < 8, sync.fsyncs - fsyncs0
     for job in jobs:  # each woken and run once (its verification fails: no exporter in this test)
         done = receiver.wait_job(job)
         assert done["started_at"] is not None and done["attempts"] == 1, done

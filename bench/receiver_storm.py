@@ -419,10 +419,12 @@ def main() -> int:
     once_all &= once
     if peer_open is not None:
         line("peer: stdlib JSON handler", peer_open)
-    met = rate >= target_rate and open_rate >= 0.95 * target_rate and open_p99 < 0.1
+    throughput = rate >= target_rate and open_rate >= 0.95 * target_rate
+    latency = open_p99 < 0.1
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"goal >= {target_rate:.0f} posts/s (closed loop) and p99 < 100 ms at {target_rate:.0f} posts/s "
-          f"(open loop): {'met' if met else 'NOT met'} on this run; exactly once: {'YES' if once_all else 'NO'}")
+    print(f"goal >= {target_rate:.0f} posts/s (closed loop, and kept in the open loop): "
+          f"{'met' if throughput else 'NOT met'}; p99 < 100 ms at {target_rate:.0f} posts/s (open loop): "
+          f"{'met' if latency else 'NOT met'} on this run; exactly once: {'YES' if once_all else 'NO'}")
     return 0 if once_all else 1
 
 

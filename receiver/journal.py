@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tts_sentinel.receiver.keys import AlertKeys
+from tts_sentinel.receiver.readers import ReaderPool, Rows
 from tts_sentinel.receiver.records import Incident, Job, encode_columns
 from tts_sentinel.receiver.schema import create_schema, private_journal_file, tighten_sidecars
 from tts_sentinel.receiver.tiers import Tier
@@ -64,10 +65,9 @@ class Journal:
         self.lock = threading.RLock()
         self._depth = 0  # nesting of transaction() (the outermost commits; inner ones are savepoints)
         self._owner: int | None = None  # the thread inside transaction(), if any
-        # Reads outside a transaction go through a connection per thread (WAL: readers never wait
-        # for the writer), so a storm of posts and the workers' polls do not queue on one lock.
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Reads outside a transaction go through a pool of reader connections (WAL: readers never
+        # wait for the writer), so a storm of posts and the workers' polls do not queue on one lock.
+        self._readers = ReaderPool(self.path)
         self.durability = GroupSync(self.path)
         self.keys = AlertKeys(self)  # the idempotency keys (receiver/keys.py)
 
@@ -77,9 +77,7 @@ class Journal:
             self._conn.close()
             self.durability.close()
             self.writers.close()
-            for reader in self._readers:
-                reader.close()
-            self._readers.clear()
+            self._readers.close()
 
     # -- transactions -------------------------------------------------------------------------
     def transaction(self, savepoint: bool = False) -> Transaction:
@@ -88,28 +86,17 @@ class Journal:
         undone alone when it fails)."""
         return Transaction(self, savepoint)
 
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        """Run one statement (outside a transaction a write is its own, on disk when this returns)."""
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor | Rows:
+        """Run one statement (outside a transaction a write is its own, on disk when this returns;
+        a read returns its rows, read out: `Rows`)."""
         if self._owner == threading.get_ident():
             # Inside this thread's transaction: one statement is atomic by itself (SQLite undoes a
             # failed one), so no savepoint around it (two statements less for each write).
             return self._conn.execute(sql, tuple(params))
         if sql.lstrip()[:6].upper() == "SELECT":
-            return self._reader().execute(sql, tuple(params))
+            return self._readers.select(sql, tuple(params))
         with self.transaction() as j:
             return j._conn.execute(sql, tuple(params))
-
-    def _reader(self) -> sqlite3.Connection:
-        reader = getattr(self._local, "conn", None)
-        if reader is None:
-            reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            reader.row_factory = sqlite3.Row
-            reader.execute("PRAGMA busy_timeout=5000")
-            reader.execute("PRAGMA cache_size=-512")  # KiB: many threads, small caches
-            self._local.conn = reader
-            with self.lock:
-                self._readers.append(reader)
-        return reader
 
     # -- jobs ---------------------------------------------------------------------------------
     def insert_job(self, **fields: Any) -> int:

@@ -33,7 +33,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -124,11 +123,6 @@ class WorkerProcess:
         proc = self._proc
         problems = [] if proc is not None and proc.poll() is None else ["process"]
         return problems + [t.name for t in self._threads if not t.is_alive() and not self._stop.is_set()]
-
-    @property
-    def pid(self) -> int | None:
-        """The worker process's pid (None before the start)."""
-        return self._proc.pid if self._proc is not None else None
 
     def _spawn(self) -> None:
         front, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -253,5 +247,4 @@ class WorkerMetrics(Collector):
 
 def startup_of(service_kwargs: dict[str, Any], log_format: str, log_level: str) -> dict[str, Any]:
     """What the worker process needs: the service's arguments, logging, and its parent's pid."""
-    return {"service": service_kwargs, "log_format": log_format, "log_level": log_level, "parent": os.getpid(),
-            "started": time.time()}
+    return {"service": service_kwargs, "log_format": log_format, "log_level": log_level, "parent": os.getpid()}

@@ -72,8 +72,7 @@ class GroupSync:
     def end_deferral(self) -> None:
         """Stop deferring; return once every commit this thread made since `begin_deferral` is on
         disk (one fsync for all of them). Raises OSError when the fsync fails."""
-        upto = getattr(self._deferral, "upto", None)
-        self._deferral.upto = None
+        upto = self.take_deferral()
         if upto:
             self.wait(upto)
 

@@ -52,17 +52,17 @@ def main(argv: list[str]) -> int:
     return serve(sock, service)
 
 
-def serve(sock: socket.socket, service: object) -> int:
+def serve(sock: socket.socket, service: ReceiverService) -> int:
     """The front's lines until stop or end of file."""
     reader = sock.makefile("rb")
     for raw in reader:
         line = raw.decode("utf-8", "replace").rstrip("\n")
         if line.startswith("w "):
-            service.workers.wake(line[2:])  # type: ignore[attr-defined]
+            service.workers.wake(line[2:])
         elif line == "m":
-            send_frame(sock, b"M", generate_latest(service.metrics.runner_registry))  # type: ignore[attr-defined]
+            send_frame(sock, b"M", generate_latest(service.metrics.runner_registry))
         elif line == "s":
-            service.stop()  # type: ignore[attr-defined]
+            service.stop()
             return 0
     log.error("worker process: the receiver's front is gone; exiting without finishing the running jobs "
               "(the next receiver resumes or reports them)")

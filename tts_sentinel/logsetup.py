@@ -119,9 +119,12 @@ def add_logging_arguments(parser: Any) -> None:
     parser.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR (logging.level)")
 
 
-def configure_from(args: Any, config: LoggingConfig) -> None:
-    """configure_logging with the flags of `add_logging_arguments` over the config's `logging` section."""
+def configure_from(args: Any, config: LoggingConfig) -> tuple[str, str]:
+    """configure_logging with the flags of `add_logging_arguments` over the config's `logging` section;
+    returns the (format, level) it chose, for a child process to log the same way."""
     level = (args.log_level or config.level).upper()
     if level not in logging.getLevelNamesMapping():
         raise ValueError(f"unknown log level {args.log_level!r}; use DEBUG, INFO, WARNING or ERROR")
-    configure_logging(args.log_format or config.format, level)
+    log_format = args.log_format or config.format
+    configure_logging(log_format, level)
+    return log_format, level

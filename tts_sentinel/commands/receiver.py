@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, check the token, start workers and serve until interrupted."""
     try:
         config = load_config(args.config)
-        configure_from(args, config.logging)
+        log_format, log_level = configure_from(args, config.logging)
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -143,10 +143,7 @@ def run(args: argparse.Namespace) -> int:
     service_kwargs = {"config": rc, "token": token, "logs_config": config.exporter.logs}
     split: dict[str, object] = {}
     if rc.worker_process:
-        root = logging.getLogger()
-        log_format = args.log_format or config.logging.format
-        split = {"role": "front", "split_startup": startup_of(service_kwargs, log_format,
-                                                             logging.getLevelName(root.level))}
+        split = {"role": "front", "split_startup": startup_of(service_kwargs, log_format, log_level)}
     try:
         service = ReceiverService(**service_kwargs, **split)
     except (ValueError, OSError) as exc:

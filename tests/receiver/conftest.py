@@ -31,6 +31,38 @@ HERE = Path(__file__).parent
 TOKEN = "test-token-0123456789abcdef"
 
 
+def failing_fsync(sync) -> threading.Event:
+    """The journal's fsync raises EIO (a broken disk) while the returned event is set; set at first."""
+    real = type(sync)._fsync
+    broken = threading.Event()
+    broken.set()
+
+    def flaky(self):
+        if broken.is_set():
+            raise OSError(5, "Input/output error")
+        real(self)
+
+    sync._fsync = flaky.__get__(sync)
+    return broken
+
+
+def held_fsync(sync) -> tuple[threading.Event, threading.Event]:
+    """The journal's next fsync waits (a slow disk): `held` is set once it waits, `release` lets it
+    go on (10 s at most). Later fsyncs run at once."""
+    real = type(sync)._fsync
+    held, release = threading.Event(), threading.Event()
+    holding = threading.Lock()
+
+    def slow(self):
+        if holding.acquire(blocking=False):
+            held.set()
+            release.wait(10)
+        real(self)
+
+    sync._fsync = slow.__get__(sync)
+    return held, release
+
+
 def wait_for(condition, timeout=20.0, interval=0.1, what="condition"):
     """Poll until `condition()` is truthy; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from tests.receiver.conftest import failing_fsync
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.txn import GroupSync
 
@@ -57,11 +58,7 @@ def test_writers_that_commit_during_an_fsync_share_the_next_one(tmp_path):
 
 def test_a_failed_fsync_fails_the_write_so_the_webhook_answers_503(tmp_path):
     journal = Journal(tmp_path / "journal.sqlite3")
-
-    def broken(self):
-        raise OSError(5, "Input/output error")
-
-    journal.durability._fsync = broken.__get__(journal.durability)
+    failing_fsync(journal.durability)
     with pytest.raises(sqlite3.OperationalError, match="fsync failed"):
         journal.insert_job(target="t", tier="light", status="queued", reason="r")
     journal.close()
@@ -89,11 +86,7 @@ def test_a_deferral_pays_one_fsync_for_all_its_commits_when_it_ends(tmp_path):
 
 def test_a_deferral_whose_fsync_fails_raises(tmp_path):
     journal = Journal(tmp_path / "journal.sqlite3")
-
-    def broken(self):
-        raise OSError(5, "Input/output error")
-
-    journal.durability._fsync = broken.__get__(journal.durability)
+    failing_fsync(journal.durability)
     journal.durability.begin_deferral()
     journal.insert_job(target="t", tier="light", status="queued", reason="r")
     with pytest.raises(OSError, match="Input/output"):

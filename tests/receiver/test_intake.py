@@ -8,7 +8,15 @@ import threading
 
 import pytest
 
-from tests.receiver.conftest import RunningReceiver, alert, payload, receiver_config, wait_for
+from tests.receiver.conftest import (
+    RunningReceiver,
+    alert,
+    failing_fsync,
+    held_fsync,
+    payload,
+    receiver_config,
+    wait_for,
+)
 
 TRUE = ["/bin/sh", "-c", "exit 0"]
 
@@ -31,23 +39,12 @@ def test_posts_admitted_during_an_fsync_share_the_next_one_and_are_answered_afte
     answered); they share the next fsync, and none is answered before its commit is on disk."""
     sync = receiver.service.journal.durability
     journal = receiver.service.journal
-    real = type(sync)._fsync
-    held, release = threading.Event(), threading.Event()
-    holding = threading.Lock()
-
-    def slow_fsync(self):
-        # The first fsync after `held` is armed waits for the release: the disk is slow.
-        if holding.acquire(blocking=False):
-            held.set()
-            release.wait(10)
-        real(self)
-
     answers: dict[int, object] = {}
 
     def post(n: int) -> None:
         answers[n] = receiver.post(payload(alert(f"Alert{n}", fingerprint=f"fp-{n}")))
 
-    sync._fsync = slow_fsync.__get__(sync)
+    held, release = held_fsync(sync)
     first = threading.Thread(target=post, args=(0,))
     first.start()
     assert held.wait(10), "the first post's batch reached its fsync"
@@ -75,16 +72,7 @@ def test_posts_admitted_during_an_fsync_share_the_next_one_and_are_answered_afte
 
 def test_a_failed_fsync_answers_503_and_the_resend_finds_the_same_job(receiver):
     sync = receiver.service.journal.durability
-    real = type(sync)._fsync
-    broken = threading.Event()
-    broken.set()
-
-    def flaky(self):
-        if broken.is_set():
-            raise OSError(5, "Input/output error")
-        real(self)
-
-    sync._fsync = flaky.__get__(sync)
+    broken = failing_fsync(sync)
     body = payload(alert("TtsHealthProbeFailing", fingerprint="fp-io"))
     failed = receiver.post(body)
     assert failed.status_code == 503
@@ -107,22 +95,14 @@ def test_the_ha_copy_of_a_post_being_admitted_waits_for_it_and_is_a_duplicate(re
     post's admission instead of being admitted again, and is answered from memory once that is on disk."""
     sync = receiver.service.journal.durability
     admission = receiver.service.admission
-    real_fsync, real_admit = type(sync)._fsync, admission.admit
-    held, release = threading.Event(), threading.Event()
-    holding = threading.Lock()
+    real_admit = admission.admit
     admitted: list[object] = []
-
-    def slow_fsync(self):
-        if holding.acquire(blocking=False):
-            held.set()
-            release.wait(10)
-        real_fsync(self)
 
     def counting_admit(payload, now=None):
         admitted.append(payload)
         return real_admit(payload, now)
 
-    sync._fsync = slow_fsync.__get__(sync)
+    held, release = held_fsync(sync)
     admission.admit = counting_admit
     answers: dict[str, object] = {}
     body = payload(alert("TtsCudaOom", tier="medium", fingerprint="fp-ha"))

@@ -9,11 +9,10 @@ through the journal again. A job's writes share fsyncs, but its claim is on disk
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import pytest
 
-from tests.receiver.conftest import TOKEN, RunningReceiver, alert, payload, receiver_config, wait_for
+from tests.receiver.conftest import TOKEN, RunningReceiver, alert, failing_fsync, payload, receiver_config, wait_for
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.keys import UNKNOWN
 
@@ -73,16 +72,7 @@ def test_a_resend_on_disk_is_answered_without_the_intake_and_still_counted(recei
 
 def test_a_key_whose_fsync_failed_is_not_answered_from_memory(receiver):
     sync, keys, intake = receiver.service.journal.durability, receiver.service.journal.keys, receiver.service.intake
-    real = type(sync)._fsync
-    broken = threading.Event()
-    broken.set()
-
-    def flaky(self):
-        if broken.is_set():
-            raise OSError(5, "Input/output error")
-        real(self)
-
-    sync._fsync = flaky.__get__(sync)
+    broken = failing_fsync(sync)
     body = payload(alert("TtsHealthProbeFailing", fingerprint="fp-io"))
     assert receiver.post(body).status_code == 503
     assert keys.persisted("fp-io", "2026-11-23T10:00:00+00:00", "light") is UNKNOWN, "not on disk: not in memory"

@@ -3,7 +3,8 @@ per incident.
 
 Everything here runs inside one journal transaction per target, so concurrent HA
 duplicates of the same payload cannot both create a job. The triage verdict that helps
-decide the family is read before the transaction (reading logs must not hold the journal).
+decide the family is read only for firings that are new, once per triage window (the new
+incidents of one intake batch share it).
 """
 
 from __future__ import annotations
@@ -194,7 +195,6 @@ class AlertAdmission:
     def _admit_target(
         self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], result: Admission, now: float
     ) -> None:
-        verdict = self._verdict(target, alerts, now)
         with self.journal.transaction() as j:
             fresh: list[tuple[WebhookAlert, Tier, str]] = []
             for alert, tier, why in alerts:
@@ -215,6 +215,7 @@ class AlertAdmission:
                     result.keys.append(((alert.fingerprint, starts, str(tier)), copy_of))
                     continue
                 fresh.append((alert, tier, why))
+            verdict, window_start = self._verdict(target, fresh, now)
             # Alerts asking for no action are journaled without an incident; the others go to the
             # incident of their fault family (a different family is a different incident).
             journal_only = [(a, t, w) for a, t, w in fresh if t is Tier.NONE]
@@ -230,7 +231,8 @@ class AlertAdmission:
                                starts_at=a.startsAt.timestamp(), probe=a.labels.get("verify", ""))
                     for a, t, w in group
                 ]
-                job_id, joined = self.book.place(j, target, decision, fresh_alerts, records, verdict, now)
+                job_id, joined = self.book.place(j, target, decision, fresh_alerts, records, verdict, now,
+                                                 window_start)
                 self._count(target, job_id, joined, result)
                 self._remember(j, group, job_id, result)
             if journal_only:
@@ -240,23 +242,23 @@ class AlertAdmission:
                 self._count(target, job_id, joined, result)
                 self._remember(j, journal_only, job_id, result)
 
-    def _verdict(self, target: str, alerts: list[tuple[WebhookAlert, Tier, str]], now: float) -> dict[str, Any] | None:
-        """The triage verdict of the window a new incident would get, when a new firing may need it."""
+    def _verdict(self, target: str, fresh: list[tuple[WebhookAlert, Tier, str]],
+                 now: float) -> tuple[dict[str, Any] | None, float | None]:
+        """(the triage verdict, the window's start) a new incident of these firings would get; (None,
+        None) when none of them asks for an action. The window's start is read once and handed to
+        the placement; the verdict is read once per window (a batch's new incidents share it)."""
+        if all(t is Tier.NONE for _a, t, _w in fresh):
+            return None, None
+        start = self.book.window_start(target, now)
         if self.logs_config is None:
-            return None
-        new = [
-            a for a, t, _ in alerts if t is not Tier.NONE and not self.journal.keys.known(
-                a.fingerprint, a.startsAt.isoformat(), t)
-        ]
-        if not new:
-            return None
-        window = (self.book.window_start(target, now), now)
+            return None, start
+        window = (start, now)
         last = self._last_verdict
         if last is not None and last[0] == window:  # another new incident of the batch, same window
-            return last[1]
+            return last[1], start
         verdict = window_verdict(self.logs_config, *window)
         self._last_verdict = (window, verdict)
-        return verdict
+        return verdict, start
 
     @staticmethod
     def _remember(j: Journal, alerts: list[tuple[WebhookAlert, Tier, str]], job_id: int, result: Admission) -> None:

@@ -98,14 +98,18 @@ class IncidentBook:
         records: list[dict[str, Any]],
         verdict: dict[str, Any] | None,
         now: float,
+        window_start: float | None = None,
     ) -> tuple[int, bool]:
         """Put new firings of one family into its open incident (or a new one) and place the job
-        for the rung they call for. Inside admission's transaction. Returns (job id, joined)."""
+        for the rung they call for. Inside admission's transaction. Returns (job id, joined).
+
+        `window_start`: this target's `window_start(target, now)` when the caller already read it."""
         best = max(fresh, key=lambda a: a.tier.rank)
         why = f"{best.alertname}: {best.why}"
         incident = j.open_incident(target, decision.name)
         escalated_from = None
         placed = Placement(0, "opens")
+        opened = incident is None
         if incident is None:
             rung = max(start_rung(decision.ladder, a.tier) for a in fresh)
             incident = j.insert_incident(
@@ -114,7 +118,7 @@ class IncidentBook:
                 family_reason=decision.reason,
                 ladder=list(decision.ladder),
                 rung=rung,
-                window_start=self.window_start(target, now),
+                window_start=self.window_start(target, now) if window_start is None else window_start,
                 unhealed_since=now,
                 triage=verdict,
             )
@@ -124,16 +128,18 @@ class IncidentBook:
             rung, escalated_from = placed.rung, placed.escalated_from
             why += f"; {placed.why}"
         tier = incident.ladder[rung]
-        job_id, joined = j.place_job(target, tier, why, records, escalated_from=escalated_from, incident=incident)
-        fields: dict[str, Any] = {"rung": max(incident.rung, rung), "resolved_at": None}
-        if incident.status in ("healed", "resolved") and not joined:
-            if placed.kind == "echo":
-                del fields["rung"]  # healed it stays, unless the runner's probe finds it red (reopen)
-            else:
-                if placed.kind == "start_over":
-                    fields["rung"] = rung
-                fields.update(status="open", unhealed_since=now)  # it is broken again
-        j.update_incident(incident.id, **fields)
+        job_id, joined = j.place_job(target, tier, why, records, escalated_from=escalated_from, incident=incident,
+                                     opened=opened)
+        if not opened:  # a new incident was inserted with its rung, open and unresolved
+            fields: dict[str, Any] = {"rung": max(incident.rung, rung), "resolved_at": None}
+            if incident.status in ("healed", "resolved") and not joined:
+                if placed.kind == "echo":
+                    del fields["rung"]  # healed it stays, unless the runner's probe finds it red (reopen)
+                else:
+                    if placed.kind == "start_over":
+                        fields["rung"] = rung
+                    fields.update(status="open", unhealed_since=now)  # it is broken again
+            j.update_incident(incident.id, **fields)
         j.add_firing(incident.id, (a.fingerprint for a in fresh))
         return job_id, joined
 

@@ -103,8 +103,8 @@ class Journal:
         """Insert a job row; JSON columns may be given as Python objects, `alerts` go to their table."""
         alerts = fields.pop("alerts", None) or []
         with self.transaction():
-            job_id = self._insert("jobs", "created_at", fields)
-            self.add_alerts(job_id, alerts)
+            job_id = self._insert("jobs", "created_at", {**fields, "alerts_total": len(alerts)})
+            self._insert_alert_rows(job_id, alerts)
         return job_id
 
     def update_job(self, job_id: int, **fields: Any) -> None:
@@ -127,6 +127,14 @@ class Journal:
         """Append alert records to a job: rows of their own, so the thousandth costs what the first did."""
         if not records:
             return
+        with self.transaction():
+            self._insert_alert_rows(job_id, records)
+            self._conn.execute("UPDATE jobs SET alerts_total = alerts_total + ? WHERE id=?", (len(records), job_id))
+
+    def _insert_alert_rows(self, job_id: int, records: list[dict[str, Any]]) -> None:
+        """The alert rows alone (inside a transaction; `alerts_total` is the caller's)."""
+        if not records:
+            return
         rows = [
             (
                 job_id,
@@ -137,11 +145,9 @@ class Journal:
             )
             for r in records
         ]
-        with self.transaction():
-            self._conn.executemany(
-                "INSERT INTO job_alerts(job_id, fingerprint, alertname, verify, record) VALUES (?,?,?,?,?)", rows
-            )
-            self._conn.execute("UPDATE jobs SET alerts_total = alerts_total + ? WHERE id=?", (len(rows), job_id))
+        self._conn.executemany(
+            "INSERT INTO job_alerts(job_id, fingerprint, alertname, verify, record) VALUES (?,?,?,?,?)", rows
+        )
 
     def copy_alerts(self, from_job: int, to_job: int) -> None:
         """Give `to_job` the alerts of `from_job` (an escalation acts for the same alerts)."""
@@ -270,6 +276,7 @@ class Journal:
         records: list[dict[str, Any]],
         escalated_from: int | None = None,
         incident: Incident | None = None,
+        opened: bool = False,
     ) -> tuple[int, bool]:
         """One action per incident: join its queued job (raising the tier if needed) or its running
         job when that covers this tier; otherwise queue a new job. Call inside a transaction.
@@ -279,7 +286,8 @@ class Journal:
         joined. Joining inserts the new alerts only. Returns (job id, joined).
         """
         incident_id = incident.id if incident else None
-        queued = self.active_job(target, "queued", kind="remediate", incident_id=incident_id)
+        # An incident opened in this very transaction (`opened`) has no job yet: nothing to look up.
+        queued = None if opened else self.active_job(target, "queued", kind="remediate", incident_id=incident_id)
         if queued is not None:
             fields: dict[str, Any] = {}
             if tier.rank > queued.tier.rank:
@@ -290,7 +298,7 @@ class Journal:
             self.update_job(queued.id, **fields)
             self.add_alerts(queued.id, records)
             return queued.id, True
-        running = self.active_job(target, "running", kind="remediate", incident_id=incident_id)
+        running = None if opened else self.active_job(target, "running", kind="remediate", incident_id=incident_id)
         if running is not None and escalated_from is None and running.tier.rank >= tier.rank:
             self.add_alerts(running.id, records)
             return running.id, True

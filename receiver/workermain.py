@@ -16,8 +16,6 @@ import signal
 import socket
 import sys
 
-from prometheus_client import generate_latest
-
 from tts_sentinel.logsetup import configure_logging
 from tts_sentinel.receiver.service import ReceiverService
 from tts_sentinel.receiver.split import recv_frame, send_frame
@@ -60,7 +58,7 @@ def serve(sock: socket.socket, service: ReceiverService) -> int:
         if line.startswith("w "):
             service.workers.wake(line[2:])
         elif line == "m":
-            send_frame(sock, b"M", generate_latest(service.metrics.runner_registry))
+            send_frame(sock, b"M", pickle.dumps(list(service.metrics.runner_registry.collect())))
         elif line == "s":
             service.stop()
             return 0

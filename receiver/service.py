@@ -10,7 +10,7 @@ from typing import Any
 
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
-from tts_sentinel.receiver.admission import Admission, AlertAdmission
+from tts_sentinel.receiver.admission import AlertAdmission
 from tts_sentinel.receiver.auth import read_secret
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
@@ -20,7 +20,6 @@ from tts_sentinel.receiver.intake import Intake
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import HealedAlertsFiring, JournalSyncs, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
-from tts_sentinel.receiver.payload import WebhookPayload
 from tts_sentinel.receiver.retention import JournalRetention
 from tts_sentinel.receiver.runner import JobRunner
 from tts_sentinel.receiver.split import WorkerMetrics, WorkerProcess
@@ -123,13 +122,6 @@ class ReceiverService:
         # The sweeper's idle work: duplicates answered from memory reach the journal within seconds.
         self.journal.keys.flush_duplicates()
         self.retention.maybe_run()
-
-    def accept(self, payload: WebhookPayload) -> Admission:
-        """Persist the payload's jobs (raises sqlite3.Error if it cannot) and wake their workers."""
-        result = self.admission.admit(payload)
-        for target in result.targets_to_wake:
-            self.workers.wake(target)
-        return result
 
 
 def check_secret_files(config: ReceiverConfig, pager: OnCallPager) -> None:

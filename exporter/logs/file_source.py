@@ -43,6 +43,7 @@ from tts_sentinel.exporter.logs.file_identity import (
     Identity,
     KnownGeneration,
     TruncatedContent,
+    digest,
     fingerprint,
     fingerprint_prefix,
     plain_generations,
@@ -198,7 +199,7 @@ class RotatingFileSource:
                     self.name, offset, candidate, size, "same" if same_start else "changed",
                 )
                 self.counter.truncations.inc()
-                self._finish_copy_of(fp_len, fp, offset)
+                self._finish_copy_of(fp_len, fp, offset, dict(saved.fp_lines))
                 offset = 0
             f.pos = offset
             f.assembler.discarding = saved.discarding and offset > 0
@@ -217,8 +218,10 @@ class RotatingFileSource:
                      self.name, archive)
             self.counter.rotations.inc()
 
-    def _finish_copy_of(self, fp_len: int, fp: str, offset: int) -> None:
-        """After a copytruncate while we were down: read the copy from the saved offset."""
+    def _finish_copy_of(self, fp_len: int, fp: str, offset: int, shorter: dict[int, str]) -> None:
+        """After a copytruncate while we were down: read the copy from the saved offset. `shorter`
+        (length -> hash of the head's starts that end a line) recognises a copy shorter than the
+        head, all of which we read before the truncate: remembered, nothing read."""
         if not fp_len:
             return
         for g in self._generations():
@@ -228,7 +231,10 @@ class RotatingFileSource:
             f = self._open(g.path)
             if f is None:
                 continue
-            if fingerprint_prefix(f.fd, fp_len) == fp:
+            size = os.fstat(f.fd).st_size
+            if fingerprint_prefix(f.fd, fp_len) == fp or (
+                size < fp_len and shorter.get(size) == digest(os.pread(f.fd, size, 0))
+            ):
                 f.pos = offset
                 self._read(f, to_end=True)
                 self._finish(f)
@@ -347,8 +353,8 @@ class RotatingFileSource:
             same_file = k is not None and (not k.fp_len or fingerprint_prefix(f.fd, k.fp_len) == k.fp)
             if k is not None and same_file and g.size >= k.size:
                 f.pos = k.size  # the same file, appended to after we finished it
-            elif truncated and truncated.head and os.pread(f.fd, len(truncated.head), 0) == truncated.head:
-                f.pos = truncated.consumed
+            elif truncated and _copy_of(os.pread(f.fd, len(truncated.head), 0), truncated.head):
+                f.pos = truncated.consumed  # past its end when the copy is shorter: nothing in it is new
                 f.assembler.discarding = truncated.discarding
             elif cur is not None and cur.head and cur.head.startswith(os.pread(f.fd, len(cur.head), 0)):
                 self._held.add(g.ident)
@@ -448,3 +454,10 @@ class RotatingFileSource:
         elif self._last_error:
             log.info("log %s: %s is readable again", self.name, self.path)
         self._last_error = message
+
+
+def _copy_of(start: bytes, head: bytes) -> bool:
+    """Whether a file starting with `start` (its first len(head) bytes, fewer when it is shorter)
+    is a copy of the content that began with `head`: the same bytes, or, for a copy shorter than
+    the head (logrotate copied before we read the lines after it), all of it a start of the head."""
+    return bool(start) and head.startswith(start)

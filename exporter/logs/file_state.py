@@ -1,8 +1,13 @@
 """What a file source saves so that a restart resumes exactly where the previous process stopped.
 
 One JSON-able dict per log (OffsetStore keeps them together):
-`{"path": ..., "cur": {dev, ino, offset, fp_len, fp, discarding} or None,
+`{"path": ..., "cur": {dev, ino, offset, fp_len, fp, fp_lines, discarding} or None,
 "known": [[dev, ino, fp_len, fp, size, mtime_ns], ...]}`.
+
+`fp_lines` ([[length, hash], ...]) fingerprints the head's shorter starts that end a line: a
+copytruncate copy made while we were down can be shorter than the head (logrotate copied before
+we read the lines after it), and it is recognised by one of them. Only hashes are saved, never
+the log's bytes. A state without it (older versions) loads with none.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tts_sentinel.exporter.logs.file_identity import Identity, KnownGeneration
+from tts_sentinel.exporter.logs.file_identity import Identity, KnownGeneration, digest
 from tts_sentinel.exporter.logs.followed_file import FollowedFile
 
 
@@ -24,6 +29,7 @@ class SavedCursor:
     fp_len: int
     fp: str
     discarding: bool  # inside an over-long line whose rest is skipped
+    fp_lines: tuple[tuple[int, str], ...] = ()  # (length, hash) of the head's starts that end a line
 
 
 def source_state(path: Path, cur: FollowedFile | None, known: dict[Identity, KnownGeneration]) -> dict[str, Any]:
@@ -33,6 +39,7 @@ def source_state(path: Path, cur: FollowedFile | None, known: dict[Identity, Kno
         cursor = {
             "dev": cur.ident[0], "ino": cur.ident[1], "offset": cur.consumed(),
             "fp_len": cur.fp_len, "fp": cur.fp, "discarding": cur.assembler.discarding,
+            "fp_lines": [[n, digest(cur.head[:n])] for n in line_starts(cur.head)],
         }
     generations = [[*ident, k.fp_len, k.fp, k.size, k.mtime_ns] for ident, k in sorted(known.items())]
     return {"path": str(path), "cur": cursor, "known": generations}
@@ -59,6 +66,12 @@ def load_cursor(cur: dict[str, Any]) -> SavedCursor | None:
             fp_len=int(cur.get("fp_len", 0)),
             fp=str(cur.get("fp", "")),
             discarding=bool(cur.get("discarding")),
+            fp_lines=tuple((int(n), str(h)) for n, h in cur.get("fp_lines") or []),
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def line_starts(head: bytes) -> list[int]:
+    """The lengths of the head's starts that end with a newline, shorter than the head itself."""
+    return [i + 1 for i, byte in enumerate(head[:-1]) if byte == 0x0A]

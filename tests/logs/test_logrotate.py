@@ -244,12 +244,16 @@ def test_a_log_compressed_before_any_poll_saw_it_is_counted_from_its_archive(tmp
     assert counted(registry) == 18
 
 
+@pytest.mark.parametrize("before_copy", [10, 1], ids=["copy-longer-than-the-fingerprint", "copy-shorter"])
 @pytest.mark.parametrize("restart", [False, True], ids=["live", "restart-after-the-truncate"])
-def test_lines_read_in_the_copytruncate_window_are_not_counted_again(restart, tmp_path):
+def test_lines_read_in_the_copytruncate_window_are_not_counted_again(restart, before_copy, tmp_path):
     """logrotate's copy -> truncate window, held open by hand (logrotate itself cannot be paused there):
     lines appended after the copy and read from the original before the truncate make our offset
     larger than the copy. The copy is recognised and nothing in it is read again, whether the
-    truncate is seen live or only after a restart.
+    truncate is seen live or only after a restart, and also when the copy is shorter than the first
+    bytes the tailer recognises a file by (a rotation soon after the last one: 1 line, 39 bytes, of
+    the 256; before the fix that copy was read whole, its line counted twice; seen once in 25 runs
+    of the real-logrotate test on a loaded machine).
     """
     logdir = tmp_path / "logs"
     logdir.mkdir(mode=0o700)
@@ -259,7 +263,7 @@ def test_lines_read_in_the_copytruncate_window_are_not_counted_again(restart, tm
     registries = [CollectorRegistry()]
     pipeline = LogPipeline(config, registries[0], tmp_path / "state")
     writer = Writer(path)
-    writer.write(10)
+    writer.write(before_copy)
     pipeline.poll_once()
     shutil.copyfile(path, logdir / "inference.log.1")  # logrotate's copy
     writer.write(3)  # in the window: in neither file once truncated, but read now
@@ -274,7 +278,7 @@ def test_lines_read_in_the_copytruncate_window_are_not_counted_again(restart, tm
         pipeline.poll_once()
     pipeline.stop()
     writer.close()
-    assert sum(counted(r) for r in registries) == 15
+    assert sum(counted(r) for r in registries) == before_copy + 5
 
 
 def test_a_generation_first_seen_rotated_is_drained_until_its_writer_reopens(tmp_path):

@@ -36,6 +36,22 @@ def fingerprint_prefix(fd: int, length: int) -> str:
     return digest(head)
 
 
+def copy_of(start: bytes, head: bytes) -> bool:
+    """Whether a file starting with `start` (its first len(head) bytes, fewer when it is shorter)
+    is a copy of the content that began with `head`: the same bytes, or, for a copy shorter than
+    the head (logrotate copied before we read the lines after it), all of it a start of the head."""
+    return bool(start) and head.startswith(start)
+
+
+def starts_like(fd: int, fp_len: int, fp: str, shorter: dict[int, str]) -> bool:
+    """Whether the open file starts with the bytes fingerprinted by (fp_len, fp), or is shorter
+    than them and all of it one of their starts that end a line (`shorter`: length -> hash)."""
+    if fingerprint_prefix(fd, fp_len) == fp:
+        return True
+    size = os.fstat(fd).st_size
+    return size < fp_len and shorter.get(size) == digest(os.pread(fd, size, 0))
+
+
 @dataclass(frozen=True)
 class TruncatedContent:
     """What the followed file held before a truncation: to recognise its copy and resume in it."""
@@ -53,6 +69,13 @@ class KnownGeneration:
     fp: str
     size: int
     mtime_ns: int
+
+
+def known_generation(fd: int, fingerprint_bytes: int) -> KnownGeneration:
+    """The open file as it is now: its fingerprint, size and mtime."""
+    fp_len, fp = fingerprint(fd, fingerprint_bytes)
+    st = os.fstat(fd)
+    return KnownGeneration(fp_len, fp, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,12 @@ from tts_sentinel.exporter.logs.file_identity import (
     Identity,
     KnownGeneration,
     TruncatedContent,
-    digest,
-    fingerprint,
+    copy_of,
     fingerprint_prefix,
+    known_generation,
     plain_generations,
     regular_identity,
+    starts_like,
 )
 from tts_sentinel.exporter.logs.file_state import load_cursor, load_known, source_state
 from tts_sentinel.exporter.logs.followed_file import FollowedFile
@@ -219,9 +220,7 @@ class RotatingFileSource:
             self.counter.rotations.inc()
 
     def _finish_copy_of(self, fp_len: int, fp: str, offset: int, shorter: dict[int, str]) -> None:
-        """After a copytruncate while we were down: read the copy from the saved offset. `shorter`
-        (length -> hash of the head's starts that end a line) recognises a copy shorter than the
-        head, all of which we read before the truncate: remembered, nothing read."""
+        """After a copytruncate while we were down: read its copy from the saved offset (`starts_like`)."""
         if not fp_len:
             return
         for g in self._generations():
@@ -231,10 +230,7 @@ class RotatingFileSource:
             f = self._open(g.path)
             if f is None:
                 continue
-            size = os.fstat(f.fd).st_size
-            if fingerprint_prefix(f.fd, fp_len) == fp or (
-                size < fp_len and shorter.get(size) == digest(os.pread(f.fd, size, 0))
-            ):
+            if starts_like(f.fd, fp_len, fp, shorter):
                 f.pos = offset
                 self._read(f, to_end=True)
                 self._finish(f)
@@ -353,7 +349,7 @@ class RotatingFileSource:
             same_file = k is not None and (not k.fp_len or fingerprint_prefix(f.fd, k.fp_len) == k.fp)
             if k is not None and same_file and g.size >= k.size:
                 f.pos = k.size  # the same file, appended to after we finished it
-            elif truncated and _copy_of(os.pread(f.fd, len(truncated.head), 0), truncated.head):
+            elif truncated and copy_of(os.pread(f.fd, len(truncated.head), 0), truncated.head):
                 f.pos = truncated.consumed  # past its end when the copy is shorter: nothing in it is new
                 f.assembler.discarding = truncated.discarding
             elif cur is not None and cur.head and cur.head.startswith(os.pread(f.fd, len(cur.head), 0)):
@@ -389,9 +385,7 @@ class RotatingFileSource:
         if f is None:
             return
         try:
-            fp_len, fp = fingerprint(f.fd, self.opt.fingerprint_bytes)
-            st = os.fstat(f.fd)
-            self.known[g.ident] = KnownGeneration(fp_len, fp, st.st_size, st.st_mtime_ns)
+            self.known[g.ident] = known_generation(f.fd, self.opt.fingerprint_bytes)
         finally:
             os.close(f.fd)
 
@@ -454,10 +448,3 @@ class RotatingFileSource:
         elif self._last_error:
             log.info("log %s: %s is readable again", self.name, self.path)
         self._last_error = message
-
-
-def _copy_of(start: bytes, head: bytes) -> bool:
-    """Whether a file starting with `start` (its first len(head) bytes, fewer when it is shorter)
-    is a copy of the content that began with `head`: the same bytes, or, for a copy shorter than
-    the head (logrotate copied before we read the lines after it), all of it a start of the head."""
-    return bool(start) and head.startswith(start)

@@ -119,6 +119,11 @@ class ReceiverProcess:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process (the front: HTTP and the intake) has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def journal_bytes(self) -> int:
         """The journal on disk: the file, its -wal and -shm."""
         files = [self.journal_path.with_name(self.journal_path.name + s) for s in ("", "-wal", "-shm")]

@@ -45,6 +45,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from logs_data import write_log  # noqa: E402  (bench/logs_data.py, next to this file)
 
+from tts_sentinel.harness.procstat import cpu_seconds  # noqa: E402
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack, StackError, Timing, free_port  # noqa: E402
 from tts_sentinel.loghistory.config import LogsConfig  # noqa: E402
 
@@ -54,7 +55,6 @@ CATCH_UP = 5.0  # how long to wait for the count to reach the lines written, aft
 KEEPS_UP = 1.5  # caught up this soon after the writer stopped: it kept up (it polls every 0.5 s)
 IDLE_SECONDS = 30.0  # the probes-only step: two rounds of the 15 s probes
 DRAIN = 90.0  # at most this long for a backlog to be read before the halfway step
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 class CapacityStack(Stack):
@@ -109,9 +109,7 @@ class Usage:
 
     @classmethod
     def of(cls, pid: int) -> Usage:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-        return cls((utime + stime + cutime + cstime) / CLK, time.monotonic())
+        return cls(cpu_seconds(pid, children=True), time.monotonic())
 
     def percent_since(self, before: Usage) -> float:
         return 100.0 * (self.cpu - before.cpu) / (self.wall - before.wall)

@@ -44,6 +44,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from tts_sentinel.harness.procstat import cpu_seconds
 from tts_sentinel.harness.stack import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,18 +61,19 @@ def pct(values: list[float], q: float) -> float:
 
 def loop_thread_cpu_seconds(pid: int) -> float:
     """user + system CPU seconds of a process's main thread (the receiver's event loop), 0 elsewhere."""
-    return process_cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
+    try:
+        return cpu_seconds(pid, thread=pid)
+    except OSError:
+        return 0.0
 
 
-def process_cpu_seconds(pid: int, stat: str = "", children: bool = False) -> float:
+def process_cpu_seconds(pid: int, children: bool = False) -> float:
     """user + system CPU seconds of a process (Linux /proc), with its waited-for children's when
     `children`; 0 elsewhere."""
     try:
-        fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return cpu_seconds(pid, children=children)
     except OSError:
         return 0.0
-    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def child_pids(pid: int) -> list[int]:

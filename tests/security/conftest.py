@@ -23,6 +23,7 @@ import yaml
 from support import free_port
 
 from tests.receiver.conftest import alert, payload, wait_for
+from tts_sentinel.harness.procstat import cpu_seconds
 
 TOKEN = "security-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -121,8 +122,7 @@ class ReceiverProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU the process (the front: HTTP and the intake) has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def journal_bytes(self) -> int:
         """The journal on disk: the file, its -wal and -shm."""

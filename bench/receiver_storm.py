@@ -91,6 +91,15 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
+def child_role(pid: int) -> str:
+    """"worker" or "intake": the role a receiver's child shows on its command line (receiver/child.py)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    return argv[-2].decode() if len(argv) > 1 and argv[-1] == b"" else argv[-1].decode()
+
+
 def make_alert(incident: int, name: str, tier: str) -> dict:
     return {
         "status": "firing",
@@ -329,16 +338,23 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
             return None
         server = receiver_pid(proc.pid) if profile else proc.pid
         syncs0 = journal_syncs(url)
-        workers = child_pids(server)  # the worker process that runs the jobs (receiver/split.py)
+        # The worker process that runs the jobs (receiver/split.py) and the intake process that
+        # admits the posts (receiver/intake_process.py), told apart by their command lines.
+        children = {pid: child_role(pid) for pid in child_pids(server)}
+        workers = [pid for pid, role in children.items() if role == "worker"]
+        intakes = [pid for pid, role in children.items() if role == "intake"]
         cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)
         worker0 = sum(process_cpu_seconds(pid) for pid in workers)
+        intake0 = sum(process_cpu_seconds(pid) for pid in intakes)
         result = storm(port, incidents, sends, concurrency, processes, rate)
-        result["cpu"] = [process_cpu_seconds(server) - cpu0]
         result["loop_cpu"] = [loop_thread_cpu_seconds(server) - loop0]
+        result["intake_cpu"] = [sum(process_cpu_seconds(pid) for pid in intakes) - intake0]
+        # what answering the posts cost: the front and the intake process
+        result["cpu"] = [process_cpu_seconds(server) - cpu0 + result["intake_cpu"][0]]
         # its CPU, and its children's that ended (the actions' /bin/sh), during the storm
         result["worker_cpu"] = [sum(process_cpu_seconds(pid, children=True) for pid in workers) - worker0]
         result["syncs"] = [after - before for after, before in zip(journal_syncs(url), syncs0, strict=True)]
-        rss = rss_mib(server) + sum(rss_mib(pid) for pid in workers)  # the front and its worker process
+        rss = rss_mib(server) + sum(rss_mib(pid) for pid in children)  # the front and its children
         # Wait for the workers to finish every job.
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -372,14 +388,16 @@ def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float,
     once = len(ran) == expected == len(jobs) == len(opened) and set(ran.values()) == {1}
     posts = len(result["all"])
     print(f"    CPU per post: {result['loop_cpu'][0] / posts * ms:.2f} ms in the HTTP loop thread, "
-          f"{(result['cpu'][0] - result['loop_cpu'][0]) / posts * ms:.2f} ms in the front's others (intake, "
-          f"answers), {result['worker_cpu'][0] / posts * ms:.2f} ms in the worker process and its actions "
-          f"during the storm ({result['worker_cpu_total'][0] / max(len(jobs), 1) * ms:.1f} ms per job, all jobs)")
+          f"{(result['cpu'][0] - result['loop_cpu'][0] - result['intake_cpu'][0]) / posts * ms:.2f} ms in the "
+          f"front's others (answers, scrapes), "
+          f"{result['intake_cpu'][0] / posts * ms:.2f} ms in the intake process; "
+          f"{result['worker_cpu'][0] / posts * ms:.2f} ms in the worker process and its actions during the "
+          f"storm ({result['worker_cpu_total'][0] / max(len(jobs), 1) * ms:.1f} ms per job, all jobs)")
     commits, fsyncs = result["syncs"]
     print(f"    journal during the storm: {commits:.0f} commits, {fsyncs:.0f} fsyncs "
           f"({commits / max(fsyncs, 1):.1f} commits per fsync, {fsyncs / posts:.2f} fsyncs per post)")
     print(f"    journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
-          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB (both processes)")
+          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB (all its processes)")
     print(f"    actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "
           f"exactly one per incident: {'YES' if once else 'NO'}")
     return rate, p99, once

@@ -295,7 +295,7 @@ def create_app(service: ReceiverService) -> FastAPI:
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         """Alive: the journal answers and every target's worker runs."""
-        problems = [f"worker {name} is dead" for name in service.workers.dead()]
+        problems = service.dead()
         try:
             service.journal.execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:

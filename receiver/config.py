@@ -278,6 +278,12 @@ class ReceiverConfig(BaseModel):
         description="run the jobs in a second process (a core for the HTTP front, one for the actions: "
         "receiver/split.py); false runs everything in one process",
     )
+    intake_process: bool = Field(
+        default=True,
+        description="admit the posts in a third process (a core for the admissions' journal writes "
+        "while the HTTP loop reads the next posts: receiver/intake_process.py, ~45 MiB more); "
+        "false admits them in a thread of the front; ignored when worker_process is false",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_label_length: int = Field(default=1024, ge=16)
     max_alerts: int = Field(default=1000, ge=1)

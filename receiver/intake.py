@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from tts_sentinel.receiver.admission import Admission, AlertAdmission
 from tts_sentinel.receiver.journal import Journal
@@ -34,37 +35,54 @@ from tts_sentinel.receiver.payload import WebhookPayload
 
 log = logging.getLogger(__name__)
 
-Item = tuple[WebhookPayload, asyncio.AbstractEventLoop, "asyncio.Future[Admission]"]
+Outcome = Admission | BaseException
 
 
-class Intake:
-    """`await intake.admit(payload)`: the payload's jobs, persisted and on disk (sqlite3.Error if not)."""
+class Sink(Protocol):
+    """Where a batch's answers go once on disk: the HTTP loop's futures, or the channel back to the
+    front when the intake runs in a process of its own (receiver/intake_process.py)."""
 
-    def __init__(self, admission: AlertAdmission, journal: Journal, wake: Callable[[str], None],
-                 batch_size: int = 32) -> None:
+    def deliver(self, answers: list[tuple[Any, Outcome]]) -> None:
+        """(ticket, outcome) of every post of one batch that came through this sink."""
+
+
+Item = tuple[WebhookPayload, Sink, Any]  # the payload, where its answer goes, and its ticket there
+
+
+class LoopSink:
+    """Answers settle asyncio futures (the tickets) on their event loop, one wake-up per batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def deliver(self, answers: list[tuple[Any, Outcome]]) -> None:
+        """Settle the futures in the loop's thread."""
+        try:
+            self.loop.call_soon_threadsafe(settle, answers)
+        except RuntimeError:  # the loop closed (shutdown): nobody waits for these answers
+            log.warning("alert intake: %d answers for a closed event loop", len(answers))
+
+
+class AsyncAdmissions:
+    """The HTTP loop's side of the intake: `await admit(payload)`, the payload's jobs on disk
+    (sqlite3.Error if not). A post whose every firing a post ahead of it is admitting right now (the
+    HA peer's copy) waits for that one and is answered from memory. Subclasses `_submit` the rest:
+    to the intake thread here, or to the intake process."""
+
+    def __init__(self, admission: AlertAdmission) -> None:
         self.admission = admission
-        self.journal = journal
-        self.wake = wake
-        # A batch is what queued up while the last one was admitted, up to 32: under a burst of
-        # new incidents (~1 ms each) bigger batches share the fsync, the writers' lock and the
-        # triage read; a quiet receiver admits each post alone, at once.
-        self.batch_size = batch_size
-        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._answerer: threading.Thread | None = None
-        self._answers: queue.SimpleQueue[Landing | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self.batches = 0  # how many batches ran (one fsync each at most)
         # firing key -> the future of the post admitting it now (the event loop's thread only)
         self._inflight: dict[Key, asyncio.Future[Admission]] = {}
 
-    async def admit(self, payload: WebhookPayload, keys: list[Key] | None = None) -> Admission:
+    async def admit(self, payload: WebhookPayload, keys: list[Key] | None = None,
+                    body: bytes | None = None) -> Admission:
         """Persist the payload's jobs; raises sqlite3.Error when the journal cannot be written.
 
         `keys` (its firing keys, see `AlertAdmission.firing_keys`): when a post ahead of this one
         carries every one of them and is still being admitted (the HA peer's copy, sent at the same
         instant), this one waits for it and is answered from memory, a duplicate of each, instead
-        of queueing a second admission of the same firings."""
+        of queueing a second admission of the same firings. `body`: the JSON the payload was read
+        from, when there is one (the intake process reads it again instead of a pickle)."""
         loop = asyncio.get_running_loop()
         if keys:
             ahead = {self._inflight.get(key) for key in keys}
@@ -78,14 +96,57 @@ class Intake:
             for key in keys:
                 self._inflight.setdefault(key, future)
             future.add_done_callback(lambda done: self._landed(keys, done))
-        self._start()
-        self._queue.put((payload, loop, future))
+        self._submit(payload, body, loop, future)
         return await future
 
     def _landed(self, keys: list[Key], future: asyncio.Future[Admission]) -> None:
         for key in keys:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
+
+    def _submit(self, payload: WebhookPayload, body: bytes | None, loop: asyncio.AbstractEventLoop,
+                future: asyncio.Future[Admission]) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Answer what is queued, then stop."""
+
+
+class Intake(AsyncAdmissions):
+    """The intake thread: batches of admissions, one transaction and one fsync each.
+
+    `remember`: add a batch's keys to the journal's memory of keys on disk once its fsync is done
+    (the HTTP front's fast path reads it; an intake process leaves that to its front)."""
+
+    def __init__(self, admission: AlertAdmission, journal: Journal, wake: Callable[[str], None],
+                 batch_size: int = 32, remember: bool = True) -> None:
+        super().__init__(admission)
+        self.journal = journal
+        self.wake = wake
+        self.remember = remember
+        # A batch is what queued up while the last one was admitted, up to 32: under a burst of
+        # new incidents (~1 ms each) bigger batches share the fsync, the writers' lock and the
+        # triage read; a quiet receiver admits each post alone, at once.
+        self.batch_size = batch_size
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._answerer: threading.Thread | None = None
+        self._answers: queue.SimpleQueue[Landing | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.batches = 0  # how many batches ran (one fsync each at most)
+        self._sinks: dict[asyncio.AbstractEventLoop, LoopSink] = {}
+
+    def _submit(self, payload: WebhookPayload, body: bytes | None, loop: asyncio.AbstractEventLoop,
+                future: asyncio.Future[Admission]) -> None:
+        sink = self._sinks.get(loop)
+        if sink is None:
+            sink = self._sinks[loop] = LoopSink(loop)
+        self.submit(payload, sink, future)
+
+    def submit(self, payload: WebhookPayload, sink: Sink, ticket: Any) -> None:
+        """Queue a payload; its outcome reaches `sink.deliver` with `ticket` once on disk."""
+        self._start()
+        self._queue.put((payload, sink, ticket))
 
     def _start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -140,7 +201,7 @@ class Intake:
 
     def _admit(self, batch: list[Item]) -> Landing:
         """The batch's admissions, committed (one transaction, a savepoint each); not yet on disk."""
-        outcomes: list[Admission | BaseException] = []
+        outcomes: list[Outcome] = []
         sync = self.journal.durability
         keys = self.journal.keys
         purges = keys.purges
@@ -151,7 +212,7 @@ class Intake:
             # for each payload: a payload that fails leaves the others' writes in place.
             with self.journal.transaction() as j:
                 keys.flush_duplicates()  # the duplicates answered from memory since the last batch
-                for payload, _loop, _future in batch:
+                for payload, _sink, _ticket in batch:
                     if not j._conn.in_transaction:  # SQLite ended it after an I/O error: the rest waits
                         outcomes.append(sqlite3.OperationalError("the batch's transaction was rolled back"))
                         continue
@@ -187,17 +248,15 @@ class Intake:
         keys = self.journal.keys
         for outcome in outcomes:
             if isinstance(outcome, Admission):
-                keys.mark_persisted(outcome.keys, landing.purges)  # on disk now: their re-sends skip the journal
+                if self.remember:  # on disk now: their re-sends skip the journal
+                    keys.mark_persisted(outcome.keys, landing.purges)
                 for target in outcome.targets_to_wake:
                     self.wake(target)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Admission], object]]] = {}
-        for (_payload, loop, future), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append((future, outcome))
-        for loop, settled in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, settled)
-            except RuntimeError:  # the loop closed (shutdown): nobody waits for these answers
-                log.warning("alert intake: %d answers for a closed event loop", len(settled))
+        by_sink: dict[Sink, list[tuple[Any, Outcome]]] = {}
+        for (_payload, sink, ticket), outcome in zip(batch, outcomes, strict=True):
+            by_sink.setdefault(sink, []).append((ticket, outcome))
+        for sink, answers in by_sink.items():
+            sink.deliver(answers)
 
 
 @dataclass
@@ -205,12 +264,13 @@ class Landing:
     """A batch admitted and committed, to be answered once commit `seq` is on disk."""
 
     batch: list[Item]
-    outcomes: list[Admission | BaseException]
+    outcomes: list[Outcome]
     seq: int  # 0: nothing to wait for
     purges: int  # the keys' purge count before the batch read them (see AlertKeys.mark_persisted)
 
 
-def _settle(settled: list[tuple[asyncio.Future[Admission], object]]) -> None:
+def settle(settled: list[tuple[Any, Outcome]]) -> None:
+    """Each (future, outcome): the future's result or exception (in the future's loop)."""
     for future, outcome in settled:
         if future.done():  # the client went away and the request was cancelled
             continue

@@ -27,8 +27,12 @@ _HEALED_FIRING = (
 class ReceiverMetrics:
     """Counters that grow with events; created once, pre-created for every tier."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, runner_apart: bool = False) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, runner_apart: bool = False,
+                 intake_apart: bool = False) -> None:
         self.registry = registry or CollectorRegistry()
+        # What the admissions count (unmatched alerts; the journal's commits and fsyncs, see
+        # JournalSyncs): apart when they run in an intake process (receiver/intake_process.py).
+        self.intake_registry = CollectorRegistry() if intake_apart else self.registry
         # The runner's metrics (actions, refusals, durations, in progress, escalations): in the
         # registry, or apart when the jobs run in a worker process (receiver/split.py), which
         # exposes its own and the front's /metrics reads them from it.
@@ -64,7 +68,7 @@ class ReceiverMetrics:
             "tts_receiver_unmatched_alerts",
             "Firing alerts that matched no target (not acted on), by alertname; past 100 names: alertname=other.",
             ["alertname"],
-            registry=self.registry,
+            registry=self.intake_registry,
         )
         self.insecure = Gauge(
             "tts_receiver_insecure",

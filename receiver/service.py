@@ -16,7 +16,8 @@ from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
 from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.incidents import IncidentBook
-from tts_sentinel.receiver.intake import Intake
+from tts_sentinel.receiver.intake import AsyncAdmissions, Intake
+from tts_sentinel.receiver.intake_process import IntakeMetrics, IntakeProcess
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import HealedAlertsFiring, JournalSyncs, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
@@ -30,10 +31,12 @@ from tts_sentinel.receiver.worker import TargetWorkers
 class ReceiverService:
     """Everything behind the HTTP endpoints; `start()` recovers interrupted jobs and starts workers.
 
-    `role`: "all" runs everything in this process (threads); "front" and "worker" are the two
-    halves of the split receiver (receiver/split.py): the front answers HTTP, admits and keeps the
-    journal tidy, its `workers` is the worker process that `split_startup` describes; "worker"
-    runs the jobs and the incident sweeps (`python -m tts_sentinel.receiver.workermain`).
+    `role`: "all" runs everything in this process (threads); "front", "worker" and "intake" are the
+    parts of the split receiver (receiver/split.py, receiver/intake_process.py): the front answers
+    HTTP and keeps the journal tidy, its `workers` is the worker process that `split_startup`
+    describes and its `intake` the intake process of `intake_startup` (None: an intake thread of
+    its own); "worker" runs the jobs and the incident sweeps, "intake" admits the posts
+    (`python -m tts_sentinel.receiver.workermain`).
 
     Raises ValueError (a sentence) when a secret file the config names cannot be used.
     """
@@ -52,8 +55,9 @@ class ReceiverService:
         sleep: Callable[[float], None] | None = None,
         role: str = "all",
         split_startup: dict[str, Any] | None = None,
+        intake_startup: dict[str, Any] | None = None,
     ) -> None:
-        if role not in ("all", "front", "worker"):
+        if role not in ("all", "front", "worker", "intake"):
             raise ValueError(f"unknown receiver role {role!r}")
         self.role = role
         self.config = config
@@ -67,20 +71,30 @@ class ReceiverService:
         check_secret_files(config, self.pager)
         self.links = receiver_links(config, token)
         self.journal = Journal(journal_path or config.journal_path)
-        self.metrics = ReceiverMetrics(runner_apart=role != "all")
+        intake_apart = role == "intake" or (role == "front" and intake_startup is not None)
+        self.metrics = ReceiverMetrics(runner_apart=role != "all", intake_apart=intake_apart)
         self.metrics.registry.register(HealedAlertsFiring(self.journal, config.incidents.lookback_seconds))
-        self.metrics.registry.register(JournalSyncs(self.journal))
+        self.metrics.intake_registry.register(JournalSyncs(self.journal))
         self.unmatched = UnmatchedAlerts(self.journal, self.metrics.unmatched_alerts)
         self.incidents = IncidentBook(config, self.journal, self.pager, self.links)
         self.admission = AlertAdmission(config, self.journal, self.incidents, self.unmatched, logs_config)
         self.retention = JournalRetention(
             self.journal, config.retention_days * 86400.0, config.idempotency_retention_seconds
         )
-        self.workers: TargetWorkers | WorkerProcess
+        self.workers: TargetWorkers | WorkerProcess | None = None
+        self.intake: AsyncAdmissions
+        if role == "intake":
+            # The front remembers the keys on disk and wakes the worker process (the answers carry both).
+            self.intake = Intake(self.admission, self.journal, lambda _target: None, remember=False)
+            return
         if role == "front":
             self.workers = WorkerProcess(split_startup or {}, housekeeping=self._housekeeping)
             self.metrics.registry.register(WorkerMetrics(self.workers))
-            self.intake = Intake(self.admission, self.journal, self.workers.wake)
+            if intake_startup is not None:
+                self.intake = IntakeProcess(intake_startup, self.admission, self.journal.keys, self.workers.wake)
+                self.metrics.registry.register(IntakeMetrics(self.intake))
+            else:
+                self.intake = Intake(self.admission, self.journal, self.workers.wake)
             return
         extra = {"sleep": sleep} if sleep is not None else {}
         self.runner = JobRunner(
@@ -107,16 +121,31 @@ class ReceiverService:
 
     def start(self) -> None:
         """Recover interrupted jobs and start the workers (the sweeper applies the retention); the
-        front starts its worker process (RuntimeError when that cannot start)."""
-        self.workers.start()
+        front starts its worker process, then its intake process (RuntimeError when one cannot start)."""
+        if self.workers is not None:
+            self.workers.start()
+        if isinstance(self.intake, IntakeProcess):
+            try:
+                self.intake.start()
+            except RuntimeError:
+                self.workers.stop()  # type: ignore[union-attr]
+                raise
 
     def stop(self) -> None:
         """Answer the queued posts, stop the workers, write the duplicates counted in memory and
         close the journal."""
         self.intake.stop()
-        self.workers.stop()
+        if self.workers is not None:
+            self.workers.stop()
         self.journal.keys.flush_duplicates()
         self.journal.close()
+
+    def dead(self) -> list[str]:
+        """What does not run and should (/healthz): a target's worker thread, the worker or intake process."""
+        problems = [f"worker {name} is dead" for name in (self.workers.dead() if self.workers is not None else [])]
+        if isinstance(self.intake, IntakeProcess):
+            problems += [f"intake {name} is dead" for name in self.intake.dead()]
+        return problems
 
     def _housekeeping(self) -> None:
         # The sweeper's idle work: duplicates answered from memory reach the journal within seconds.

@@ -25,13 +25,9 @@ a SIGKILLed receiver leaves no process acting behind it, as before the split.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import select
 import socket
-import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,146 +36,31 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from tts_sentinel.receiver.child import ChildProcess, recv_frame
+
 log = logging.getLogger(__name__)
 
-FRAME = struct.Struct("!cI")  # kind, length
-READY_SECONDS = 120.0  # a worker process that is not ready by then is killed (and respawned)
-BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
-INTERPRETER = "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable
 
-
-def send_frame(sock: socket.socket, kind: bytes, payload: bytes) -> None:
-    """One framed message: a kind byte, a length, the payload."""
-    sock.sendall(FRAME.pack(kind, len(payload)) + payload)
-
-
-def recv_frame(sock: socket.socket) -> tuple[bytes, bytes]:
-    """The next framed message; raises EOFError when the other end closed."""
-    kind, length = FRAME.unpack(_recv_exactly(sock, FRAME.size))
-    return kind, _recv_exactly(sock, length)
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(n - got)
-        if not chunk:
-            raise EOFError("the other process closed the channel")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """The front's handle on its worker process: start, wake, metrics, stop, respawn."""
+
+    what = "worker process"
+    while_down = "its queued and interrupted jobs resume in the next one"
 
     def __init__(self, startup: dict[str, Any], housekeeping: Callable[[], object] | None = None,
                  housekeeping_seconds: float = 2.0) -> None:
-        self.startup = startup  # what the worker process builds its ReceiverService from (pickled)
+        super().__init__(startup)
         self.housekeeping = housekeeping  # the journal's housekeeping, run by the front
         self.housekeeping_seconds = housekeeping_seconds
-        self.restarts = 0
-        self._lock = threading.Lock()  # the channel's writes (and its swap on a respawn): short
         self._request = threading.Lock()  # one metrics request at a time (its answer is read under it)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
-    # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Spawn the worker process and wait until it is ready; RuntimeError when it cannot start."""
-        self._spawn()
-        for name, target in (("worker-process-monitor", self._monitor), ("journal-housekeeping", self._housekeep)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        super().start()
+        self._thread("journal-housekeeping", self._housekeep)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Let the running jobs end, then end the worker process (killed past `timeout`)."""
-        self._stop.set()
-        with self._lock:
-            proc, sock = self._proc, self._sock
-            if sock is not None:
-                try:
-                    sock.sendall(b"s\n")
-                except OSError:
-                    pass
-        if proc is not None:
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.error("worker process %d did not stop within %.0f s; killed", proc.pid, timeout)
-                proc.kill()
-                proc.wait()
-        if sock is not None:
-            sock.close()
-        for thread in self._threads:
-            thread.join(timeout)
-
-    def dead(self) -> list[str]:
-        """['process'] while the worker process is not running, else []; also a dead helper thread."""
-        proc = self._proc
-        problems = [] if proc is not None and proc.poll() is None else ["process"]
-        return problems + [t.name for t in self._threads if not t.is_alive() and not self._stop.is_set()]
-
-    def _spawn(self) -> None:
-        front, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        argv = [sys.executable, "-m", "tts_sentinel.receiver.workermain", str(child.fileno())]
-        try:
-            # The interpreter that runs us, by /proc/self/exe: a receiver dropped to an unprivileged
-            # user may not traverse the path sys.executable links to (a venv on a python under
-            # /root); argv[0] stays sys.executable, so the child finds the same venv.
-            proc = subprocess.Popen(argv, executable=INTERPRETER, pass_fds=(child.fileno(),),
-                                    stdin=subprocess.DEVNULL)
-        except OSError as exc:
-            front.close()
-            raise RuntimeError(f"cannot start the worker process: {exc}") from exc
-        finally:
-            child.close()
-        try:
-            send_frame(front, b"S", pickle.dumps(self.startup))
-            front.settimeout(READY_SECONDS)
-            kind, payload = recv_frame(front)
-            front.settimeout(None)
-            if kind != b"R":
-                raise RuntimeError(payload.decode("utf-8", "replace") or f"unexpected reply {kind!r}")
-        except (OSError, EOFError, RuntimeError) as exc:
-            front.close()
-            proc.kill()
-            code = proc.wait()
-            raise RuntimeError(f"the worker process did not start (exit code {code}): {exc}") from exc
-        with self._lock:
-            self._proc, self._sock = proc, front
-        log.info("worker process %d ready: %s", proc.pid, payload.decode("utf-8", "replace"))
-
-    def _monitor(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            proc = self._proc
-            if proc is None:
-                return
-            code = proc.wait()
-            if self._stop.is_set():
-                return
-            with self._lock:
-                if self._sock is not None:
-                    self._sock.close()
-                self._proc, self._sock = None, None
-            delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
-            log.error("worker process %d exited with code %s; its queued and interrupted jobs resume in a "
-                      "new one in %.0f s", proc.pid, code, delay)
-            if self._stop.wait(delay):
-                return
-            try:
-                self._spawn()
-            except RuntimeError as exc:
-                failures += 1
-                log.error("%s", exc)
-                self._proc = proc  # wait() on the dead one returns at once: the loop retries after its back-off
-                continue
-            failures = 0
-            self.restarts += 1
+    def _send_stop(self, sock: socket.socket) -> None:
+        sock.sendall(b"s\n")  # stop after the running jobs
 
     def _housekeep(self) -> None:
         while not self._stop.wait(self.housekeeping_seconds):
@@ -246,8 +127,3 @@ class WorkerMetrics(Collector):
                                   "Worker processes started again after one died.", value=self.worker.restarts)
         if runner is not None:
             yield from runner
-
-
-def startup_of(service_kwargs: dict[str, Any], log_format: str, log_level: str) -> dict[str, Any]:
-    """What the worker process needs: the service's arguments, logging, and its parent's pid."""
-    return {"service": service_kwargs, "log_format": log_format, "log_level": log_level, "parent": os.getpid()}

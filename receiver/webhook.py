@@ -26,9 +26,11 @@ from tts_sentinel.receiver.service import ReceiverService
 log = logging.getLogger("tts_sentinel.receiver.app")
 
 
-async def admit_payload(service: ReceiverService, payload: WebhookPayload) -> tuple[int, dict[str, Any]]:
+async def admit_payload(service: ReceiverService, payload: WebhookPayload,
+                        body: bytes | None = None) -> tuple[int, dict[str, Any]]:
     """(status, JSON answer) of a valid payload: 202 once its jobs are on disk, 422 over the label
-    limits, 503 when the journal cannot be written (Alertmanager retries instead of losing it)."""
+    limits, 503 when the journal cannot be written (Alertmanager retries instead of losing it).
+    `body`: the JSON it was read from, if any (handed on to an intake process as is)."""
     problem = oversized_labels(payload, service.config.max_label_length, service.config.max_alerts)
     if problem:
         return 422, {"error": problem}
@@ -38,7 +40,7 @@ async def admit_payload(service: ReceiverService, payload: WebhookPayload) -> tu
     result = service.admission.from_memory(payload, keys)
     if result is None:
         try:
-            result = await service.intake.admit(payload, keys)
+            result = await service.intake.admit(payload, keys, body)
         except sqlite3.Error as exc:
             log.error("journal write failed: %s", exc)
             return 503, {"error": f"journal unavailable ({exc}); retry later"}
@@ -70,7 +72,7 @@ class AlertsFastPath:
         if payload is None:
             await self.app(scope, replay_body(body, receive), send)
             return
-        status, content = await admit_payload(self.service, payload)
+        status, content = await admit_payload(self.service, payload, body)
         answer = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": headers})

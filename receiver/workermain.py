@@ -1,10 +1,14 @@
-"""The receiver's worker process (see receiver/split.py): `python -m tts_sentinel.receiver.workermain FD`.
+"""The receiver's child processes (receiver/child.py): `python -m tts_sentinel.receiver.workermain FD ROLE`.
 
 Started by the receiver's front only, with one end of a private socket pair as FD: it reads its
-start-up there (pickled by its parent: config, token, logging), recovers the jobs a crash left
-`running`, starts a thread per target and the incident sweeper, answers `R`, then serves the
-front's lines until `s` (stop after the running jobs) or the end of file (the front is gone:
-exit at once, so nothing acts on behalf of a dead receiver).
+start-up there (pickled by its parent: its role, config, token, logging), then
+- role "worker" (receiver/split.py): recovers the jobs a crash left `running`, starts a thread per
+  target and the incident sweeper, answers `R`, then serves the front's lines until `s` (stop
+  after the running jobs);
+- role "intake" (receiver/intake_process.py): answers `R`, then admits the front's posts until `s`
+  (answer what is queued).
+At the end of file (the front is gone) either exits at once, so nothing acts on behalf of a dead
+receiver.
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ import socket
 import sys
 
 from tts_sentinel.logsetup import configure_logging
+from tts_sentinel.receiver.child import recv_frame, send_frame
+from tts_sentinel.receiver.intake import Intake
+from tts_sentinel.receiver.intake_process import serve_intake
 from tts_sentinel.receiver.service import ReceiverService
-from tts_sentinel.receiver.split import recv_frame, send_frame
 
 log = logging.getLogger("tts_sentinel.receiver.worker")
 
 
 def main(argv: list[str]) -> int:
-    """Run the worker process on the socket whose descriptor is argv[0]."""
+    """Run the child process on the socket whose descriptor is argv[0]."""
     # Ctrl-C and systemd's SIGTERM reach the whole group: the front decides when this one stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -39,13 +45,20 @@ def main(argv: list[str]) -> int:
     configure_logging(startup["log_format"], startup["log_level"])
     if os.getppid() != startup["parent"]:
         return 70  # the front died before we read our start-up
+    role = startup.get("role", "worker")
     try:
-        service = ReceiverService(**startup["service"], role="worker")
+        service = ReceiverService(**startup["service"], role=role)
         service.start()
     except Exception as exc:  # noqa: BLE001 - the front prints it and exits (or retries, on a respawn)
-        log.exception("worker process: start-up failed")
+        log.exception("%s process: start-up failed", role)
         send_frame(sock, b"E", f"{type(exc).__name__}: {exc}".encode())
         return 70
+    if role == "intake":
+        assert isinstance(service.intake, Intake)
+        send_frame(sock, b"R", f"pid {os.getpid()}".encode())
+        code = serve_intake(sock, service.intake, lambda: list(service.metrics.intake_registry.collect()))
+        service.stop()
+        return code
     send_frame(sock, b"R", f"pid {os.getpid()}, {len(service.config.targets)} target worker(s)".encode())
     return serve(sock, service)
 
@@ -55,7 +68,7 @@ def serve(sock: socket.socket, service: ReceiverService) -> int:
     reader = sock.makefile("rb")
     for raw in reader:
         line = raw.decode("utf-8", "replace").rstrip("\n")
-        if line.startswith("w "):
+        if line.startswith("w ") and service.workers is not None:
             service.workers.wake(line[2:])
         elif line == "m":
             send_frame(sock, b"M", pickle.dumps(list(service.metrics.runner_registry.collect())))

@@ -1,8 +1,9 @@
-"""The receiver as two processes (receiver/split.py): the front answers, the worker process acts.
+"""The receiver as several processes (receiver/split.py): the front answers, the worker process acts
+(and the intake process admits: tests/receiver/test_intake_process.py).
 
 A real `tts-sentinel receiver` against a real supervisord: the worker process killed in the middle
 of a job is started again and the job resumes where it stopped (not from the top, not lost); the
-front killed leaves no worker process acting behind it; /metrics shows the worker's counters once.
+front killed leaves no child process acting behind it; /metrics shows the worker's counters once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ def _children(pid: int) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def _role(pid: int) -> str:
+    """The role on a child's command line (`... workermain FD ROLE`, receiver/child.py)."""
+    return open(f"/proc/{pid}/cmdline", "rb").read().rstrip(b"\0").split(b"\0")[-1].decode()
+
+
+def _child(pid: int, role: str) -> list[int]:
+    return [child for child in _children(pid) if _role(child) == role]
 
 
 def _alive(pid: int) -> bool:
@@ -58,8 +68,9 @@ def _start(tmp_path, supervisor, probe, wait_seconds):
     log = (tmp_path / "receiver.log").open("w")
     proc = _start_receiver(config, token, log)
     wait_for(lambda: _up(url), timeout=30, what="receiver up")
-    workers = _children(proc.pid)
-    assert len(workers) == 1, f"one worker process under the front, found {workers}"
+    workers, intakes = _child(proc.pid, "worker"), _child(proc.pid, "intake")
+    assert len(workers) == 1 and len(intakes) == 1, f"one worker and one intake process, found {workers} {intakes}"
+    assert len(_children(proc.pid)) == 2, _children(proc.pid)
     return proc, url, workers[0], log
 
 
@@ -82,7 +93,7 @@ def test_worker_process_killed_mid_job_is_respawned_and_the_job_resumes(supervis
         assert job["status"] == "succeeded", job
         assert job["attempts"] == 2 and "resumed at step 4" in job["note"], job["note"]
         assert supervisor.pid("tts-inference") == restarted, "resumed after its start step: no second restart"
-        new_workers = _children(proc.pid)
+        new_workers = _child(proc.pid, "worker")
         assert len(new_workers) == 1 and new_workers[0] != worker, new_workers
         wait_for(lambda: _up(url), timeout=30, what="healthz ok again")
         metrics = _metrics(url)
@@ -102,8 +113,9 @@ def test_worker_process_killed_mid_job_is_respawned_and_the_job_resumes(supervis
     assert proc.returncode == 0
 
 
-def test_front_killed_leaves_no_worker_process_acting(supervisor, probe, tmp_path):
+def test_front_killed_leaves_no_child_process_acting(supervisor, probe, tmp_path):
     proc, url, worker, log = _start(tmp_path, supervisor, probe, wait_seconds=30)
+    intake = _child(proc.pid, "intake")[0]
     try:
         supervisor.inject("inference", "oom")
         job_id = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")),
@@ -113,29 +125,35 @@ def test_front_killed_leaves_no_worker_process_acting(supervisor, probe, tmp_pat
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         wait_for(lambda: not _alive(worker), timeout=10, what="the worker process to end with its front")
+        wait_for(lambda: not _alive(intake), timeout=10, what="the intake process to end with its front")
     finally:
-        if _alive(worker):
-            os.kill(worker, signal.SIGKILL)
+        for child in (worker, intake):
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)
         log.close()
-    assert "the receiver's front is gone" in (tmp_path / "receiver.log").read_text()
+    text = (tmp_path / "receiver.log").read_text()
+    assert "worker process: the receiver's front is gone" in text, text[-2000:]
+    assert "intake process: the receiver's front is gone" in text, text[-2000:]
 
 
-def test_sigterm_stops_both_after_the_running_job(supervisor, probe, tmp_path):
-    """systemd's stop and Ctrl-C reach both processes: the worker process waits for its front,
-    which answers, then lets the running job end before both exit."""
+def test_sigterm_stops_all_after_the_running_job(supervisor, probe, tmp_path):
+    """systemd's stop and Ctrl-C reach every process: the children wait for their front, which
+    answers, then lets the running job end before all exit."""
     proc, url, worker, log = _start(tmp_path, supervisor, probe, wait_seconds=1)
+    intake = _child(proc.pid, "intake")[0]
     try:
         supervisor.inject("inference", "oom")
         job_id = httpx.post(url + "/alerts", json=payload(alert("TtsCudaOom", tier="medium")),
                             headers=AUTH).json()["new_jobs"][0]
         wait_for(lambda: _job(url, job_id)["status"] == "running", timeout=30, what="the job to run")
-        os.kill(worker, signal.SIGTERM)  # as systemd's stop: both processes get it
+        os.kill(worker, signal.SIGTERM)  # as systemd's stop: every process gets it
+        os.kill(intake, signal.SIGTERM)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(30) == 0
         deadline = time.monotonic() + 10
-        while _alive(worker) and time.monotonic() < deadline:
+        while (_alive(worker) or _alive(intake)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(worker)
+        assert not _alive(worker) and not _alive(intake)
     finally:
         log.close()
     job = Journal(tmp_path / "journal.sqlite3").job(job_id)

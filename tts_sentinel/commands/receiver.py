@@ -20,8 +20,8 @@ from tts_sentinel.config import ConfigError, config_source, load_config
 from tts_sentinel.logsetup import add_logging_arguments, configure_from, fields
 from tts_sentinel.receiver.app import create_app
 from tts_sentinel.receiver.auth import read_secret, read_token
+from tts_sentinel.receiver.child import startup_of
 from tts_sentinel.receiver.service import ReceiverService
-from tts_sentinel.receiver.split import startup_of
 
 log = logging.getLogger("tts_sentinel.receiver")
 INSECURE_WARNING_SECONDS = 300.0
@@ -143,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     service_kwargs = {"config": rc, "token": token, "logs_config": config.exporter.logs}
     split: dict[str, object] = {}
     if rc.worker_process:
-        split = {"role": "front", "split_startup": startup_of(service_kwargs, log_format, log_level)}
+        split = {"role": "front", "split_startup": startup_of("worker", service_kwargs, log_format, log_level)}
+        if rc.intake_process:
+            split["intake_startup"] = startup_of("intake", service_kwargs, log_format, log_level)
     try:
         service = ReceiverService(**service_kwargs, **split)
     except (ValueError, OSError) as exc:

@@ -281,7 +281,7 @@ class ReceiverConfig(BaseModel):
     intake_process: bool = Field(
         default=True,
         description="admit the posts in a third process (a core for the admissions' journal writes "
-        "while the HTTP loop reads the next posts: receiver/intake_process.py, ~45 MiB more); "
+        "while the HTTP loop reads the next posts: receiver/intake_process.py, ~60 MiB more); "
         "false admits them in a thread of the front; ignored when worker_process is false",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -13,6 +13,7 @@ receiver.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
@@ -53,6 +54,10 @@ def main(argv: list[str]) -> int:
         log.exception("%s process: start-up failed", role)
         send_frame(sock, b"E", f"{type(exc).__name__}: {exc}".encode())
         return 70
+    # As in the front (tts_sentinel/commands/receiver.py): what start-up built lives as long as the
+    # process, out of the collector's sight, so a storm's collections do not walk it again and again.
+    gc.collect()
+    gc.freeze()
     if role == "intake":
         assert isinstance(service.intake, Intake)
         send_frame(sock, b"R", f"pid {os.getpid()}".encode())

@@ -67,10 +67,16 @@ def _start(tmp_path, supervisor, probe, wait_seconds):
     _write_config(config, supervisor, probe, journal, port, wait_seconds=wait_seconds)
     log = (tmp_path / "receiver.log").open("w")
     proc = _start_receiver(config, token, log)
-    wait_for(lambda: _up(url), timeout=30, what="receiver up")
-    workers, intakes = _child(proc.pid, "worker"), _child(proc.pid, "intake")
-    assert len(workers) == 1 and len(intakes) == 1, f"one worker and one intake process, found {workers} {intakes}"
-    assert len(_children(proc.pid)) == 2, _children(proc.pid)
+    try:
+        wait_for(lambda: _up(url), timeout=30, what="receiver up")
+        workers, intakes = _child(proc.pid, "worker"), _child(proc.pid, "intake")
+        assert len(workers) == 1 and len(intakes) == 1, f"one worker and one intake process: {workers} {intakes}"
+        assert len(_children(proc.pid)) == 2, _children(proc.pid)
+    except BaseException:
+        proc.terminate()  # its children end with it
+        proc.wait(30)
+        log.close()
+        raise
     return proc, url, workers[0], log
 
 

@@ -47,7 +47,8 @@ def _reason(status: int, body: bytes, scope: Scope) -> str:
             reason = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in reason)
         problems = data.get("problems")
         if isinstance(problems, list) and problems:
-            reason = f"{reason}: {'; '.join(str(p) for p in problems[:5])}"
+            listed = "; ".join(str(p) for p in problems[:5])
+            reason = f"{reason}: {listed}" if reason else f"{data.get('status') or 'problems'}: {listed}"
         if reason:
             return str(reason)
     try:

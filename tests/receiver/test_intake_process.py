@@ -69,6 +69,8 @@ def test_intake_process_killed_with_a_post_in_hand_is_respawned_and_the_resend_a
     text = (tmp_path / "receiver.log").read_text()
     assert f"intake process {intake} exited with code -9" in text, text[-2000:]
     assert "1 post(s) not answered" in text, text[-2000:]
+    # The refusal log says why in words a person reads (it once printed "None: intake process is dead").
+    assert "rejected GET /healthz (503): unhealthy: intake process is dead" in text, text[-2000:]
     assert proc.returncode == 0
 
 

@@ -159,16 +159,25 @@ class Journal:
             )
             self._conn.execute("UPDATE jobs SET alerts_total = alerts_total + ? WHERE id=?", (cur.rowcount, to_job))
 
-    def claim(self, job_id: int, dry_run: bool) -> Job | None:
-        """Atomically move a queued job to running (attempts + 1); None if it is no longer queued."""
+    def claim(self, job_id: int, dry_run: bool, triage: dict[str, Any] | None = None,
+              incident_triage: int | None = None) -> Job | None:
+        """Atomically move a queued job to running (attempts + 1); None if it is no longer queued.
+
+        `triage`: the job's triage verdict, written by the same UPDATE (a worker's transaction less
+        per job: the journal's writers' lock is shared with the intake); `incident_triage`: the id
+        of an incident that takes that verdict as its own too, in the same transaction."""
+        fields = encode_columns({"started_at": time.time(), "updated_at": time.time(), "dry_run": dry_run,
+                                 **({"triage": triage} if triage is not None else {})})
+        sets = ", ".join(f"{c}=?" for c in fields)
         with self.transaction():
             cur = self._conn.execute(
-                "UPDATE jobs SET status='running', started_at=?, updated_at=?, attempts=attempts+1, dry_run=?"
-                " WHERE id=? AND status='queued'",
-                (time.time(), time.time(), int(dry_run), job_id),
+                f"UPDATE jobs SET status='running', attempts=attempts+1, {sets} WHERE id=? AND status='queued'",  # noqa: S608
+                (*fields.values(), job_id),
             )
             if cur.rowcount != 1:
                 return None
+            if incident_triage is not None:
+                self.update_incident(incident_triage, triage=triage)
         return self.job(job_id)
 
     def job(self, job_id: int) -> Job | None:

@@ -93,16 +93,30 @@ class JobRunner:
             )
             return None
         dry = self.config.dry_run or target.dry_run
-        claimed = self.journal.claim(job_id, dry)
+        incident, triage, incident_takes_it = None, None, False
+        failed: Exception | None = None
+        if job.kind != "restore":
+            # The triage is read before the claim and written with it: one write transaction less.
+            try:
+                incident = self.journal.incident(job.incident_id)
+                triage, incident_takes_it = self._triage(job, incident)
+            except Exception as exc:  # noqa: BLE001 - the claimed job fails with it below, as before
+                failed = exc
+        claimed = self.journal.claim(job_id, dry, triage,
+                                     incident.id if incident is not None and incident_takes_it else None)
         if claimed is None:
             return None  # someone else ran it, or it is not queued any more
         job = claimed
+        if incident is not None and incident_takes_it:
+            incident.triage = triage
         self.metrics.in_progress.inc()
         t0 = time.monotonic()
         try:
+            if failed is not None:
+                raise failed
             if job.kind == "restore":
                 return self._restore(job, target, dry)
-            return self._remediate(job, target, dry)
+            return self._remediate(job, target, dry, incident)
         except Exception as exc:  # noqa: BLE001 - a bug must end up in the journal, not kill the worker
             log.exception("job %s crashed", job_id)
             self._finish(job, "failed", "failure", note=f"internal error: {exc!r}")
@@ -112,10 +126,8 @@ class JobRunner:
             self.metrics.duration.labels(tier=job.tier).observe(time.monotonic() - t0)
 
     # -- remediation --------------------------------------------------------------------------
-    def _remediate(self, job: Job, target: TargetConfig, dry: bool) -> int | None:
+    def _remediate(self, job: Job, target: TargetConfig, dry: bool, incident: Incident | None) -> int | None:
         tier = job.tier
-        incident = self.journal.incident(job.incident_id)
-        self._triage(job, incident)
         steps = build_plan(self.config, job, incident) if tier is not Tier.NONE else []
         echo = None if dry else self._echo(job, target, incident)
         if echo:
@@ -196,18 +208,17 @@ class JobRunner:
             self.book.healed(incident)
         return None
 
-    def _triage(self, job: Job, incident: Incident | None) -> None:
-        """The root cause from the incident's own window (its start minus the lead), never earlier."""
+    def _triage(self, job: Job, incident: Incident | None) -> tuple[dict[str, Any], bool]:
+        """The root cause from the incident's own window (its start minus the lead), never earlier;
+        and whether the incident takes it as its own (it found a root cause the incident lacks).
+        Nothing is written here: the claim writes both."""
         if incident is None:
-            triage = triage_verdict(self.logs_config, self.config.triage_since_seconds)
-        else:
-            # A later job of an old incident (a recurrence after it healed) must not take the lines of
-            # another incident that ended in between: its window starts after that incident's last job.
-            others = self.journal.last_job_end(job.target, other_than=incident.id, before=job.created_at)
-            triage = window_verdict(self.logs_config, max(incident.window_start, others or 0.0))
-            if triage.get("root_cause") and not (incident.triage or {}).get("root_cause"):
-                self.journal.update_incident(incident.id, triage=triage)
-        self.journal.update_job(job.id, triage=triage)
+            return triage_verdict(self.logs_config, self.config.triage_since_seconds), False
+        # A later job of an old incident (a recurrence after it healed) must not take the lines of
+        # another incident that ended in between: its window starts after that incident's last job.
+        others = self.journal.last_job_end(job.target, other_than=incident.id, before=job.created_at)
+        triage = window_verdict(self.logs_config, max(incident.window_start, others or 0.0))
+        return triage, bool(triage.get("root_cause") and not (incident.triage or {}).get("root_cause"))
 
     def _echo(self, job: Job, target: TargetConfig, incident: Incident | None) -> str | None:
         """A probe alert that started during a restart (ours, or a crash's) is probed, up to the

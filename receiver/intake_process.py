@@ -133,6 +133,12 @@ class IntakeProcess(ChildProcess, AsyncAdmissions):
         except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
             if not self._stop.is_set():
                 log.warning("intake process channel closed: %s", exc)
+        except Exception:  # noqa: BLE001 - a bug here must not leave posts waiting for ever
+            log.exception("intake process channel: reading an answer failed; its posts are answered 503 "
+                          "and the intake process is started again")
+            proc = self._proc
+            if proc is not None:
+                proc.kill()  # nobody would read its answers: the monitor starts a new one with a new reader
         finally:
             self._fail(generation)
 

@@ -4,7 +4,8 @@ A real `tts-sentinel receiver` (three processes) against a real supervisord: the
 killed with a post in its hands answers that post 503 (Alertmanager sends it again), the front
 keeps answering re-sends from memory while it is down and says so on /healthz, a new one admits
 the re-send exactly once; what the intake counts (unmatched alerts, the journal's commits) shows
-once on the front's /metrics.
+once on the front's /metrics; a reader that fails on a bad answer answers its posts 503 and has
+the intake process started again.
 """
 
 from __future__ import annotations
@@ -96,3 +97,45 @@ def test_what_the_intake_process_counts_shows_once_on_the_fronts_metrics(supervi
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_a_reader_that_fails_answers_its_posts_503_and_starts_a_new_intake_process():
+    """A bug while reading an answer (here: a frame whose content is not a list of answers) must not
+    leave posts waiting for ever: they get the journal error (503) and the intake process is
+    killed, so the monitor starts a new one with a new reader."""
+    import asyncio
+    import pickle
+    import socket
+    import sqlite3
+
+    from tts_sentinel.receiver.child import send_frame
+    from tts_sentinel.receiver.intake_process import IntakeProcess
+
+    intake = IntakeProcess({}, admission=None, keys=None, wake=lambda _target: None)  # type: ignore[arg-type]
+    child = subprocess.Popen(["sleep", "60"])
+    front, other = socket.socketpair()
+    try:
+        async def one_post() -> BaseException:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            intake._proc = child
+            intake._generation = 1
+            intake._pending[7] = (future, loop, 0, 1)
+            reader = threading.Thread(target=intake._read, args=(front, 1), daemon=True)
+            reader.start()
+            send_frame(other, b"A", pickle.dumps(42))  # not a list of (request id, answer)
+            try:
+                await asyncio.wait_for(future, 10)
+            except BaseException as exc:  # noqa: BLE001 - the answer under test
+                return exc
+            raise AssertionError("the post was answered as if admitted")
+
+        error = asyncio.run(one_post())
+        assert isinstance(error, sqlite3.OperationalError) and "retry later" in str(error), error
+        assert child.wait(10) == -signal.SIGKILL, "the intake process was not killed"
+        assert intake._pending == {}
+    finally:
+        if child.poll() is None:
+            child.kill()
+        front.close()
+        other.close()

@@ -44,8 +44,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tts_sentinel.harness.procstat import cpu_seconds
+from tts_sentinel.harness.procstat import child_pids, cpu_seconds
 from tts_sentinel.harness.stack import free_port
+from tts_sentinel.receiver.child import role_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402  (bench/loadgen.py, next to this file)
@@ -74,30 +75,6 @@ def process_cpu_seconds(pid: int, children: bool = False) -> float:
         return cpu_seconds(pid, children=children)
     except OSError:
         return 0.0
-
-
-def child_pids(pid: int) -> list[int]:
-    """The children of every thread of `pid` (Linux /proc)."""
-    found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    for task in tasks:
-        try:
-            found += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def child_role(pid: int) -> str:
-    """"worker" or "intake": the role a receiver's child shows on its command line (receiver/child.py)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return ""
-    return argv[-2].decode() if len(argv) > 1 and argv[-1] == b"" else argv[-1].decode()
 
 
 def make_alert(incident: int, name: str, tier: str) -> dict:
@@ -340,7 +317,7 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
         syncs0 = journal_syncs(url)
         # The worker process that runs the jobs (receiver/split.py) and the intake process that
         # admits the posts (receiver/intake_process.py), told apart by their command lines.
-        children = {pid: child_role(pid) for pid in child_pids(server)}
+        children = {pid: role_of(pid) for pid in child_pids(server)}
         workers = [pid for pid, role in children.items() if role == "worker"]
         intakes = [pid for pid, role in children.items() if role == "intake"]
         cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)

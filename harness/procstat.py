@@ -1,5 +1,5 @@
-"""CPU time of a process from Linux /proc, for the benchmarks and the tests that measure work
-rather than the wall clock (a process waiting for a CPU uses none)."""
+"""A process from Linux /proc, for the benchmarks and the tests: its CPU time (they measure work
+rather than the wall clock: a process waiting for a CPU uses none) and its children."""
 
 from __future__ import annotations
 
@@ -16,3 +16,19 @@ def cpu_seconds(pid: int, *, thread: int | None = None, children: bool = False) 
     fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
     return ticks / TICKS
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of every thread of `pid` (a child respawned by a helper thread is that
+    thread's); [] when the process is gone."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            found += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return found

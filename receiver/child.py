@@ -18,7 +18,13 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +187,39 @@ class ChildProcess:
                 continue
             failures = 0
             self.restarts += 1
+
+
+class ChildMetrics(Collector):
+    """A child's metric families, read from it at each scrape (`families`: None when it does not
+    answer), and its state: `tts_receiver_<role>_up` and `tts_receiver_<role>_restarts_total`."""
+
+    def __init__(self, child: ChildProcess, families: Callable[[], list[Metric] | None], does: str) -> None:
+        self.child = child
+        self.families = families
+        self.does = does  # what the child does, for the help texts: "runs the jobs"
+
+    def collect(self) -> Iterator[Metric]:
+        families = self.families()
+        role = self.child.role
+        up = GaugeMetricFamily(f"tts_receiver_{role}_up",
+                               f"1 when the {role} process that {self.does} answers, 0 when it does not.")
+        up.add_metric([], 0.0 if families is None else 1.0)
+        yield up
+        yield CounterMetricFamily(f"tts_receiver_{role}_restarts",
+                                  f"{role.capitalize()} processes started again after one died.",
+                                  value=self.child.restarts)
+        if families is not None:
+            yield from families
+
+
+def role_of(pid: int) -> str:
+    """The role a running child shows at the end of its command line (`... workermain FD ROLE`);
+    "" when the process is gone (Linux /proc)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return ""
+    return argv[-1].decode("utf-8", "replace")
 
 
 def startup_of(role: str, service_kwargs: dict[str, Any], log_format: str, log_level: str) -> dict[str, Any]:

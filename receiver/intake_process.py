@@ -36,12 +36,10 @@ import socket
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from tts_sentinel.receiver.admission import Admission, AlertAdmission
 from tts_sentinel.receiver.child import ChildProcess, recv_frame, send_frame
@@ -198,25 +196,6 @@ class IntakeProcess(ChildProcess, AsyncAdmissions):
                 log.warning("the intake process did not send its metrics within %.0f s", timeout)
                 return None
         return pickle.loads(payload)  # noqa: S301 - our own child, see _read
-
-
-class IntakeMetrics(Collector):
-    """What the intake process counts (unmatched alerts, the journal's commits and fsyncs), read from
-    it at each scrape, and its own state."""
-
-    def __init__(self, intake: IntakeProcess) -> None:
-        self.intake = intake
-
-    def collect(self) -> Iterator[Metric]:
-        families = self.intake.intake_metrics()
-        up = GaugeMetricFamily("tts_receiver_intake_up",
-                               "1 when the intake process that admits the posts answers, 0 when it does not.")
-        up.add_metric([], 0.0 if families is None else 1.0)
-        yield up
-        yield CounterMetricFamily("tts_receiver_intake_restarts",
-                                  "Intake processes started again after one died.", value=self.intake.restarts)
-        if families is not None:
-            yield from families
 
 
 class ChannelSink:

@@ -12,18 +12,19 @@ from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
 from tts_sentinel.receiver.admission import AlertAdmission
 from tts_sentinel.receiver.auth import read_secret
+from tts_sentinel.receiver.child import ChildMetrics
 from tts_sentinel.receiver.config import ReceiverConfig, TargetConfig
 from tts_sentinel.receiver.gpu import NvmlGpu, running_as_root
 from tts_sentinel.receiver.incident_links import IncidentLinks
 from tts_sentinel.receiver.incidents import IncidentBook
 from tts_sentinel.receiver.intake import AsyncAdmissions, Intake
-from tts_sentinel.receiver.intake_process import IntakeMetrics, IntakeProcess
+from tts_sentinel.receiver.intake_process import IntakeProcess
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.metrics import HealedAlertsFiring, JournalSyncs, ReceiverMetrics
 from tts_sentinel.receiver.pager import OnCallPager
 from tts_sentinel.receiver.retention import JournalRetention
 from tts_sentinel.receiver.runner import JobRunner
-from tts_sentinel.receiver.split import WorkerMetrics, WorkerProcess
+from tts_sentinel.receiver.split import WorkerProcess
 from tts_sentinel.receiver.unmatched import UnmatchedAlerts
 from tts_sentinel.receiver.worker import TargetWorkers
 
@@ -89,10 +90,13 @@ class ReceiverService:
             return
         if role == "front":
             self.workers = WorkerProcess(split_startup or {}, housekeeping=self._housekeeping)
-            self.metrics.registry.register(WorkerMetrics(self.workers))
+            # The runner's metrics (actions, refusals, durations, jobs in progress, escalations).
+            self.metrics.registry.register(ChildMetrics(self.workers, self.workers.runner_metrics, "runs the jobs"))
             if intake_startup is not None:
                 self.intake = IntakeProcess(intake_startup, self.admission, self.journal.keys, self.workers.wake)
-                self.metrics.registry.register(IntakeMetrics(self.intake))
+                # What the intake counts (unmatched alerts, the journal's commits and fsyncs).
+                intake_metrics = ChildMetrics(self.intake, self.intake.intake_metrics, "admits the posts")
+                self.metrics.registry.register(intake_metrics)
             else:
                 self.intake = Intake(self.admission, self.journal, self.workers.wake)
             return

@@ -29,12 +29,10 @@ import pickle
 import select
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from tts_sentinel.receiver.child import ChildProcess, recv_frame
 
@@ -108,22 +106,3 @@ class WorkerProcess(ChildProcess):
         # Pickled metric families, from our own child over a socket pair nobody else holds (it runs
         # as the front does): parsing their text exposition cost the front ~6 ms of CPU a scrape.
         return pickle.loads(payload)  # noqa: S301
-
-
-class WorkerMetrics(Collector):
-    """The runner's metrics (actions, refusals, durations, jobs in progress, escalations) read from
-    the worker process at each scrape, and the worker process's own state."""
-
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker = worker
-
-    def collect(self) -> Iterator[Metric]:
-        runner = self.worker.runner_metrics()
-        up = GaugeMetricFamily("tts_receiver_worker_up",
-                               "1 when the worker process that runs the jobs answers, 0 when it does not.")
-        up.add_metric([], 0.0 if runner is None else 1.0)
-        yield up
-        yield CounterMetricFamily("tts_receiver_worker_restarts",
-                                  "Worker processes started again after one died.", value=self.worker.restarts)
-        if runner is not None:
-            yield from runner

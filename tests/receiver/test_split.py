@@ -18,26 +18,13 @@ from support import free_port
 
 from tests.receiver.conftest import TOKEN, alert, payload, wait_for
 from tests.receiver.test_recovery import AUTH, _job, _start_receiver, _up, _write_config
+from tts_sentinel.harness.procstat import child_pids
+from tts_sentinel.receiver.child import role_of
 from tts_sentinel.receiver.journal import Journal
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):  # a respawned worker is the child of the monitor thread
-        try:
-            found += [int(p) for p in open(f"/proc/{pid}/task/{task}/children").read().split()]
-        except OSError:
-            pass
-    return found
-
-
-def _role(pid: int) -> str:
-    """The role on a child's command line (`... workermain FD ROLE`, receiver/child.py)."""
-    return open(f"/proc/{pid}/cmdline", "rb").read().rstrip(b"\0").split(b"\0")[-1].decode()
-
-
 def _child(pid: int, role: str) -> list[int]:
-    return [child for child in _children(pid) if _role(child) == role]
+    return [child for child in child_pids(pid) if role_of(child) == role]
 
 
 def _alive(pid: int) -> bool:
@@ -71,7 +58,7 @@ def _start(tmp_path, supervisor, probe, wait_seconds):
         wait_for(lambda: _up(url), timeout=30, what="receiver up")
         workers, intakes = _child(proc.pid, "worker"), _child(proc.pid, "intake")
         assert len(workers) == 1 and len(intakes) == 1, f"one worker and one intake process: {workers} {intakes}"
-        assert len(_children(proc.pid)) == 2, _children(proc.pid)
+        assert len(child_pids(proc.pid)) == 2, child_pids(proc.pid)
     except BaseException:
         proc.terminate()  # its children end with it
         proc.wait(30)

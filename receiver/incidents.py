@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -294,35 +295,52 @@ class IncidentBook:
     # -- the workers' sweep -------------------------------------------------------------------
     def sweep(self, target: str, now: float | None = None) -> list[str]:
         """Close incidents quiet since their alerts resolved; page those not healed within the bound."""
+        return self.sweep_all([target], now)
+
+    def sweep_all(self, targets: Collection[str], now: float | None = None) -> list[str]:
+        """`sweep` for every one of `targets` at once: two queries in all, not two per target (a
+        receiver with two hundred targets swept every two seconds). An incident that fails is
+        logged and the others are still swept."""
         now = time.time() if now is None else now
+        wanted = set(targets)
+        states = self.journal.open_incident_job_states()  # every sweep, every open incident: ids only
+        notes: list[str] = []
+        for incident in self.journal.incidents(open_only=True, limit=1000 * max(1, len(wanted))):
+            if incident.target not in wanted:
+                continue
+            try:
+                notes += self._sweep_one(incident, states.get(incident.id, []), now)
+            except Exception:  # noqa: BLE001 - one incident's failure must not stop the others' sweep
+                log.exception("incident sweep of incident %s (%s)", incident.id, incident.target)
+        return notes
+
+    def _sweep_one(self, incident: Incident, jobs: list[tuple[int, str]], now: float) -> list[str]:
         notes = []
-        for incident in self.journal.incidents(target=target, open_only=True, limit=1000):
-            jobs = self.journal.incident_job_states(incident.id)  # every sweep, every open incident: ids only
-            since = incident.unhealed_since or incident.opened_at
-            # The bound holds even while a job still runs: a person hears of it once, in time. An
-            # incident whose alerts all resolved (on their own, or after a refusal) is not paged.
-            overdue = now - since > self.settings.heal_bound_seconds
-            if incident.status == "open" and overdue and incident.firing_alerts and jobs:
-                why = (
-                    f"incident {incident.id} ({incident.family}) not healed {now - since:.0f}s after it "
-                    f"opened (bound {self.settings.heal_bound_seconds:.0f}s)"
-                )
-                last = self.journal.job(jobs[-1][0])
-                if last is not None:
-                    notes.append(self.page(incident, EXHAUSTED, "not_healed_in_time", why, last, only_if_open=True))
-            active = any(status in ("queued", "running") for _id, status in jobs)
-            quiet = incident.resolved_at is not None and now - incident.resolved_at >= self.settings.quiet_seconds
-            # Healed and nothing new past the escalation window and the quiet period: over, even if a
-            # resolved notification never came (receiver down at the time, send_resolved off).
-            stale = (
-                incident.status == "healed"
-                and incident.healed_at is not None
-                and now - incident.healed_at
-                > self.config.guards.escalation_window_seconds + self.settings.quiet_seconds
+        since = incident.unhealed_since or incident.opened_at
+        # The bound holds even while a job still runs: a person hears of it once, in time. An
+        # incident whose alerts all resolved (on their own, or after a refusal) is not paged.
+        overdue = now - since > self.settings.heal_bound_seconds
+        if incident.status == "open" and overdue and incident.firing_alerts and jobs:
+            why = (
+                f"incident {incident.id} ({incident.family}) not healed {now - since:.0f}s after it "
+                f"opened (bound {self.settings.heal_bound_seconds:.0f}s)"
             )
-            if not active and ((not incident.firing_alerts and quiet) or stale):
-                current = self.journal.incident(incident.id) or incident
-                status = "resolved" if current.status == "open" else current.status
-                self.journal.update_incident(incident.id, closed_at=now, status=status)
-                notes.append(f"incident {incident.id} closed ({status})")
+            last = self.journal.job(jobs[-1][0])
+            if last is not None:
+                notes.append(self.page(incident, EXHAUSTED, "not_healed_in_time", why, last, only_if_open=True))
+        active = any(status in ("queued", "running") for _id, status in jobs)
+        quiet = incident.resolved_at is not None and now - incident.resolved_at >= self.settings.quiet_seconds
+        # Healed and nothing new past the escalation window and the quiet period: over, even if a
+        # resolved notification never came (receiver down at the time, send_resolved off).
+        stale = (
+            incident.status == "healed"
+            and incident.healed_at is not None
+            and now - incident.healed_at
+            > self.config.guards.escalation_window_seconds + self.settings.quiet_seconds
+        )
+        if not active and ((not incident.firing_alerts and quiet) or stale):
+            current = self.journal.incident(incident.id) or incident
+            status = "resolved" if current.status == "open" else current.status
+            self.journal.update_incident(incident.id, closed_at=now, status=status)
+            notes.append(f"incident {incident.id} closed ({status})")
         return notes

@@ -80,6 +80,10 @@ class Journal:
             self._readers.close()
 
     # -- transactions -------------------------------------------------------------------------
+    def in_transaction(self) -> bool:
+        """True when the calling thread is inside `transaction()`."""
+        return self._owner == threading.get_ident()
+
     def transaction(self, savepoint: bool = False) -> Transaction:
         """`with journal.transaction() as tx:` -- one atomic unit under the journal lock, on disk
         when the `with` ends (nested: part of the outer one; `savepoint=True`: a savepoint of it,
@@ -396,10 +400,16 @@ class Journal:
         rows = self.execute(SELECT_JOBS + " WHERE incident_id=? ORDER BY id", (incident_id,)).fetchall()
         return [self._decode(r) for r in rows]
 
-    def incident_job_states(self, incident_id: int) -> list[tuple[int, str]]:
-        """(id, status) of the jobs of one incident, oldest first (the sweep needs no more)."""
-        rows = self.execute("SELECT id, status FROM jobs WHERE incident_id=? ORDER BY id", (incident_id,))
-        return [(int(r[0]), str(r[1])) for r in rows.fetchall()]
+    def open_incident_job_states(self) -> dict[int, list[tuple[int, str]]]:
+        """{incident id: [(job id, status), ...]} of every open incident, oldest job first (all the sweep needs)."""
+        rows = self.execute(
+            "SELECT incident_id, id, status FROM jobs WHERE incident_id IN "
+            "(SELECT id FROM incidents WHERE closed_at IS NULL) ORDER BY id"
+        ).fetchall()
+        states: dict[int, list[tuple[int, str]]] = {}
+        for incident_id, job_id, status in rows:
+            states.setdefault(int(incident_id), []).append((int(job_id), str(status)))
+        return states
 
     def claim_page(
         self, incident_id: int, page: dict[str, Any], status: str, only_if_status: str | None = None

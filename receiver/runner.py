@@ -22,6 +22,7 @@ from tts_sentinel.receiver.plan import build_plan, components_of, is_module_name
 from tts_sentinel.receiver.records import Incident, Job
 from tts_sentinel.receiver.rollback import rollback_preflight
 from tts_sentinel.receiver.rootcause import triage_verdict, window_verdict
+from tts_sentinel.receiver.slots import JobSlots
 from tts_sentinel.receiver.steps import StepContext, StepFailed, step_action
 from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.receiver.verification import ExporterVerifier
@@ -46,6 +47,7 @@ class JobRunner:
         logs_config: LogsConfig | None = None,
         actuator_factory: Callable[[TargetConfig, dict[str, str]], Actuator] = build_actuator,
         sleep: Callable[[float], None] = time.sleep,
+        slots: JobSlots | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -59,6 +61,8 @@ class JobRunner:
         self.guards = JobGuards(config, journal, now or (lambda: datetime.now(UTC)))
         self.verifier = ExporterVerifier(config.exporter_url, config.verification)
         self.targets = {t.name: t for t in config.targets}
+        # The worker's threads take turns at the interpreter; a job lends its turn while it waits.
+        self.slots = slots or JobSlots(in_transaction=journal.in_transaction)
 
     # -- entry point --------------------------------------------------------------------------
     def run(self, job_id: int, queued: Job | None = None) -> int | None:
@@ -141,9 +145,10 @@ class JobRunner:
             return None
         try:
             self.guards.check(job, target, dry)
-            record = preflight(target) if tier is Tier.HEAVY and not dry else {}
-            if tier is Tier.ROLLBACK and not dry:
-                rollback_preflight(target)  # no known-good version, changed weights: refused and paged
+            with self.slots.lent():  # a heavy preflight reads the weights from disk
+                record = preflight(target) if tier is Tier.HEAVY and not dry else {}
+                if tier is Tier.ROLLBACK and not dry:
+                    rollback_preflight(target)  # no known-good version, changed weights: refused and paged
         except Refusal as refusal:
             return self._refuse(job, incident, refusal)
         except PreflightRefusal as exc:
@@ -183,7 +188,8 @@ class JobRunner:
             entry: dict[str, Any] = {"step": action.describe(step, ctx)}
             self.journal.durability.settle()  # the claim and every step before this one on disk first
             try:
-                outcome = action.run(step, ctx)
+                with self.slots.lent():  # a restart, a verification: seconds to minutes of waiting
+                    outcome = action.run(step, ctx)
                 extra = outcome.extra or {}
                 entry.update(ok=True, output=_tail(outcome.output), **extra)
                 verification = extra.get("verification", verification)
@@ -234,7 +240,8 @@ class JobRunner:
                                 modules, exclude_job=job.id)
         if during is None:
             return None
-        checks = [self.verifier.verify(module) for module in modules]
+        with self.slots.lent():
+            checks = [self.verifier.verify(module) for module in modules]
         self.journal.update_job(job.id, verification=checks[-1])
         if not all(c.get("success") for c in checks):
             self.book.reopen(incident, job)
@@ -259,7 +266,8 @@ class JobRunner:
         last = self.journal.last_finished(target.name, status="succeeded")
         if last is None or last.id == job.id or time.time() - (last.finished_at or 0) > window:
             return None
-        checks = [self.verifier.verify(module, timeout_seconds=0) for module in modules]
+        with self.slots.lent():
+            checks = [self.verifier.verify(module, timeout_seconds=0) for module in modules]
         self.journal.update_job(job.id, verification=checks[-1])
         if not all(c.get("success") for c in checks):
             return None
@@ -272,7 +280,7 @@ class JobRunner:
         self.metrics.refused.labels(reason=refusal.reason).inc()
         note = str(refusal)
         if refusal.page:
-            note += "; " + self.book.page(incident, refusal.page, refusal.reason, str(refusal), job, "refused")
+            note += "; " + self._page(incident, refusal.page, refusal.reason, str(refusal), job, "refused")
         self._finish(job, "refused", "refused", note=note, reason_suffix=f"refused: {refusal.reason}")
         return None
 
@@ -280,18 +288,22 @@ class JobRunner:
         if job.tier is Tier.DERATE:
             # No GPU, no NVML or no root: the card stays hot, so a person must know now.
             self.metrics.refused.labels(reason="derate_unavailable").inc()
-            page = self.book.page(incident, REFUSED, "derate_unavailable", why, job, "failed")
+            page = self._page(incident, REFUSED, "derate_unavailable", why, job, "failed")
             self._finish(job, "failed", "failure", note=f"{why}; {page}")
             return None
         up = self.book.escalation(incident, job)
         if up is None:
-            page = self.book.page(incident, EXHAUSTED, f"{job.tier}_failed", why, job, "failed")
+            page = self._page(incident, EXHAUSTED, f"{job.tier}_failed", why, job, "failed")
             self._finish(job, "failed", "failure", note=f"{why}; no higher tier; {page}")
             return None
         new_id = self.book.escalate(incident, job, up, f"escalated from {job.tier} job {job.id}: {why}")
         self.metrics.escalations.inc()
         self._finish(job, "failed", "failure", note=why, escalation=f"escalated to {up} as job {new_id}")
         return new_id
+
+    def _page(self, incident: Incident | None, alertname: str, reason: str, why: str, job: Job, outcome: str) -> str:
+        with self.slots.lent():  # a POST to every Alertmanager peer, up to its timeout each
+            return self.book.page(incident, alertname, reason, why, job, outcome)
 
     def _finish(
         self,
@@ -348,7 +360,7 @@ class JobRunner:
         else:
             output = str(entry["output"])
             incident = self.journal.incident(job.incident_id)
-            page = self.book.page(incident, REFUSED, "derate_restore_failed", output, job, "failed")
+            page = self._page(incident, REFUSED, "derate_restore_failed", output, job, "failed")
             self._finish(job, "failed", "failure", note=f"{output}; {page}")
         return None
 

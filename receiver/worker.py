@@ -95,26 +95,30 @@ class TargetWorkers:
 
     def _loop(self, target: str) -> None:
         event = self._events[target]
+        slots = self.runner.slots
         while not self._stop.is_set():
-            job = self.journal.active_job(target, "queued")
+            failed = None
+            with slots.held():  # a turn at the interpreter (receiver/slots.py)
+                job = self.journal.active_job(target, "queued")
+                if job is not None:
+                    try:
+                        self.runner.run(job.id, job)
+                    except Exception:  # noqa: BLE001 - keep the worker alive; runner journals its own failures
+                        log.exception("worker %s: job %s", target, job.id)
+                        failed = job
             if job is None:
                 event.wait(self.poll_seconds)
                 event.clear()
-                continue
-            try:
-                self.runner.run(job.id, job)
-            except Exception:  # noqa: BLE001 - keep the worker alive; runner journals its own failures
-                log.exception("worker %s: job %s", target, job.id)
+            elif failed is not None:
                 time.sleep(self.poll_seconds)
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
-            for target in self._events:
-                try:
-                    for note in self.incidents.sweep(target):
-                        log.info("incidents of %s: %s", target, note)
-                except Exception:  # noqa: BLE001 - a failed sweep must not end the loop; it runs again
-                    log.exception("incident sweep of %s", target)
+            try:
+                for note in self.incidents.sweep_all(self._events):
+                    log.info("incidents: %s", note)
+            except Exception:  # noqa: BLE001 - a failed sweep must not end the loop; it runs again
+                log.exception("incident sweep")
             if self.housekeeping is not None:
                 try:
                     self.housekeeping()

@@ -423,6 +423,43 @@ def test_the_sweep_closes_quiet_and_stale_incidents_and_pages_only_live_ones(tmp
     assert state[calm].status == "open" and state[calm].page is None, "its alerts resolved: nobody paged"
 
 
+def test_one_sweep_covers_the_workers_targets_and_a_failing_incident_stops_no_other(tmp_path, monkeypatch, caplog):
+    config = ReceiverConfig.model_validate({
+        "alertmanager_url": None, "incidents": {"quiet_seconds": 10, "heal_bound_seconds": 60},
+    })
+    journal = Journal(tmp_path / "j.sqlite3")
+    book = IncidentBook(config, journal, OnCallPager(None))
+    now = time.time()
+
+    def incident(target, **fields):
+        made = journal.insert_incident(target=target, family="web_front", ladder=["light"], opened_at=now - 1000,
+                                       unhealed_since=now - 1000, **fields).id
+        return made
+
+    quiet = {t: incident(t, status="healed", healed_at=now - 50, resolved_at=now - 20) for t in ("a", "b", "other")}
+    stuck = {t: incident(t, status="open") for t in ("a", "b")}
+    for target, made in stuck.items():
+        journal.add_firing(made, [f"firing-{target}"])
+        journal.insert_job(target=target, tier="light", status="running", incident_id=made, family="web_front")
+    real_page = book.page
+
+    def page(incident, *args, **kwargs):
+        if incident.id == stuck["a"]:
+            raise RuntimeError("Alertmanager answered nonsense")
+        return real_page(incident, *args, **kwargs)
+
+    monkeypatch.setattr(book, "page", page)
+    notes = book.sweep_all(["a", "b"], now)
+    state = {i.id: i for i in journal.incidents()}
+    assert state[quiet["a"]].closed_at and state[quiet["b"]].closed_at
+    assert state[quiet["other"]].closed_at is None, "not this worker's target: left to its own"
+    assert state[stuck["b"]].status == "paged", "swept after the incident that failed"
+    assert state[stuck["a"]].status == "open" and state[stuck["a"]].page is None
+    assert f"incident sweep of incident {stuck['a']} (a)" in caplog.text
+    assert sum("closed" in n for n in notes) == 2
+    journal.close()
+
+
 # -- incident-scoped triage ------------------------------------------------------------------
 def _logs(tmp_path):
     return LogsConfig.model_validate({"files": [

@@ -320,6 +320,9 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
         children = {pid: role_of(pid) for pid in child_pids(server)}
         workers = [pid for pid, role in children.items() if role == "worker"]
         intakes = [pid for pid, role in children.items() if role == "intake"]
+        # CPU priority (receiver/priority.py): the front and the intake above the worker and its actions
+        nices = {"front": os.getpriority(os.PRIO_PROCESS, server),
+                 **{role: os.getpriority(os.PRIO_PROCESS, pid) for pid, role in children.items()}}
         cpu0, loop0 = process_cpu_seconds(server), loop_thread_cpu_seconds(server)
         worker0 = sum(process_cpu_seconds(pid) for pid in workers)
         intake0 = sum(process_cpu_seconds(pid) for pid in intakes)
@@ -347,7 +350,7 @@ def run_receiver(incidents: int, sends: int, concurrency: int, processes: int, r
         proc.wait(60)
         log.close()
     ran = Counter(actions_file.read_text().split()) if actions_file.exists() else Counter()
-    return {"result": result, "jobs": jobs, "opened": opened, "ran": ran, "rss": rss}
+    return {"result": result, "jobs": jobs, "opened": opened, "ran": ran, "rss": rss, "nices": nices}
 
 
 def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float, bool]:
@@ -374,7 +377,8 @@ def report_receiver(name: str, run: dict, incidents: int) -> tuple[float, float,
     print(f"    journal during the storm: {commits:.0f} commits, {fsyncs:.0f} fsyncs "
           f"({commits / max(fsyncs, 1):.1f} commits per fsync, {fsyncs / posts:.2f} fsyncs per post)")
     print(f"    journal: {len(jobs)} jobs {dict(statuses)} for {len(opened)} incidents (expected {expected}), "
-          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB (all its processes)")
+          f"duplicates absorbed {sum(j['duplicates'] for j in jobs)}; RSS {run['rss']:.0f} MiB (all its processes); "
+          f"nice {', '.join(f'{role} {nice}' for role, nice in run['nices'].items())}")
     print(f"    actions run (command actuator side effect): {sum(ran.values())} for {len(ran)} incidents; "
           f"exactly one per incident: {'YES' if once else 'NO'}")
     return rate, p99, once

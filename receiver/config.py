@@ -284,6 +284,17 @@ class ReceiverConfig(BaseModel):
         "while the HTTP loop reads the next posts: receiver/intake_process.py, ~60 MiB more); "
         "false admits them in a thread of the front; ignored when worker_process is false",
     )
+    front_nice: int | None = Field(
+        default=-10, ge=-20, le=19,
+        description="CPU priority of the front and the intake process when the worker runs apart: in a "
+        "storm they answer before the jobs take the CPU (receiver/priority.py; needs root, CAP_SYS_NICE or "
+        "the unit's Nice=); null leaves the nice it was given",
+    )
+    worker_nice: int | None = Field(
+        default=0, ge=-20, le=19,
+        description="CPU priority of the worker process and the commands its actions run (a service a "
+        "`command` actuator starts keeps it) when the worker runs apart; null: the front's",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_label_length: int = Field(default=1024, ge=16)
     max_alerts: int = Field(default=1000, ge=1)

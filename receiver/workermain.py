@@ -25,6 +25,7 @@ from tts_sentinel.logsetup import configure_logging
 from tts_sentinel.receiver.child import recv_frame, send_frame
 from tts_sentinel.receiver.intake import Intake
 from tts_sentinel.receiver.intake_process import serve_intake
+from tts_sentinel.receiver.priority import worker_priority
 from tts_sentinel.receiver.service import ReceiverService
 
 log = logging.getLogger("tts_sentinel.receiver.worker")
@@ -47,6 +48,8 @@ def main(argv: list[str]) -> int:
     if os.getppid() != startup["parent"]:
         return 70  # the front died before we read our start-up
     role = startup.get("role", "worker")
+    if role == "worker":  # the intake keeps the front's priority; the jobs and their actions do not
+        worker_priority(startup["service"]["config"].worker_nice)
     try:
         service = ReceiverService(**startup["service"], role=role)
         service.start()

@@ -21,6 +21,7 @@ from tts_sentinel.logsetup import add_logging_arguments, configure_from, fields
 from tts_sentinel.receiver.app import create_app
 from tts_sentinel.receiver.auth import read_secret, read_token
 from tts_sentinel.receiver.child import startup_of
+from tts_sentinel.receiver.priority import front_priority
 from tts_sentinel.receiver.service import ReceiverService
 
 log = logging.getLogger("tts_sentinel.receiver")
@@ -165,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
             alertmanager=rc.alertmanager_url or "none (no paging)",
         ),
     )
+    if service.role == "front":
+        # Before any thread or child starts: they take the nice of the thread that creates them.
+        front_priority(rc.front_nice, rc.worker_nice)
     stop_warning = threading.Event()
     if insecure:
         where = f"{rc.listen_host}:{rc.listen_port}"

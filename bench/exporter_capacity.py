@@ -45,7 +45,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from logs_data import write_log  # noqa: E402  (bench/logs_data.py, next to this file)
 
-from tts_sentinel.harness.procstat import cpu_seconds  # noqa: E402
+from tts_sentinel.harness.procstat import cpu_seconds, resident_bytes  # noqa: E402
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM, Stack, StackError, Timing, free_port  # noqa: E402
 from tts_sentinel.loghistory.config import LogsConfig  # noqa: E402
 
@@ -117,8 +117,7 @@ class Usage:
 
 def memory_mib(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) in MiB."""
-    values = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M))
-    return int(values["VmRSS"]) / 1024, int(values["VmHWM"]) / 1024
+    return resident_bytes(pid) / 2**20, resident_bytes(pid, peak=True) / 2**20
 
 
 class LineWriter:

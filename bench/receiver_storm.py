@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tts_sentinel.harness.procstat import child_pids, cpu_seconds
+from tts_sentinel.harness.procstat import child_pids, cpu_seconds, resident_bytes
 from tts_sentinel.harness.stack import free_port
 from tts_sentinel.receiver.child import role_of
 
@@ -450,12 +450,9 @@ def receiver_pid(parent: int) -> int:
 def rss_mib(pid: int) -> float:
     """Resident memory of a process in MiB (Linux /proc), 0 elsewhere."""
     try:
-        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if text.startswith("VmRSS:"):
-                return int(text.split()[1]) / 1024
+        return resident_bytes(pid) / 2**20
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 if __name__ == "__main__":

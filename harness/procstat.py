@@ -1,5 +1,6 @@
 """A process from Linux /proc, for the benchmarks and the tests: its CPU time (they measure work
-rather than the wall clock: a process waiting for a CPU uses none) and its children."""
+rather than the wall clock: a process waiting for a CPU uses none), its children and its resident
+memory."""
 
 from __future__ import annotations
 
@@ -32,3 +33,13 @@ def child_pids(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def resident_bytes(pid: int, *, peak: bool = False) -> int:
+    """Resident memory of process `pid` now (VmRSS), or its peak so far (VmHWM) when `peak`.
+    Raises OSError when the process is gone (or a zombie, which has none)."""
+    key = "VmHWM:" if peak else "VmRSS:"
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    raise ProcessLookupError(f"process {pid} has no {key[:-1]} (a zombie?)")

@@ -26,6 +26,7 @@ from tts_sentinel.config import load_config
 from tts_sentinel.harness.drill import actions, health_probe_green, inject, journal
 from tts_sentinel.harness.fleet import Fleet, FleetTiming, target_name
 from tts_sentinel.harness.netns import FleetNetwork, NetworkUnavailable, our_namespaces
+from tts_sentinel.harness.procstat import resident_bytes
 from tts_sentinel.harness.stack import INFERENCE_PROGRAM, WEB_PROGRAM
 from tts_sentinel.receiver.policy import TierPolicy
 
@@ -78,10 +79,7 @@ def firing_in(prometheus: str, auth) -> dict[str, float]:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of one process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return round(resident_bytes(pid) / 2**20, 1)
 
 
 def spawned(host, program: str) -> int:

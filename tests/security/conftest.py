@@ -23,7 +23,7 @@ import yaml
 from support import free_port
 
 from tests.receiver.conftest import alert, payload, wait_for
-from tts_sentinel.harness.procstat import cpu_seconds
+from tts_sentinel.harness.procstat import cpu_seconds, resident_bytes
 
 TOKEN = "security-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -117,8 +117,7 @@ class ReceiverProcess:
 
     def rss_bytes(self) -> int:
         """The process's resident memory now (VmRSS)."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+        return resident_bytes(self.proc.pid)
 
     def cpu_seconds(self) -> float:
         """User + system CPU the process (the front: HTTP and the intake) has used so far."""

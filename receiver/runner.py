@@ -21,7 +21,7 @@ from tts_sentinel.receiver.metrics import ReceiverMetrics
 from tts_sentinel.receiver.plan import build_plan, components_of, is_module_name
 from tts_sentinel.receiver.records import Incident, Job
 from tts_sentinel.receiver.rollback import rollback_preflight
-from tts_sentinel.receiver.rootcause import triage_verdict, window_verdict
+from tts_sentinel.receiver.rootcause import window_verdict
 from tts_sentinel.receiver.slots import JobSlots
 from tts_sentinel.receiver.steps import StepContext, StepFailed, step_action
 from tts_sentinel.receiver.tiers import Tier
@@ -219,7 +219,11 @@ class JobRunner:
         and whether the incident takes it as its own (it found a root cause the incident lacks).
         Nothing is written here: the claim writes both."""
         if incident is None:
-            return triage_verdict(self.logs_config, self.config.triage_since_seconds), False
+            # A journal-only record (tier none): the last `triage_since_seconds`, but not the lines of
+            # an incident whose job ended in them (they were that incident's, shown with it).
+            since = time.time() - self.config.triage_since_seconds
+            others = self.journal.last_job_end(job.target, before=job.created_at)
+            return window_verdict(self.logs_config, max(since, others or 0.0)), False
         # A later job of an old incident (a recurrence after it healed) must not take the lines of
         # another incident that ended in between: its window starts after that incident's last job.
         others = self.journal.last_job_end(job.target, other_than=incident.id, before=job.created_at)

@@ -489,6 +489,12 @@ def test_the_triage_of_an_incident_never_shows_an_earlier_incidents_lines(make_r
     patterns = {e["pattern"] for e in hang["triage"]["events"]}
     assert patterns == {"stream_underflow"}, hang["triage"]["events"]
     assert hang["triage"]["root_cause"]["pattern"] == "stream_underflow"
+    time.sleep(1.2)  # and a journal-only record after that one finished: no earlier incident's lines either
+    with (tmp_path / "inference.log").open("a") as f:
+        f.write(_line(0, "[CUDA] Out of memory on device 0"))
+    note = receiver.wait_job(receiver.post(payload(alert("TtsLatencyNote", tier="none"))).json()["new_jobs"][0])
+    assert note["incident_id"] is None and note["tier"] == "none"
+    assert [e["pattern"] for e in note["triage"]["events"]] == ["cuda_oom"], note["triage"]["events"]
 
 
 def test_a_journal_only_alert_between_a_fault_and_its_alert_does_not_cut_the_incidents_window(

@@ -83,6 +83,15 @@ def default_families() -> list[FamilyConfig]:
             ladder=[Tier.MEDIUM, Tier.HEAVY],
         ),
         FamilyConfig(
+            name="cuda_context",
+            description="the inference process lost its CUDA context (an XID that kills it, an illegal memory "
+                        "access, a CUDA runtime error, an NCCL watchdog timeout); the GPU itself is fine",
+            alerts=[{"alertname": "~TtsGpuXidRecoverable|TtsVllmGpuFault"}],
+            causes=["cuda_illegal_memory_access", "cuda_error_oom", "nccl_watchdog_timeout"],
+            probes=["synthesis"],
+            ladder=[Tier.MEDIUM, Tier.HEAVY],
+        ),
+        FamilyConfig(
             name="inference_engine",
             description="the inference engine does not answer (errors, timeouts, a dead, hung or underrunning "
                         "engine)",

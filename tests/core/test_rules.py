@@ -11,6 +11,7 @@ import yaml
 from support import require_binary
 
 from tts_sentinel.harness.stack import parse_duration
+from tts_sentinel.receiver.families import UNCLASSIFIED, IncidentsConfig, classify
 from tts_sentinel.receiver.tiers import Tier
 from tts_sentinel.runbook_urls import DEFAULT_RUNBOOK_BASE, runbook_url
 
@@ -73,6 +74,20 @@ def test_every_alert_carries_tier_severity_and_a_runbook_that_exists():
         assert ann["runbook_url"] == runbook_url(DEFAULT_RUNBOOK_BASE, name), (fname, name)
         assert name.lower() in anchors, f"{name} has no section in rules/runbooks.md"
     assert seen >= 6
+
+
+def test_every_acting_alert_has_a_named_family_and_its_family_label_is_that_one():
+    """An alert that acts goes to a family the receiver knows (not `unclassified:`: two alerts of one
+    fault would open two incidents, two actions); a `family` label on it says the same family."""
+    families = IncidentsConfig().families
+    for name, rule in alerts():
+        labels = {"alertname": rule["alert"], **rule.get("labels", {})}
+        tier = Tier(labels["tier"])
+        if tier is Tier.NONE:
+            continue  # no incident: its family label, if any, only says where to look
+        family = classify(labels, tier, None, families).name
+        assert not family.startswith(UNCLASSIFIED), f"{name}: {rule['alert']} falls in no family"
+        assert labels.get("family", family) == family, f"{name}: {rule['alert']} labelled {labels['family']}, filed {family}"
 
 
 def test_alertmanager_posts_to_the_receiver_with_its_bearer_token():

@@ -53,6 +53,8 @@ def test_the_vllm_omni_engine_faults_fall_into_the_inference_engine_family():
                          ("TtsVllmEngineHungProbes", {}), ("TtsStreamingUnderrun", {})):
         decision = family(name, **labels)
         assert (decision.name, decision.ladder) == ("inference_engine", (Tier.MEDIUM, Tier.HEAVY)), (name, decision)
+    # one lost CUDA context, seen by NVML (an XID) and in vLLM's log: one family, so one incident
+    assert family("TtsGpuXidRecoverable").name == family("TtsVllmGpuFault").name == "cuda_context"
     # a stream that does not stop is the audio, not a dead engine
     assert family("TtsStreamingRunaway").name == "audio_output"
     # the fatal line is a cause: a symptom alert that its window explains joins the family

@@ -172,7 +172,7 @@ def test_hung_engine_raises_its_alerts_while_health_stays_green(stack):
         assert httpx.get(stack.url("api", "/health"), timeout=2).status_code == 200
         wait_for(lambda: in_alertmanager(stack, *names) == set(names), 30, f"{names} in Alertmanager")
         alert = next(a for a in firing_alerts(stack.url("prometheus"), stack.web.auth()) if a["labels"]["alertname"] == names[0])
-        assert alert["labels"]["tier"] == "medium" and alert["labels"]["family"] == "inference_hang"
+        assert alert["labels"]["tier"] == "medium" and alert["labels"]["family"] == "inference_engine"
         # the inference restart tier is what the receiver would run
         assert_inference_restart_journaled(stack, names[0])
     finally:
@@ -204,7 +204,7 @@ def test_underrunning_stream_raises_its_alert_and_maps_to_an_inference_restart(s
         failures = query(stack, 'sum by (transport) (increase(tts_probe_failures_total{probe="stream",reason="underrun"}[5m]))')
         assert failures and any(float(f["value"][1]) > 0 for f in failures), failures
         alert = next(a for a in firing_alerts(stack.url("prometheus"), stack.web.auth()) if a["labels"]["alertname"] == name)
-        assert (alert["labels"]["tier"], alert["labels"]["family"]) == ("medium", "streaming")
+        assert (alert["labels"]["tier"], alert["labels"]["family"]) == ("medium", "inference_engine")
         # /health still answers 200: only a stream shows it
         assert httpx.get(stack.url("api", "/health"), timeout=2).status_code == 200
         wait_for(lambda: in_alertmanager(stack, name), 30, f"{name} in Alertmanager")

@@ -110,6 +110,8 @@ def run_group(argv: Sequence[str], timeout_seconds: float, *, env: Mapping[str, 
     when the program cannot be started.
     """
     proc = spawn_group(argv, env=env)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout_seconds)
     except subprocess.TimeoutExpired:
@@ -119,4 +121,27 @@ def run_group(argv: Sequence[str], timeout_seconds: float, *, env: Mapping[str, 
         except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipe
             out = b""
         return GroupRun(out, proc.returncode, timed_out=True)
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
     return GroupRun(out, proc.returncode, timed_out=False)
+
+
+# The groups `run_group` waits for now: a process that exits while some still run ends them first
+# (its own timeout would never strike, and nothing would be left to say what they did).
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def running_groups() -> list[str]:
+    """What each group `run_group` is waiting for in this process runs (its argv)."""
+    with _LIVE_LOCK:
+        return [" ".join(map(str, p.args)) if isinstance(p.args, list) else str(p.args) for p in _LIVE]
+
+
+def kill_running_groups() -> int:
+    """SIGKILL every group `run_group` is waiting for in this process; how many were signalled.
+    Only for a process about to exit: the threads waiting for them would see them fail."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    return sum(1 for proc in live if proc.poll() is None and signal_group(proc, signal.SIGKILL))

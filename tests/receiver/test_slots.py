@@ -103,13 +103,15 @@ def test_jobs_waiting_on_their_steps_leave_the_turns_to_other_targets_jobs(make_
                              tiers={"light": [{"action": "restart", "component": "web"}]})
     receiver = make_receiver(config)
     held = []
-    for name in slow:
-        held += receiver.post(payload(alert(service=name, fingerprint=name))).json()["new_jobs"]
-    wait_for(lambda: all(receiver.job(j)["status"] == "running" for j in held), what="the slow restarts running")
-    [quick_job] = receiver.post(payload(alert(service="quick", fingerprint="quick"))).json()["new_jobs"]
-    done = receiver.wait_job(quick_job, timeout=20)
-    assert done["status"] == "succeeded", done
-    assert all(receiver.job(j)["status"] == "running" for j in held), "still waiting on their gate"
-    gate.touch()
+    try:
+        for name in slow:
+            held += receiver.post(payload(alert(service=name, fingerprint=name))).json()["new_jobs"]
+        wait_for(lambda: all(receiver.job(j)["status"] == "running" for j in held), what="the slow restarts running")
+        [quick_job] = receiver.post(payload(alert(service="quick", fingerprint="quick"))).json()["new_jobs"]
+        done = receiver.wait_job(quick_job, timeout=20)
+        assert done["status"] == "succeeded", done
+        assert all(receiver.job(j)["status"] == "running" for j in held), "still waiting on their gate"
+    finally:
+        gate.touch()  # also when the test fails: no waiting shell outlives it
     for job_id in held:
         assert receiver.wait_job(job_id, timeout=20)["status"] == "succeeded"

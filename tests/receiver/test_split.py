@@ -13,6 +13,7 @@ import signal
 import time
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from support import free_port
 
@@ -151,3 +152,60 @@ def test_sigterm_stops_all_after_the_running_job(supervisor, probe, tmp_path):
         log.close()
     job = Journal(tmp_path / "journal.sqlite3").job(job_id)
     assert job.status == "succeeded", (job.status, job.note)
+
+
+def _action_pids(marker: str) -> list[int]:
+    """The processes whose command line carries `marker` (the action's shell)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read() and _alive(int(pid)):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_front_killed_mid_action_takes_the_action_with_it(tmp_path):
+    """A command actuator's action runs in a session of its own; a SIGKILLed front must not leave it
+    running (its timeout unwatched, the next receiver running the same step again)."""
+    marker = f"tts-split-{os.getpid()}-{time.monotonic_ns()}"
+    restart = ["/bin/sh", "-c", f"sleep 300; : {marker}"]
+    target = {"name": "svc", "match": {"service": "svc"}, "actuator": "command",
+              "command": {"restart": restart, "timeout_seconds": 600},
+              "cache_dir": None, "weights_dir": None, "service_config": None, "git_dir": None}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp_path / "sentinel.yml"
+    config.write_text(yaml.safe_dump({"receiver": {
+        "listen_port": port, "journal_path": str(tmp_path / "journal.sqlite3"), "alertmanager_url": None,
+        "targets": [target], "tiers": {"light": [{"action": "restart", "component": "web"}]},
+    }}))
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    log = (tmp_path / "receiver.log").open("w")
+    proc = _start_receiver(config, token, log)
+    try:
+        wait_for(lambda: _up(url), timeout=30, what="receiver up")
+        worker = _child(proc.pid, "worker")[0]
+        answer = httpx.post(url + "/alerts", json=payload(alert(service="svc", fingerprint="a")), headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        wait_for(lambda: _action_pids(marker), timeout=30, what="the action running")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        wait_for(lambda: not _alive(worker), timeout=10, what="the worker process to end with its front")
+        wait_for(lambda: not _action_pids(marker), timeout=10, what="the action to end with its receiver")
+    finally:
+        for pid in _action_pids(marker):  # when the test fails: the action's whole group, its sleep too
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+    text = (tmp_path / "receiver.log").read_text()
+    assert f"worker process: killing the running action /bin/sh -c sleep 300; : {marker}" in text, text[-2000:]
+    job_id = answer.json()["new_jobs"][0]
+    job = Journal(tmp_path / "journal.sqlite3").job(job_id)
+    assert job.status == "running", "left to the next receiver to resume, not journaled as failed"

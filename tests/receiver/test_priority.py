@@ -8,11 +8,9 @@ import subprocess
 import sys
 
 import httpx
-import yaml
-from support import free_port
 
-from tests.receiver.conftest import TOKEN, alert, payload, wait_for
-from tests.receiver.test_recovery import AUTH, _job, _start_receiver, _up
+from tests.receiver.conftest import alert, payload, wait_for
+from tests.receiver.test_recovery import AUTH, _job, _start_command_receiver, _up
 from tts_sentinel.harness.procstat import child_pids
 from tts_sentinel.receiver.child import role_of
 
@@ -31,21 +29,9 @@ def thread_nices(pid: int) -> set[int]:
 
 def test_the_front_and_intake_answer_first_and_the_actions_run_at_the_workers_nice(tmp_path):
     assert os.geteuid() == 0, "the tests run as root (CI does): lowering a nice value needs it"
-    port, recorded = free_port(), tmp_path / "action-nice"
-    restart = ["/bin/sh", "-c", 'nice > "$0"', str(recorded)]  # coreutils `nice` prints its own nice value
-    target = {"name": "svc", "match": {"service": "svc"}, "actuator": "command", "command": {"restart": restart},
-              "cache_dir": None, "weights_dir": None, "service_config": None, "git_dir": None}
-    config = tmp_path / "sentinel.yml"
-    config.write_text(yaml.safe_dump({"receiver": {
-        "listen_port": port, "journal_path": str(tmp_path / "journal.sqlite3"), "alertmanager_url": None,
-        "targets": [target], "tiers": {"light": [{"action": "restart", "component": "web"}]},
-    }}))
-    token = tmp_path / "token"
-    token.write_text(TOKEN + "\n")
-    token.chmod(0o600)
-    log = (tmp_path / "receiver.log").open("w")
-    proc = _start_receiver(config, token, log)
-    url = f"http://127.0.0.1:{port}"
+    recorded = tmp_path / "action-nice"
+    # coreutils `nice` prints its own nice value
+    proc, url, log = _start_command_receiver(tmp_path, ["/bin/sh", "-c", 'nice > "$0"', str(recorded)])
     try:
         wait_for(lambda: _up(url), timeout=30, what="receiver up")
         roles = {role_of(child): child for child in child_pids(proc.pid)}

@@ -32,6 +32,25 @@ def _start_receiver(config_path, token_path, log):
     )
 
 
+def _start_command_receiver(tmp_path, restart, **command):
+    """A real receiver process whose one target "svc" restarts with the command actuator's
+    `restart` argv (light tier: that restart alone); (process, url, its log file)."""
+    port = free_port()
+    target = {"name": "svc", "match": {"service": "svc"}, "actuator": "command",
+              "command": {"restart": restart, **command},
+              "cache_dir": None, "weights_dir": None, "service_config": None, "git_dir": None}
+    config = tmp_path / "sentinel.yml"
+    config.write_text(yaml.safe_dump({"receiver": {
+        "listen_port": port, "journal_path": str(tmp_path / "journal.sqlite3"), "alertmanager_url": None,
+        "targets": [target], "tiers": {"light": [{"action": "restart", "component": "web"}]},
+    }}))
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    log = (tmp_path / "receiver.log").open("w")
+    return _start_receiver(config, token, log), f"http://127.0.0.1:{port}", log
+
+
 def _write_config(path, supervisor, probe, journal, port, wait_seconds):
     cfg = receiver_config(supervisor, probe).model_dump(mode="json")
     cfg.update(listen_port=port, journal_path=str(journal))

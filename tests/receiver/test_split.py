@@ -13,12 +13,11 @@ import signal
 import time
 
 import httpx
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from support import free_port
 
 from tests.receiver.conftest import TOKEN, alert, payload, wait_for
-from tests.receiver.test_recovery import AUTH, _job, _start_receiver, _up, _write_config
+from tests.receiver.test_recovery import AUTH, _job, _start_command_receiver, _start_receiver, _up, _write_config
 from tts_sentinel.harness.procstat import child_pids
 from tts_sentinel.receiver.child import role_of
 from tts_sentinel.receiver.journal import Journal
@@ -171,22 +170,8 @@ def test_front_killed_mid_action_takes_the_action_with_it(tmp_path):
     """A command actuator's action runs in a session of its own; a SIGKILLed front must not leave it
     running (its timeout unwatched, the next receiver running the same step again)."""
     marker = f"tts-split-{os.getpid()}-{time.monotonic_ns()}"
-    restart = ["/bin/sh", "-c", f"sleep 300; : {marker}"]
-    target = {"name": "svc", "match": {"service": "svc"}, "actuator": "command",
-              "command": {"restart": restart, "timeout_seconds": 600},
-              "cache_dir": None, "weights_dir": None, "service_config": None, "git_dir": None}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = tmp_path / "sentinel.yml"
-    config.write_text(yaml.safe_dump({"receiver": {
-        "listen_port": port, "journal_path": str(tmp_path / "journal.sqlite3"), "alertmanager_url": None,
-        "targets": [target], "tiers": {"light": [{"action": "restart", "component": "web"}]},
-    }}))
-    token = tmp_path / "token"
-    token.write_text(TOKEN + "\n")
-    token.chmod(0o600)
-    log = (tmp_path / "receiver.log").open("w")
-    proc = _start_receiver(config, token, log)
+    proc, url, log = _start_command_receiver(tmp_path, ["/bin/sh", "-c", f"sleep 300; : {marker}"],
+                                             timeout_seconds=600)
     try:
         wait_for(lambda: _up(url), timeout=30, what="receiver up")
         worker = _child(proc.pid, "worker")[0]

@@ -218,16 +218,17 @@ class JobRunner:
         """The root cause from the incident's own window (its start minus the lead), never earlier;
         and whether the incident takes it as its own (it found a root cause the incident lacks).
         Nothing is written here: the claim writes both."""
+        # The window starts at the incident's own start (a journal-only record, tier none: the last
+        # `triage_since_seconds`), but never before the last job of another incident on the target
+        # ended: a recurrence after a heal, or a record after an incident, must not take its lines.
         if incident is None:
-            # A journal-only record (tier none): the last `triage_since_seconds`, but not the lines of
-            # an incident whose job ended in them (they were that incident's, shown with it).
-            since = time.time() - self.config.triage_since_seconds
-            others = self.journal.last_job_end(job.target, before=job.created_at)
-            return window_verdict(self.logs_config, max(since, others or 0.0)), False
-        # A later job of an old incident (a recurrence after it healed) must not take the lines of
-        # another incident that ended in between: its window starts after that incident's last job.
-        others = self.journal.last_job_end(job.target, other_than=incident.id, before=job.created_at)
-        triage = window_verdict(self.logs_config, max(incident.window_start, others or 0.0))
+            start, other_than = time.time() - self.config.triage_since_seconds, None
+        else:
+            start, other_than = incident.window_start, incident.id
+        others = self.journal.last_job_end(job.target, other_than=other_than, before=job.created_at)
+        triage = window_verdict(self.logs_config, max(start, others or 0.0))
+        if incident is None:
+            return triage, False
         return triage, bool(triage.get("root_cause") and not (incident.triage or {}).get("root_cause"))
 
     def _echo(self, job: Job, target: TargetConfig, incident: Incident | None) -> str | None:

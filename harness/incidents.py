@@ -218,15 +218,20 @@ def from_receiver(data: dict[str, Any], rows: list[dict[str, Any]], own_verdict:
     """An incident as `GET /incidents` gives it, with this injection's journal rows of it.
 
     `resolved` (its alerts went away and it closed without a failed action) counts as healed: the
-    soak checks that against ground truth. An incident stays `open` through its quiet period; one
-    whose last action healed it counts as healed already. Without `own_verdict` (the incident also
-    holds other injections' jobs: a fault that recurred joined it) this injection's rows decide.
+    soak checks that against ground truth. An incident stays `open` through its quiet period and
+    while a job of it is queued or running; one whose last action healed it counts as healed already.
+    Without `own_verdict` (the incident also holds other injections' jobs: a fault that recurred
+    joined it) this injection's rows decide.
     """
     status = data.get("status", "open")
     if status == "resolved" or (status == "open" and rows and status_from_rows(rows) == "healed"):
         status = "healed"
     if not own_verdict:
         status = status_from_rows(rows)
+    if status in TERMINAL and any(r.get("status") in ("queued", "running") for r in rows):
+        # The receiver pages before it journals the job's end: until then the refusal or page has
+        # no job note to say why, so the incident is not over for whoever follows it.
+        status = "open"
     listed = [t.get("tier", "") if isinstance(t, dict) else str(t) for t in data.get("tiers") or []]
     return Incident(
         id=str(data.get("id")), target=data.get("target", ""),

@@ -114,6 +114,17 @@ def test_a_receiver_incident_resolved_or_in_its_quiet_period_after_a_healing_act
     assert (resolved.status, resolved.closed, resolved.components) == ("healed", 160.0, ["inference"])
 
 
+def test_a_refused_incident_whose_job_is_not_journaled_finished_yet_is_still_open():
+    # The receiver claims the page (incident refused) before it journals the job's end and note:
+    # a drill that stopped there reported a refusal without its reason (CI of 2026-12-02).
+    listed = [{"id": 1, "opened_at": 100.5, "status": "refused", "tiers": ["heavy"]}]
+    ((refusing,),) = group_incidents([job(1, "heavy", "running", 101, incident_id=1)], listed, [100.0])
+    assert refusing.status == "open"
+    note = "refused: heavy restarts only outside business hours"
+    ((refused,),) = group_incidents([job(1, "heavy", "refused", 101, incident_id=1, note=note)], listed, [100.0])
+    assert refused.status == "refused" and "business hours" in refused.rows[0]["note"]
+
+
 def test_one_receiver_incident_over_several_faults_is_split_by_fault():
     # One web-front incident (7) holds three hangs: the second's light restart fails and its heavy
     # escalation is queued after the third hang went in; the third recurs after that heavy succeeded.

@@ -56,7 +56,7 @@ TEST_WORKERS ?= 3
 
 test: venv test-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 demo: venv system-deps
 	$(BIN)/tts-sentinel demo

@@ -295,6 +295,12 @@ class ReceiverConfig(BaseModel):
         description="CPU priority of the worker process and the commands its actions run (a service a "
         "`command` actuator starts keeps it) when the worker runs apart; null: the front's",
     )
+    stop_grace_seconds: float = Field(
+        default=10.0, ge=0, le=600,
+        description="on SIGTERM, how long the running jobs have to end; then each is left `running` for the "
+        "next start to resume from its journaled step, and the commands of its action are killed (keep "
+        "it ~20 s under the unit's TimeoutStopSec)",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_label_length: int = Field(default=1024, ge=16)
     max_alerts: int = Field(default=1000, ge=1)

@@ -28,6 +28,10 @@ from tts_sentinel.receiver.split import WorkerProcess
 from tts_sentinel.receiver.unmatched import UnmatchedAlerts
 from tts_sentinel.receiver.worker import TargetWorkers
 
+# How long the front waits for its worker process past the grace it gives the running jobs: the
+# worker's own abandon (journal the jobs left, kill their commands) comes before the front's SIGKILL.
+WORKER_EXIT_SECONDS = 10.0
+
 
 class ReceiverService:
     """Everything behind the HTTP endpoints; `start()` recovers interrupted jobs and starts workers.
@@ -135,14 +139,28 @@ class ReceiverService:
                 self.workers.stop()  # type: ignore[union-attr]
                 raise
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
         """Answer the queued posts, stop the workers, write the duplicates counted in memory and
-        close the journal."""
+        close the journal. The workers have `stop_grace_seconds` to end their running jobs; the
+        threads still busy past it are returned, the journal left open: the caller then calls
+        `abandon` and exits at once."""
         self.intake.stop()
-        if self.workers is not None:
-            self.workers.stop()
+        grace = self.config.stop_grace_seconds
+        if isinstance(self.workers, TargetWorkers):
+            busy = self.workers.stop(grace)
+            if busy:
+                return busy
+        elif self.workers is not None:  # the worker process waits for its jobs, then exits
+            self.workers.stop(grace + WORKER_EXIT_SECONDS)
         self.journal.keys.flush_duplicates()
         self.journal.close()
+        return []
+
+    def abandon(self, why: str) -> None:
+        """After a `stop` that returned busy threads: leave their jobs to the next receiver and kill
+        the commands their actions run (TargetWorkers.abandon). Only for a process about to exit."""
+        if isinstance(self.workers, TargetWorkers):
+            self.workers.abandon(why)
 
     def dead(self) -> list[str]:
         """What does not run and should (/healthz): a target's worker thread, the worker or intake process."""

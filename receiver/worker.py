@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from tts_sentinel.procgroup import kill_running_groups, running_groups
 from tts_sentinel.receiver.incidents import EXHAUSTED, IncidentBook
 from tts_sentinel.receiver.journal import Journal
 from tts_sentinel.receiver.runner import JobRunner
@@ -85,13 +86,30 @@ class TargetWorkers:
         if event is not None:
             event.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the running jobs end (or the timeout passes)."""
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Stop after the running jobs end; the threads still busy when `timeout` has passed (then
+        the caller must `abandon()` their jobs and exit)."""
         self._stop.set()
         for event in self._events.values():
             event.set()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self._threads if t.is_alive()]
+
+    def abandon(self, why: str) -> None:
+        """Leave the running jobs to the next receiver, for a process about to exit: each stays
+        `running` in the journal (the next start resumes it from its journaled step, or reports
+        it), and the commands its action runs are killed, not left acting unwatched beside the
+        resumed step. From here no thread journals what the kill did to them."""
+        for target in self._events:
+            job = self.journal.active_job(target, "running")
+            if job is not None:
+                log.error("%s: %s job %s on %s left running; the next receiver resumes or reports it",
+                          why, job.tier, job.id, target)
+        for argv in running_groups():
+            log.error("%s: killing the running action %s", why, argv)
+        kill_running_groups()
 
     def _loop(self, target: str) -> None:
         event = self._events[target]

@@ -22,7 +22,6 @@ import socket
 import sys
 
 from tts_sentinel.logsetup import configure_logging
-from tts_sentinel.procgroup import kill_running_groups, running_groups
 from tts_sentinel.receiver.child import recv_frame, send_frame
 from tts_sentinel.receiver.intake import Intake
 from tts_sentinel.receiver.intake_process import serve_intake
@@ -82,16 +81,17 @@ def serve(sock: socket.socket, service: ReceiverService) -> int:
         elif line == "m":
             send_frame(sock, b"M", pickle.dumps(list(service.metrics.runner_registry.collect())))
         elif line == "s":
-            service.stop()
+            if service.stop():  # a job still runs past the grace: as below, left to the next receiver
+                service.abandon("worker process: stopping")
+                logging.shutdown()
+                os._exit(0)
             return 0
     log.error("worker process: the receiver's front is gone; exiting without finishing the running jobs "
               "(the next receiver resumes or reports them)")
     # Nor do the actions it started: they would run on, their timeouts unwatched, while the next
-    # receiver resumes their jobs and runs the same step again. Killed just before the exit, so the
-    # threads waiting for them have no time to journal them as failed (the resume runs the step).
-    for argv in running_groups():
-        log.error("worker process: killing the running action %s", argv)
-    kill_running_groups()
+    # receiver resumes their jobs and runs the same step again (the resume runs the step).
+    if service.workers is not None:
+        service.workers.abandon("worker process: the front is gone")  # type: ignore[union-attr]
     os._exit(75)
 
 

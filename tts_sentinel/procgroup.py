@@ -124,6 +124,8 @@ def run_group(argv: Sequence[str], timeout_seconds: float, *, env: Mapping[str, 
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(proc)
+        if _EXITING.is_set():  # killed by kill_running_groups: not the command's failure to report
+            threading.Event().wait()
     return GroupRun(out, proc.returncode, timed_out=False)
 
 
@@ -131,6 +133,7 @@ def run_group(argv: Sequence[str], timeout_seconds: float, *, env: Mapping[str, 
 # (its own timeout would never strike, and nothing would be left to say what they did).
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
+_EXITING = threading.Event()  # set by kill_running_groups: the threads waiting in run_group never return
 
 
 def running_groups() -> list[str]:
@@ -141,7 +144,10 @@ def running_groups() -> list[str]:
 
 def kill_running_groups() -> int:
     """SIGKILL every group `run_group` is waiting for in this process; how many were signalled.
-    Only for a process about to exit: the threads waiting for them would see them fail."""
+
+    Only for a process about to exit: from now on no `run_group` returns (its thread waits for the
+    exit), so nothing journals the killed commands as failed or goes on to a next step."""
+    _EXITING.set()
     with _LIVE_LOCK:
         live = list(_LIVE)
     return sum(1 for proc in live if proc.poll() is None and signal_group(proc, signal.SIGKILL))

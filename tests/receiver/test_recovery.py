@@ -32,9 +32,10 @@ def _start_receiver(config_path, token_path, log):
     )
 
 
-def _start_command_receiver(tmp_path, restart, **command):
+def _start_command_receiver(tmp_path, restart, receiver=None, **command):
     """A real receiver process whose one target "svc" restarts with the command actuator's
-    `restart` argv (light tier: that restart alone); (process, url, its log file)."""
+    `restart` argv (light tier: that restart alone), with `receiver` settings over the test's;
+    (process, url, its log file)."""
     port = free_port()
     target = {"name": "svc", "match": {"service": "svc"}, "actuator": "command",
               "command": {"restart": restart, **command},
@@ -42,7 +43,7 @@ def _start_command_receiver(tmp_path, restart, **command):
     config = tmp_path / "sentinel.yml"
     config.write_text(yaml.safe_dump({"receiver": {
         "listen_port": port, "journal_path": str(tmp_path / "journal.sqlite3"), "alertmanager_url": None,
-        "targets": [target], "tiers": {"light": [{"action": "restart", "component": "web"}]},
+        "targets": [target], "tiers": {"light": [{"action": "restart", "component": "web"}]}, **(receiver or {}),
     }}))
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")

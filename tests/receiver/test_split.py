@@ -190,7 +190,8 @@ def test_front_killed_mid_action_takes_the_action_with_it(tmp_path):
                 pass
         log.close()
     text = (tmp_path / "receiver.log").read_text()
-    assert f"worker process: killing the running action /bin/sh -c sleep 300; : {marker}" in text, text[-2000:]
+    assert f"worker process: the front is gone: killing the running action /bin/sh -c sleep 300; : {marker}" in text, \
+        text[-2000:]
     job_id = answer.json()["new_jobs"][0]
     job = Journal(tmp_path / "journal.sqlite3").job(job_id)
     assert job.status == "running", "left to the next receiver to resume, not journaled as failed"

@@ -6,6 +6,7 @@ import argparse
 import gc
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -87,7 +88,8 @@ def check_tls(cert: Path | None, key: Path | None) -> str | None:
 
 
 def _note_stop_signal(signum: int, frame: object) -> None:
-    log.info("receiver stopping (signal %d): the queued posts are answered, the running jobs end", signum)
+    log.info("receiver stopping (signal %d): the queued posts are answered, the running jobs end "
+             "(or are left to the next start past receiver.stop_grace_seconds)", signum)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,5 +212,8 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         stop_warning.set()
-        service.stop()
+        if service.stop():  # a job still runs past the grace (one process: worker_process false)
+            service.abandon("receiver: stopping")
+            logging.shutdown()
+            os._exit(0)  # the abandoned jobs' threads must not go on to their next step
     return 0

@@ -293,14 +293,11 @@ class IncidentBook:
         return note
 
     # -- the workers' sweep -------------------------------------------------------------------
-    def sweep(self, target: str, now: float | None = None) -> list[str]:
-        """Close incidents quiet since their alerts resolved; page those not healed within the bound."""
-        return self.sweep_all([target], now)
-
     def sweep_all(self, targets: Collection[str], now: float | None = None) -> list[str]:
-        """`sweep` for every one of `targets` at once: two queries in all, not two per target (a
-        receiver with two hundred targets swept every two seconds). An incident that fails is
-        logged and the others are still swept."""
+        """Close the incidents of `targets` quiet since their alerts resolved; page those not healed
+        within the bound. Two queries in all, not two per target (a receiver with two hundred
+        targets sweeps every two seconds). An incident that fails is logged and the others are
+        still swept."""
         now = time.time() if now is None else now
         wanted = set(targets)
         states = self.journal.open_incident_job_states()  # every sweep, every open incident: ids only

@@ -414,8 +414,8 @@ def test_the_sweep_closes_quiet_and_stale_incidents_and_pages_only_live_ones(tmp
     for i in (stuck, calm):
         journal.insert_job(target="t", tier="light", status="refused", incident_id=i, family="web_front")
 
-    book.sweep("t", now)
-    book.sweep("t", now + 1)  # a second sweep pages nobody again
+    book.sweep_all(["t"], now)
+    book.sweep_all(["t"], now + 1)  # a second sweep pages nobody again
     state = {i.id: i for i in journal.incidents()}
     assert state[quiet].closed_at and state[quiet].status == "healed"
     assert state[waiting].closed_at is None, "still in its quiet period"

@@ -361,14 +361,16 @@ class Stack:
                 f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}", "--cluster.listen-address=",
                 f"--web.config.file={self.web.config_file}",
             ])
+            # The sentinel is up before Prometheus watches it: a receiver that took longer than the
+            # scaled `for:` of TtsReceiverDown to start on a busy host paged on-call from the start.
+            self._wait("exporter", lambda: self._http_ok(self.url("exporter", "/healthz")))
+            self._wait("receiver", lambda: self._http_ok(self.url("receiver", "/healthz")))
             self._spawn("prometheus", [
                 prometheus, f"--config.file={self.dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
                 f"--web.config.file={self.web.config_file}",
             ])
-            self._wait("exporter", lambda: self._http_ok(self.url("exporter", "/healthz")))
-            self._wait("receiver", lambda: self._http_ok(self.url("receiver", "/healthz")))
             self._wait("alertmanager", lambda: self._http_ok(self.url("alertmanager", "/-/ready"), self.web.auth()))
             self._wait("prometheus", lambda: self._http_ok(self.url("prometheus", "/-/ready"), self.web.auth()))
             # Ready means watched: a fault injected before Prometheus' first scrape of the exporter

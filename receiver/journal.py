@@ -18,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
+from tts_sentinel.receiver.incident_rows import IncidentRows, where_equal
 from tts_sentinel.receiver.keys import AlertKeys
 from tts_sentinel.receiver.readers import ReaderPool, Rows
 from tts_sentinel.receiver.records import Incident, Job, encode_columns
@@ -31,7 +32,6 @@ VERIFY_VALUES = 64  # distinct `verify` label values a job's verification looks 
 # Named columns, never `*`: an older journal's bulky legacy columns stay on disk.
 _JOB_COLUMNS = ", ".join(f.name for f in fields(Job) if f.name not in ("alerts", "verify_labels"))
 SELECT_JOBS = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608 - the names of Job's fields
-SELECT_INCIDENTS = f"SELECT {', '.join(f.name for f in fields(Incident))} FROM incidents"  # noqa: S608 - same
 # What `tts-sentinel actions` prints, and nothing more: no alerts, steps or log lines.
 SELECT_SUMMARIES = (
     "SELECT id, created_at, target, tier, status, dry_run, started_at, finished_at, incident_id, family, note,"
@@ -40,7 +40,7 @@ SELECT_SUMMARIES = (
 )
 
 
-class Journal:
+class Journal(IncidentRows):
     """Thread-safe access to the journal file; every write is committed before it returns."""
 
     def __init__(self, path: Path) -> None:
@@ -204,14 +204,14 @@ class Journal:
         """Newest jobs first, optionally filtered; each with its first ALERTS_SHOWN alerts (and every
         duplicate counted so far: those answered from memory are written first)."""
         self.keys.flush_duplicates()
-        sql, params = _where(SELECT_JOBS + " WHERE id > ?", [since_id], target=target, status=status)
+        sql, params = where_equal(SELECT_JOBS + " WHERE id > ?", [since_id], target=target, status=status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [self._decode(r) for r in self.execute(sql, params).fetchall()]
 
     def job_summaries(self, limit: int = 30, target: str | None = None) -> list[dict[str, Any]]:
         """Newest jobs first, only the columns `tts-sentinel actions` prints (shaped like GET /actions)."""
-        sql, params = _where(SELECT_SUMMARIES + " WHERE 1=1", [], target=target)
+        sql, params = where_equal(SELECT_SUMMARIES + " WHERE 1=1", [], target=target)
         rows = self.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
         out = []
         for row in rows:
@@ -228,7 +228,7 @@ class Journal:
     ) -> Job | None:
         """The oldest job of `target` in `status` (queued or running), optionally of one kind and
         one incident (`incident_id=None`: only jobs without an incident)."""
-        sql, params = _where(SELECT_JOBS + " WHERE target=? AND status=?", [target, status], kind=kind)
+        sql, params = where_equal(SELECT_JOBS + " WHERE target=? AND status=?", [target, status], kind=kind)
         if incident_id is None:
             sql += " AND incident_id IS NULL"
         elif incident_id != "any":
@@ -243,14 +243,14 @@ class Journal:
             "SELECT COUNT(*) FROM jobs WHERE target=? AND started_at >= ? AND dry_run=0 AND tier != 'none'"
             " AND status IN ('running','succeeded','failed','interrupted')"
         )
-        sql, params = _where(sql, [target, since], tier=tier)
+        sql, params = where_equal(sql, [target, since], tier=tier)
         return int(self.execute(sql, params).fetchone()[0])
 
     def last_finished(
         self, target: str, tier: str | None = None, status: str | None = None, incident_id: int | None = None
     ) -> Job | None:
         """The most recently finished real action on `target` (of one incident, when given)."""
-        sql, params = _where(
+        sql, params = where_equal(
             SELECT_JOBS + " WHERE target=? AND finished_at IS NOT NULL AND dry_run=0 AND kind='remediate'"
             " AND tier != 'none'",
             [target],
@@ -327,74 +327,7 @@ class Journal:
         )
         return job_id, False
 
-    # -- incidents ----------------------------------------------------------------------------
-    def insert_incident(self, **fields: Any) -> Incident:
-        """Open an incident; returns it as stored."""
-        with self.transaction():
-            incident = self.incident(self._insert("incidents", "opened_at", fields))
-        assert incident is not None  # noqa: S101 - just inserted under the lock
-        return incident
-
-    def update_incident(self, incident_id: int, **fields: Any) -> None:
-        """Update columns of one incident."""
-        self._update("incidents", incident_id, fields)
-
-    def incident(self, incident_id: int | None) -> Incident | None:
-        """One incident, or None."""
-        if incident_id is None:
-            return None
-        row = self.execute(SELECT_INCIDENTS + " WHERE id=?", (incident_id,)).fetchone()
-        return None if row is None else Incident.from_row(dict(row))
-
-    def incidents(self, limit: int = 100, target: str | None = None, open_only: bool = False) -> list[Incident]:
-        """Newest incidents first."""
-        sql, params = _where(SELECT_INCIDENTS + " WHERE 1=1", [], target=target)
-        if open_only:
-            sql += " AND closed_at IS NULL"
-        rows = self.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
-        return [Incident.from_row(dict(r)) for r in rows]
-
-    def open_incident(self, target: str, family: str) -> Incident | None:
-        """The open incident of this family on this target, if any."""
-        row = self.execute(
-            SELECT_INCIDENTS + " WHERE target=? AND family=? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
-            (target, family),
-        ).fetchone()
-        return None if row is None else Incident.from_row(dict(row))
-
-    def add_firing(self, incident_id: int, fingerprints: Iterable[str]) -> None:
-        """These alerts of the incident fire (again); counted once each."""
-        with self.transaction():
-            cur = self._conn.executemany(
-                "INSERT OR IGNORE INTO incident_firing(incident_id, fingerprint) VALUES (?,?)",
-                [(incident_id, fp) for fp in fingerprints],
-            )
-            if cur.rowcount > 0:
-                self._conn.execute(
-                    "UPDATE incidents SET firing_alerts = firing_alerts + ? WHERE id=?", (cur.rowcount, incident_id)
-                )
-
-    def open_incidents_firing(self, target: str, fingerprint: str) -> list[Incident]:
-        """The open incidents of `target` that hold this alert as firing, newest first."""
-        rows = self.execute(
-            SELECT_INCIDENTS + " WHERE target=? AND closed_at IS NULL"  # noqa: S608
-            " AND id IN (SELECT incident_id FROM incident_firing WHERE fingerprint=?) ORDER BY id DESC",
-            (target, fingerprint),
-        ).fetchall()
-        return [Incident.from_row(dict(r)) for r in rows]
-
-    def drop_firing(self, incident_id: int, fingerprint: str) -> int:
-        """This alert of the incident resolved; returns how many of its alerts still fire."""
-        with self.transaction():
-            cur = self._conn.execute(
-                "DELETE FROM incident_firing WHERE incident_id=? AND fingerprint=?", (incident_id, fingerprint)
-            )
-            self._conn.execute(
-                "UPDATE incidents SET firing_alerts = MAX(firing_alerts - ?, 0) WHERE id=?", (cur.rowcount, incident_id)
-            )
-            row = self._conn.execute("SELECT firing_alerts FROM incidents WHERE id=?", (incident_id,)).fetchone()
-        return 0 if row is None else int(row[0])
-
+    # -- incidents (the incident rows themselves: IncidentRows) -----------------------------
     def incident_jobs(self, incident_id: int) -> list[Job]:
         """The jobs of one incident, oldest first."""
         rows = self.execute(SELECT_JOBS + " WHERE incident_id=? ORDER BY id", (incident_id,)).fetchall()
@@ -411,19 +344,6 @@ class Journal:
             states.setdefault(int(incident_id), []).append((int(job_id), str(status)))
         return states
 
-    def claim_page(
-        self, incident_id: int, page: dict[str, Any], status: str, only_if_status: str | None = None
-    ) -> bool:
-        """Mark the incident paged (and set its status); False when it already was (on-call is paged
-        once per incident) or, with `only_if_status`, when its status is another by now."""
-        fields = encode_columns({"page": page})
-        sql = "UPDATE incidents SET paged_at=?, page=?, status=?, updated_at=? WHERE id=? AND paged_at IS NULL"
-        params: list[Any] = [time.time(), fields["page"], status, time.time(), incident_id]
-        if only_if_status is not None:
-            sql += " AND status=?"
-            params.append(only_if_status)
-        return self.execute(sql, params).rowcount == 1
-
     def last_job_end(self, target: str, other_than: int | None = None, before: float | None = None) -> float | None:
         """When the newest job of an incident on this target (acted, dry-ran or refused) finished. A
         journal-only record (tier none, no incident) owns no log lines and bounds nothing. With
@@ -439,12 +359,3 @@ class Journal:
             params.append(before)
         row = self.execute(sql, params).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-
-def _where(sql: str, params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
-    """Append `AND column=?` for every given (not None) column; column names come from code only."""
-    for column, value in equal.items():
-        if value is not None:
-            sql += f" AND {column}=?"
-            params.append(value)
-    return sql, params

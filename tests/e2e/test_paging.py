@@ -3,7 +3,9 @@
 A fault the receiver heals pages no one. With the receiver stopped, on-call is paged by
 Prometheus and Alertmanager alone, once: TtsReceiverDown, naming the alert left unhealed,
 while the TtsNotHealed backstop it makes redundant is inhibited. The stack scales every
-`for:` by 0.1 (the 15m healing bound becomes 90s) and uses group_wait 1s, group_interval 2s.
+`for:` by 0.1, here the healing bound too (15m becomes 90s: the drill profile's quarter, 225s,
+leaves room for a whole ladder, and the one healing here is a light restart of a few seconds),
+and uses group_wait 1s, group_interval 2s.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from support import started_stack, wait_for
 
 from tts_sentinel.harness.drill import StackEndpoints, actions, firing_alerts, inject, journal, run_drill
 from tts_sentinel.harness.stack import Stack
+from tts_sentinel.harness.timing import Timing
 
 pytestmark = pytest.mark.e2e
 # Longer than group_wait + 2 x group_interval of the test stack: a page still due has arrived.
@@ -26,7 +29,7 @@ SETTLE_SECONDS = 6.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from started_stack(Stack, tmp_path_factory.mktemp("paging"))
+    yield from started_stack(Stack, tmp_path_factory.mktemp("paging"), timing=Timing(bound_scale=0.1))
 
 
 def firing_pages(stack: Stack, since: int = 0) -> list[dict[str, Any]]:

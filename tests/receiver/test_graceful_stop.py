@@ -16,7 +16,7 @@ import pytest
 
 from tests.receiver.conftest import alert, payload, wait_for
 from tests.receiver.test_recovery import AUTH, _start_command_receiver, _start_receiver, _up
-from tests.receiver.test_split import _action_pids, _alive, _child
+from tests.receiver.test_split import _action_pids, _alive, _child, _kill_actions
 from tts_sentinel.receiver.journal import Journal
 
 
@@ -42,11 +42,7 @@ def test_sigterm_past_the_grace_leaves_a_hung_action_to_the_next_start(tmp_path,
         wait_for(lambda: not any(map(_alive, children)), timeout=30, what="the children to exit")
         wait_for(lambda: not _action_pids(marker), timeout=10, what="the hung action to be killed")
     finally:
-        for pid in _action_pids(marker):  # when the test fails: the action's whole group, its sleep too
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_actions(marker)
         if proc.poll() is None:
             proc.kill()
         log.close()

@@ -166,6 +166,15 @@ def _action_pids(marker: str) -> list[int]:
     return found
 
 
+def _kill_actions(marker: str) -> None:
+    """When a test fails: end each action still running, its whole group (its sleep too)."""
+    for pid in _action_pids(marker):
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_front_killed_mid_action_takes_the_action_with_it(tmp_path):
     """A command actuator's action runs in a session of its own; a SIGKILLed front must not leave it
     running (its timeout unwatched, the next receiver running the same step again)."""
@@ -183,11 +192,7 @@ def test_front_killed_mid_action_takes_the_action_with_it(tmp_path):
         wait_for(lambda: not _alive(worker), timeout=10, what="the worker process to end with its front")
         wait_for(lambda: not _action_pids(marker), timeout=10, what="the action to end with its receiver")
     finally:
-        for pid in _action_pids(marker):  # when the test fails: the action's whole group, its sleep too
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_actions(marker)
         log.close()
     text = (tmp_path / "receiver.log").read_text()
     assert f"worker process: the front is gone: killing the running action /bin/sh -c sleep 300; : {marker}" in text, \

@@ -89,9 +89,8 @@ def serve(sock: socket.socket, service: ReceiverService) -> int:
     log.error("worker process: the receiver's front is gone; exiting without finishing the running jobs "
               "(the next receiver resumes or reports them)")
     # Nor do the actions it started: they would run on, their timeouts unwatched, while the next
-    # receiver resumes their jobs and runs the same step again (the resume runs the step).
-    if service.workers is not None:
-        service.workers.abandon("worker process: the front is gone")  # type: ignore[union-attr]
+    # receiver resumes their jobs and runs the same step again.
+    service.abandon("worker process: the front is gone")
     os._exit(75)
 
 

@@ -132,3 +132,28 @@ def test_stop_group_leaves_a_finished_command_alone():
     proc.communicate(timeout=10)
     stop_group(proc)  # the group is gone: no signal, no error
     assert proc.returncode == 0
+
+
+def test_kill_running_groups_kills_the_commands_and_their_callers_never_see_the_kill(tmp_path):
+    # In a process of its own (the kill holds for the rest of its life): a thread waits in run_group
+    # for a command that would sleep a minute; kill_running_groups ends the command's whole group
+    # (its grandchild too), and the thread never returns to report the kill as the command's failure.
+    pidfile = tmp_path / "grandchild.pid"
+    code = (
+        "import os, threading, time\n"
+        "from tts_sentinel import procgroup\n"
+        f"argv, pidfile = {with_grandchild(pidfile, 'time.sleep(60)')!r}, {str(pidfile)!r}\n"
+        "returned = []\n"
+        "threading.Thread(target=lambda: returned.append(procgroup.run_group(argv, 120)), daemon=True).start()\n"
+        "while not (os.path.exists(pidfile) and open(pidfile).read()):\n"
+        "    time.sleep(0.05)\n"
+        "print('killed', procgroup.kill_running_groups(), flush=True)\n"
+        "time.sleep(3)\n"
+        "print('returned', len(returned), flush=True)\n"
+    )
+    done = run_group(python(code), 60)
+    out = done.output.decode()
+    assert done.returncode == 0, out
+    assert "killed 1" in out, out
+    assert "returned 0" in out, out  # the caller is parked, not handed a failure
+    assert gone(int(pidfile.read_text()))

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 import yaml
 
 from tts_sentinel.harness.oncall_sink import OncallSink
+from tts_sentinel.harness.ports import free_port
 from tts_sentinel.harness.timing import (  # noqa: F401 - Timing and parse_duration are imported from here too
     Timing,
     deep_merge,
@@ -46,36 +46,6 @@ SERVICE = "qwen3-tts"
 
 class StackError(RuntimeError):
     """The stack could not be started; the message says which part and where its log is."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing uses right now, below the kernel's ephemeral range when
-    there is room: a port of that range (what binding port 0 gives) can be taken by any outgoing
-    connection before the server it was chosen for binds it, and that server then fails to start
-    (a test's supervised stand-in did, once, in CI)."""
-    low = _ephemeral_low()
-    if low - EPHEMERAL_MARGIN >= 1024:
-        for _ in range(100):
-            port = secrets.randbelow(EPHEMERAL_MARGIN) + low - EPHEMERAL_MARGIN
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue  # in use: another
-                return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-EPHEMERAL_MARGIN = 10_000  # ports just below the ephemeral range that free_port picks from
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
 
 
 def find_binary(*names: str) -> str:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from support import free_port, require_binary
 
 from tts_sentinel import config as config_module
+from tts_sentinel.harness.ports import SLICE_ENV
 
 __all__ = ["free_port", "require_binary"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker picks ports from a share of its own (harness/ports.py), inherited by
+    what it starts: two workers' stacks starting at once never draw the same port (a soak's receiver,
+    bound 12 s after its port was picked, once found it taken in CI)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit():
+        os.environ.setdefault(SLICE_ENV, f"{int(worker[2:])}/{count}")
 
 
 @pytest.fixture

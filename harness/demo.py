@@ -7,7 +7,6 @@ then prints what happens: alerts firing and resolving, actions the receiver take
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
@@ -15,20 +14,12 @@ import httpx
 
 from tts_sentinel.harness.drill import StackEndpoints, firing_alerts, journal
 from tts_sentinel.harness.incidents import receiver_incidents
+from tts_sentinel.harness.ports import port_is_free
 from tts_sentinel.harness.stack import Ports
 
 # The seed's and Prometheus' usual ports, used when free so the URLs look familiar.
 PREFERRED = Ports(web=7860, api=8000, exporter=9464, receiver=9465, prometheus=9090, alertmanager=9093,
                   supervisord=9001, oncall=9466)
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def prometheus_alerts_url(base: str, auth: httpx.Auth | None = None) -> str:
@@ -49,7 +40,7 @@ def pick_ports() -> Ports:
     """The preferred ports where free, random free ports elsewhere."""
     fresh = Ports()
     for name, port in vars(PREFERRED).items():
-        if _is_free(port):
+        if port_is_free(port):
             setattr(fresh, name, port)
     return fresh
 

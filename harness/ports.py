@@ -33,7 +33,7 @@ def free_port() -> int:
         for _ in range(100):
             port = first + secrets.randbelow(size)
             with _given_lock:
-                if port in _given or not _bindable(port):
+                if port in _given or not port_is_free(port):
                     continue  # handed out already, or in use: another
                 _given.add(port)
             return port
@@ -55,7 +55,8 @@ def port_slice(first: int, size: int, spec: str) -> tuple[int, int]:
     return first + index * width, width
 
 
-def _bindable(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """True when a server could bind `port` on 127.0.0.1 now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))

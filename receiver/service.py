@@ -3,10 +3,12 @@ app sits on top."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tts_sentinel.loghistory.config import LogsConfig
 from tts_sentinel.receiver.actuators import Actuator, build_actuator
@@ -143,7 +145,7 @@ class ReceiverService:
         """Answer the queued posts, stop the workers, write the duplicates counted in memory and
         close the journal. The workers have `stop_grace_seconds` to end their running jobs; the
         threads still busy past it are returned, the journal left open: the caller then calls
-        `abandon` and exits at once."""
+        `abandon`, which exits."""
         self.intake.stop()
         grace = self.config.stop_grace_seconds
         if isinstance(self.workers, TargetWorkers):
@@ -156,11 +158,15 @@ class ReceiverService:
         self.journal.close()
         return []
 
-    def abandon(self, why: str) -> None:
-        """After a `stop` that returned busy threads: leave their jobs to the next receiver and kill
-        the commands their actions run (TargetWorkers.abandon). Only for a process about to exit."""
+    def abandon(self, why: str, code: int) -> NoReturn:
+        """Leave the running jobs to the next receiver, kill the commands their actions run
+        (TargetWorkers.abandon) and exit with `code` at once, the log written out: no abandoned
+        job's thread goes on to its next step. After a `stop` that returned busy threads, or when
+        the worker process's front is gone."""
         if isinstance(self.workers, TargetWorkers):
             self.workers.abandon(why)
+        logging.shutdown()
+        os._exit(code)
 
     def dead(self) -> list[str]:
         """What does not run and should (/healthz): a target's worker thread, the worker or intake process."""

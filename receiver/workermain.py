@@ -82,16 +82,13 @@ def serve(sock: socket.socket, service: ReceiverService) -> int:
             send_frame(sock, b"M", pickle.dumps(list(service.metrics.runner_registry.collect())))
         elif line == "s":
             if service.stop():  # a job still runs past the grace: as below, left to the next receiver
-                service.abandon("worker process: stopping")
-                logging.shutdown()
-                os._exit(0)
+                service.abandon("worker process: stopping", 0)
             return 0
     log.error("worker process: the receiver's front is gone; exiting without finishing the running jobs "
               "(the next receiver resumes or reports them)")
     # Nor do the actions it started: they would run on, their timeouts unwatched, while the next
     # receiver resumes their jobs and runs the same step again.
-    service.abandon("worker process: the front is gone")
-    os._exit(75)
+    service.abandon("worker process: the front is gone", 75)
 
 
 if __name__ == "__main__":

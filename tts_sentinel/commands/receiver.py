@@ -6,7 +6,6 @@ import argparse
 import gc
 import ipaddress
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -213,7 +212,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop_warning.set()
         if service.stop():  # a job still runs past the grace (one process: worker_process false)
-            service.abandon("receiver: stopping")
-            logging.shutdown()
-            os._exit(0)  # the abandoned jobs' threads must not go on to their next step
+            service.abandon("receiver: stopping", 0)
     return 0

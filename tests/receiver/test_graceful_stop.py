@@ -18,6 +18,7 @@ from tests.receiver.conftest import alert, payload, wait_for
 from tests.receiver.test_recovery import AUTH, _start_command_receiver, _start_receiver, _up
 from tests.receiver.test_split import _action_pids, _alive, _child, _kill_actions
 from tts_sentinel.receiver.journal import Journal
+from tts_sentinel.receiver.records import Job
 
 
 @pytest.mark.parametrize("worker_process", [True, False], ids=["worker-process", "one-process"])
@@ -51,34 +52,25 @@ def test_sigterm_past_the_grace_leaves_a_hung_action_to_the_next_start(tmp_path,
     where = "worker process: stopping" if worker_process else "receiver: stopping"
     assert f"{where}: light job {job_id} on svc left running" in text, text[-3000:]
     assert f"{where}: killing the running action /bin/sh -c {script}" in text, text[-3000:]
-    journal = Journal(tmp_path / "journal.sqlite3")
-    try:
-        jobs = journal.jobs(limit=10)
-    finally:
-        journal.close()
-    assert [(j.id, j.status) for j in jobs] == [(job_id, "running")], "not failed, not escalated"
+    assert [(j.id, j.status) for j in _jobs(tmp_path)] == [(job_id, "running")], "not failed, not escalated"
 
     # The next start resumes it from its step: the restart runs again, once, and succeeds.
     with (tmp_path / "receiver-2.log").open("w") as log:
         again = _start_receiver(tmp_path / "sentinel.yml", tmp_path / "token", log)
         try:
             wait_for(lambda: _up(url), timeout=30, what="receiver up again")
-            wait_for(lambda: _job_status(tmp_path, job_id) == "succeeded", timeout=30, what="the job resumed")
+            wait_for(lambda: [j.status for j in _jobs(tmp_path)] == ["succeeded"], timeout=30, what="the job resumed")
         finally:
             again.terminate()
             assert again.wait(30) == 0
-    journal = Journal(tmp_path / "journal.sqlite3")
-    try:
-        (job,) = journal.jobs(limit=10)
-    finally:
-        journal.close()
+    (job,) = _jobs(tmp_path)
     assert "interrupted by a receiver restart (attempt 1); resumed" in job.note, job.note
 
 
-def _job_status(tmp_path, job_id: int) -> str:
+def _jobs(tmp_path) -> list[Job]:
+    """The journal's jobs, newest first, read by a connection of the test's own."""
     journal = Journal(tmp_path / "journal.sqlite3")
     try:
-        job = journal.job(job_id)
-        return job.status if job else ""
+        return journal.jobs(limit=10)
     finally:
         journal.close()
